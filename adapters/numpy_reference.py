@@ -1,0 +1,63 @@
+"""RMS normalization in numpy, computed in the input's own dtype.
+
+The reference a kernel author would write first: square, mean, add epsilon,
+rsqrt, multiply.  Half-precision inputs are upcast to float32 for the whole
+computation and the result is rounded back once, as the frameworks that do
+this well do; float32 and float64 are computed natively.  Gradients use the
+analytic formula in the same precision.  Default epsilon: 1e-6.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from conformance.adapter import Adapter
+
+DEFAULT_EPSILON = 1e-6
+
+
+class NumpyLayer:
+    def __init__(self, spec):
+        self.axes = spec.axes
+        self.epsilon = DEFAULT_EPSILON if spec.epsilon is None else spec.epsilon
+        self.shape = [1] * len(spec.input_shape)
+        for a, size in zip(self.axes, spec.scale.shape):
+            self.shape[a] = size
+        self.scale = np.reshape(spec.scale, self.shape)
+
+
+def _compute_dtype(x: np.ndarray) -> np.dtype:
+    return np.dtype(np.float32) if np.dtype(x.dtype).itemsize < 4 else np.dtype(x.dtype)
+
+
+class NumpyReference(Adapter):
+    name = "numpy-reference"
+
+    def load(self):
+        return {"numpy": np.__version__}
+
+    def build(self, spec):
+        return NumpyLayer(spec)
+
+    def _rrms(self, layer, xc):
+        return 1.0 / np.sqrt(np.mean(xc * xc, axis=layer.axes, keepdims=True) + layer.epsilon)
+
+    def call(self, layer, x):
+        ct = _compute_dtype(x)
+        xc = x.astype(ct)
+        with np.errstate(all="ignore"):
+            y = xc * self._rrms(layer, xc).astype(ct) * layer.scale.astype(ct)
+        return y.astype(x.dtype)
+
+    def grad(self, layer, x, dy):
+        ct = _compute_dtype(x)
+        xc, dyc, s = x.astype(ct), dy.astype(ct), layer.scale.astype(ct)
+        with np.errstate(all="ignore"):
+            r = self._rrms(layer, xc).astype(ct)
+            proj = np.mean(s * dyc * xc, axis=layer.axes, keepdims=True)
+            dx = r * s * dyc - xc * r**3 * proj
+            other = tuple(a for a in range(x.ndim) if a not in layer.axes)
+            dscale = np.sum(dyc * xc * r, axis=other)
+        return dx.astype(x.dtype), dscale.astype(layer.scale.dtype)
+
+    def config(self, layer):
+        return {"axis": list(layer.axes), "epsilon": layer.epsilon}

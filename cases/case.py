@@ -1,0 +1,146 @@
+"""A case is a frozen value with a stable, readable id; its arrays follow from it alone.
+
+The id is the key of baselines, xfail lists and pytest test ids, so it is a
+pure function of the case's fields and can be parsed back (`Case.from_id`):
+`f16/2x8x8/ax1/eps1e-06/huge/rand/s0`.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from conformance.cases.distributions import DISTRIBUTIONS, SCALES
+from conformance.dtypes import PRECISION_BY_SHORT, PRECISIONS, Precision
+from conformance.spec import LayerSpec, canonical_axes
+
+
+@dataclass(frozen=True)
+class Case:
+    shape: tuple[int, ...]
+    axis: tuple[int, ...]  # as requested: may be negative, unsorted, non-trailing
+    dtype: str  # a key of PRECISIONS
+    epsilon: float | None  # None: the implementation's own default
+    distribution: str = "normal"
+    scale: str = "rand"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dtype not in PRECISIONS:
+            raise ValueError(f"unknown dtype {self.dtype!r}; known: {', '.join(PRECISIONS)}")
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"unknown distribution {self.distribution!r}; known: {', '.join(DISTRIBUTIONS)}")
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown scale {self.scale!r}; known: {', '.join(SCALES)}")
+        canonical_axes(self.axis, len(self.shape))
+
+    # -- identity ---------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        shape = "x".join(map(str, self.shape)) if self.shape else "scalar"
+        axis = ",".join(map(str, self.axis)) if self.axis else "none"
+        eps = "default" if self.epsilon is None else f"{self.epsilon:g}"
+        return f"{self.precision.short}/{shape}/ax{axis}/eps{eps}/{self.distribution}/{self.scale}/s{self.seed}"
+
+    @classmethod
+    def from_id(cls, case_id: str) -> "Case":
+        """Parse an id back into its case; ValueError saying what is wrong."""
+        parts = case_id.strip().split("/")
+        if len(parts) != 7 or not parts[2].startswith("ax") or not parts[3].startswith("eps") or not parts[6].startswith("s"):
+            raise ValueError(f"malformed case id {case_id!r}; expected like f32/2x8/ax-1/eps1e-06/normal/rand/s0")
+        short, shape, axis, eps, dist, scale, seed = parts
+        if short not in PRECISION_BY_SHORT:
+            raise ValueError(f"unknown dtype prefix {short!r} in case id {case_id!r}")
+        try:
+            return cls(
+                shape=() if shape == "scalar" else tuple(int(s) for s in shape.split("x")),
+                axis=() if axis == "axnone" else tuple(int(a) for a in axis[2:].split(",")),
+                dtype=PRECISION_BY_SHORT[short].name,
+                epsilon=None if eps == "epsdefault" else float(eps[3:]),
+                distribution=dist,
+                scale=scale,
+                seed=int(seed[1:]),
+            )
+        except ValueError as exc:
+            raise ValueError(f"malformed case id {case_id!r}: {exc}") from None
+
+    # -- derived ----------------------------------------------------------------
+    @property
+    def precision(self) -> Precision:
+        return PRECISIONS[self.dtype]
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        return canonical_axes(self.axis, len(self.shape))
+
+    @property
+    def reduction_length(self) -> int:
+        return math.prod(self.shape[a] for a in self.axes)
+
+    @property
+    def rows(self) -> int:
+        """How many independent slices are normalized (the batch of dscale's sum)."""
+        n = self.reduction_length
+        return math.prod(self.shape) // n if n else 0
+
+    @property
+    def scale_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape[a] for a in self.axes)
+
+    @property
+    def compile_key(self) -> tuple:
+        """Cases sharing this key can share one compiled function."""
+        return (self.shape, self.axis, self.dtype, self.epsilon)
+
+    def params(self) -> dict:
+        """The case's parameters as JSON-safe record fields."""
+        return {
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "axis": list(self.axis),
+            "epsilon": self.epsilon,
+            "distribution": self.distribution,
+            "scale": self.scale,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class CaseArrays:
+    """x, scale and dy in the case's dtypes; the oracle sees exactly these values."""
+
+    x: np.ndarray
+    scale: np.ndarray
+    dy: np.ndarray
+
+
+def _rng(case: Case) -> np.random.Generator:
+    # crc32 of the seedless id, not hash(): stable across processes and Python versions.
+    key = case.id.rsplit("/", 1)[0]
+    return np.random.default_rng([case.seed, zlib.crc32(key.encode())])
+
+
+def _from_rows(rows: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+    """Lay (rows, n) out so that each row is one normalized slice of `shape`."""
+    kept = [a for a in range(len(shape)) if a not in axes]
+    order = kept + list(axes)
+    permuted = rows.reshape([shape[a] for a in order])
+    return np.transpose(permuted, np.argsort(order))
+
+
+def materialize(case: Case) -> CaseArrays:
+    """Draw x, scale and dy in float64 and round each once to its dtype."""
+    rng = _rng(case)
+    prec = case.precision
+    n = case.reduction_length
+    x64 = DISTRIBUTIONS[case.distribution](rng, case.rows, n, prec.compute)
+    x = _from_rows(x64, case.shape, case.axes).astype(prec.compute.np_dtype)
+    scale = SCALES[case.scale](rng, case.scale_shape).astype(prec.param.np_dtype)
+    dy = rng.standard_normal(case.shape).astype(prec.compute.np_dtype)
+    return CaseArrays(x.copy(order="C"), scale, dy)
+
+
+def layer_spec(case: Case, arrays: CaseArrays) -> LayerSpec:
+    return LayerSpec(case.shape, case.axis, case.epsilon, case.dtype, arrays.scale)

@@ -1,0 +1,81 @@
+"""The adapter contract (DESIGN.md section 4) and how adapters are found.
+
+Requirements of the design, which every adapter keeps:
+- it is what a user of that framework would write: the framework's own layer
+  with its own numerics; it never casts outputs or catches the framework's errors;
+- it imports its framework inside `load()`, never at module import, so the
+  parent process can read `name` and `env` without paying for (or fixing) the
+  framework's import, which happens in the adapter's own worker process;
+- a case the framework cannot express is declined by `supports()` with the
+  reason, and recorded as `unsupported`, which never counts as a pass;
+- `grad()` raising NotImplementedError means "this adapter has no gradients";
+  every other exception is the framework's and is recorded as an `error`;
+- `config(layer)["epsilon"]` is the epsilon the layer actually uses, so cases
+  with `epsilon=None` (the implementation's default) can be scored.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from conformance.adapters import BUILTIN
+from conformance.errors import UsageError
+from conformance.spec import LayerSpec
+
+
+class Adapter:
+    name: str = ""
+    env: dict[str, str] = {}
+
+    def load(self) -> dict[str, str]:
+        """Import the framework; return {package: version} of what the results depend on."""
+        return {}
+
+    def supports(self, spec: LayerSpec) -> str | None:
+        """None, or why this spec is outside what the implementation can express."""
+        return None
+
+    def build(self, spec: LayerSpec) -> Any:
+        raise NotImplementedError
+
+    def call(self, layer: Any, x: np.ndarray) -> np.ndarray:
+        """Forward pass, returned in the dtype the framework produced."""
+        raise NotImplementedError
+
+    def grad(self, layer: Any, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(dx, dscale) for upstream gradient dy; dscale None if the layer has no scale."""
+        raise NotImplementedError
+
+    def config(self, layer: Any) -> dict:
+        """The layer's own configuration, JSON-safe, with "epsilon" the value it uses."""
+        return {}
+
+
+def import_adapter(ref: str) -> type[Adapter]:
+    """The class for a built-in name or a `package.module:ClassName`; UsageError otherwise."""
+    target = BUILTIN.get(ref, ref)
+    if ":" not in target:
+        raise UsageError(
+            f"unknown adapter {ref!r}: use one of {', '.join(BUILTIN)} or package.module:ClassName"
+        )
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import failure is the user's input to fix
+        raise UsageError(
+            f"cannot import module {module_name!r} for adapter {ref!r} ({type(exc).__name__}: {exc}); "
+            "check the name and that it is on PYTHONPATH"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise UsageError(f"module {module_name!r} has no class {class_name!r} (adapter {ref!r})")
+    for method in ("build", "call", "grad", "load", "supports", "config"):
+        if not callable(getattr(cls, method, None)):
+            raise UsageError(f"adapter {ref!r} lacks the method {method}(); see the adapter contract in README.md")
+    return cls
+
+
+def adapter_name(cls: type, ref: str) -> str:
+    return getattr(cls, "name", "") or ref

@@ -1,0 +1,145 @@
+"""The `conformance` command.  Exit 0: all pass; 1: failures; 2: the input was wrong."""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import sys
+import time
+from pathlib import Path
+
+from conformance.adapters import BUILTIN
+from conformance.errors import UsageError
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every other input error
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="conformance", description="Cross-framework conformance suite for RMS normalization.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a suite through adapters and write results and reports")
+    run.add_argument("--suite", default="standard", help="smoke, standard, exhaustive, or a .toml suite file")
+    run.add_argument("--adapters", default=None, help="comma-separated built-in adapters, or 'all' (default: all, unless --adapter is given)")
+    run.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")
+    run.add_argument("--case", action="append", default=[], metavar="PATTERN", help="only cases whose id matches this glob, or a case id (repeatable)")
+    run.add_argument("--out", default="out/run", help="output folder (default: out/run)")
+    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes at once (default: CPU count)")
+    run.add_argument("--timeout", type=float, default=None, help="seconds one case may take before its worker is killed")
+
+    sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
+
+    rep = sub.add_parser("report", help="render reports from a results.jsonl")
+    rep.add_argument("results", help="results.jsonl or the folder holding it")
+    rep.add_argument("--out", default=None, help="folder for the reports (default: beside the results)")
+    return p
+
+
+def _select_adapters(args) -> list[str]:
+    names = []
+    if args.adapters:
+        names = list(BUILTIN) if args.adapters == "all" else [a.strip() for a in args.adapters.split(",") if a.strip()]
+        for n in names:
+            if n not in BUILTIN:
+                raise UsageError(f"unknown built-in adapter {n!r}: choose from {', '.join(BUILTIN)} (or use --adapter module:Class)")
+    elif not args.adapter:
+        names = list(BUILTIN)
+    return names + args.adapter
+
+
+def select_cases(cases, patterns: list[str]):
+    """Cases whose id matches any pattern; a plain id not in the suite is run as given."""
+    from conformance.cases.case import Case
+
+    if not patterns:
+        return cases
+    chosen = [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+    known = {c.id for c in chosen}
+    for p in patterns:
+        if not any(ch in p for ch in "*?[") and p not in known:
+            try:
+                chosen.append(Case.from_id(p))
+            except ValueError as exc:
+                raise UsageError(f"--case {p!r} matches no case of the suite and is not a case id: {exc}") from None
+    if not chosen:
+        raise UsageError(f"no case of the suite matches {patterns}; `conformance run --case` takes globs over case ids")
+    return chosen
+
+
+def _writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"output folder {path} is not writable ({exc.strerror or exc}); choose another with --out") from None
+    return path
+
+
+def cmd_run(args) -> int:
+    from conformance.cases.suites import load_suite
+    from conformance.reports.render import write_reports
+    from conformance.reports.results import load_results, verdict
+    from conformance.runner import DEFAULT_CASE_TIMEOUT_S, Progress, Runner, resolve
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    # Validate every input before touching the output folder, so a typo loses nothing.
+    adapters = resolve(_select_adapters(args))
+    cases = select_cases(load_suite(args.suite), args.case)
+    out = _writable_dir(Path(args.out))
+    start = time.monotonic()
+    progress = Progress(len(cases) * len(adapters))
+    print(f"running {len(cases)} cases x {len(adapters)} adapter(s) with {args.jobs} job(s) into {out}/", file=sys.stderr)
+    Runner(out, args.jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, progress).run(adapters, cases)
+    results = load_results(out / "results.jsonl")
+    written = write_reports(results, out)
+    print(f"{verdict(results)} ({time.monotonic() - start:.1f}s)")
+    print("wrote " + ", ".join(str(p) for p in [out / "results.jsonl", *written]))
+    return EXIT_FAIL if results.failing else EXIT_PASS
+
+
+def cmd_list(args) -> int:
+    from conformance.cases.suites import SUITES
+    from conformance.runner import probe
+
+    print("adapters:")
+    for name, (ok, info) in probe(list(BUILTIN)).items():
+        state = "ok  " if ok else "FAIL"
+        print(f"  {state} {name:18s} {info}")
+    print("suites: " + ", ".join(f"{n} ({len(f())} cases)" for n, f in SUITES.items()))
+    return EXIT_PASS
+
+
+def cmd_report(args) -> int:
+    from conformance.reports.render import write_reports
+    from conformance.reports.results import load_results, results_path, verdict
+
+    results = load_results(Path(args.results))
+    out = _writable_dir(Path(args.out) if args.out else results_path(Path(args.results)).parent)
+    written = write_reports(results, out)
+    print(verdict(results))
+    print("wrote " + ", ".join(map(str, written)))
+    return EXIT_FAIL if results.failing else EXIT_PASS
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return {"run": cmd_run, "list": cmd_list, "report": cmd_report}[args.command](args)
+    except UsageError as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("conformance: interrupted; results written so far are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Metrics of one result against the oracle, and the pass/fail decision.
+
+Each check yields a `Score`: the status, JSON-safe metrics and, for anything
+that is not a pass, a message naming the first reason and the worst element.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from conformance.dtypes import FloatFormat, dtype_name
+from conformance.tolerance import Tolerance
+
+
+@dataclass(frozen=True)
+class Score:
+    status: str  # "pass" or "fail"
+    metrics: dict = field(default_factory=dict)
+    message: str = ""
+
+
+def ulp_of(value: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """The spacing of `fmt` at |value| (smallest subnormal at 0, the top binade's above max)."""
+    a = np.abs(np.asarray(value, np.float64))
+    _, e = np.frexp(np.where(np.isfinite(a), a, 0.0))  # a = m * 2**e, 0.5 <= m < 1
+    exponent = np.clip(e - 1, fmt.emin, fmt.emax)
+    return np.ldexp(1.0, exponent - fmt.digits + 1)
+
+
+def ulp_error(result: np.ndarray, ref: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """|result - ref| in ULPs of `fmt` at the reference (fractional: 0.5 is correctly rounded)."""
+    with np.errstate(all="ignore"):
+        return np.abs(np.asarray(result, np.float64) - ref) / ulp_of(ref, fmt)
+
+
+def nonfinite_mismatch(result64: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Where NaN/±Inf differ: `expected` is the reference rounded to the output format,
+    so a finite float64 value that overflows the format is expected as Inf."""
+    rn, en = np.isnan(result64), np.isnan(expected)
+    with np.errstate(invalid="ignore"):
+        inf_differs = (np.isinf(result64) | np.isinf(expected)) & (result64 != expected)
+    return (rn != en) | (~rn & ~en & inf_differs)
+
+
+def _rms_rows(ref: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        sq = np.where(np.isfinite(ref), ref * ref, 0.0)
+        if axes is None:
+            return np.sqrt(np.mean(sq)) if sq.size else np.float64(0.0)
+        return np.sqrt(np.mean(sq, axis=axes, keepdims=True)) if axes else np.sqrt(sq)
+
+
+def _describe(index: tuple, got: float, want: float) -> str:
+    return f"at {list(index)}: got {got:.9g}, expected {want:.9g}"
+
+
+def score(
+    result: np.ndarray,
+    ref: np.ndarray,
+    fmt: FloatFormat,
+    expected_dtype: str,
+    tol: Tolerance,
+    *,
+    magnitude: np.ndarray | None = None,
+    axes: tuple[int, ...] | None = None,
+) -> Score:
+    """Compare one output with its float64 reference.
+
+    tol.metric "ulp" scores ULPs of `fmt`; "units" scores |error| / magnitude / u
+    (gradients, see tolerance.py), which needs `magnitude`.  `axes` are the
+    normalized axes, for the error relative to the RMS of each reference row.
+    """
+    result = np.asarray(result)
+    out_dtype = dtype_name(result)
+    metrics: dict = {"out_dtype": out_dtype, "out_shape": list(result.shape)}
+    if result.shape != ref.shape:
+        return Score("fail", metrics, f"shape {result.shape} differs from the expected {ref.shape}")
+    r64 = result.astype(np.float64)
+    with np.errstate(over="ignore"):
+        expected_pattern = ref.astype(fmt.np_dtype).astype(np.float64)
+    bad_pattern = nonfinite_mismatch(r64, expected_pattern)
+    compared = np.isfinite(r64) & np.isfinite(expected_pattern) & ~bad_pattern
+    with np.errstate(all="ignore"):
+        diff = np.where(compared, np.abs(r64 - ref), 0.0)
+        ulps = np.where(compared, diff / ulp_of(ref, fmt), 0.0)
+        rel_rms = np.where(compared, diff / _rms_rows(ref, axes), 0.0)
+        rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
+        if magnitude is not None:
+            units = np.where(compared, diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff, 0.0)
+    scored = ulps if tol.metric == "ulp" else units
+    metrics.update(
+        max_abs=float(diff.max(initial=0.0)),
+        max_rel_rms=float(rel_rms.max(initial=0.0)),
+        max_ulp=float(ulps.max(initial=0.0)),
+        nonfinite_mismatch=int(bad_pattern.sum()),
+    )
+    if magnitude is not None:
+        metrics["max_units"] = float(units.max(initial=0.0))
+    reasons = []
+    if out_dtype != expected_dtype:
+        reasons.append(f"dtype {out_dtype} differs from the input's {expected_dtype}")
+    if bad_pattern.any():
+        i = tuple(int(k) for k in np.argwhere(bad_pattern)[0])
+        reasons.append(
+            f"NaN/Inf pattern differs in {int(bad_pattern.sum())} element(s), first "
+            + _describe(i, r64[i], expected_pattern[i])
+        )
+    if scored.size and scored.max() > tol.limit:
+        i = np.unravel_index(int(np.argmax(scored)), scored.shape)
+        unit = "ULP" if tol.metric == "ulp" else "u of the gradient's magnitude"
+        reasons.append(
+            f"error {scored[i]:.4g} {unit} > tolerance {tol.limit:.3g} " + _describe(i, r64[i], ref[i])
+        )
+    if reasons:
+        return Score("fail", metrics, "; ".join(reasons))
+    return Score("pass", metrics)

@@ -1,0 +1,81 @@
+"""Floating-point formats the suite knows, with the constants its numerics derive from.
+
+Every tolerance and ULP computation reads these numbers; nothing else in the
+suite hard-codes a mantissa width or an exponent range.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    name: str  # numpy / framework name: "float16", "bfloat16", ...
+    short: str  # the prefix in case ids: "f16"
+    digits: int  # significand bits including the implicit one (p)
+    emin: int  # exponent of the smallest normal number
+    emax: int  # exponent of the largest finite number
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(ml_dtypes.bfloat16) if self.name == "bfloat16" else np.dtype(self.name)
+
+    @property
+    def unit_roundoff(self) -> float:
+        """u = 2**-p: the largest relative error of one correctly rounded operation."""
+        return 2.0 ** -self.digits
+
+    @property
+    def tiny(self) -> float:
+        """Smallest positive normal number."""
+        return 2.0 ** self.emin
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return 2.0 ** (self.emin - self.digits + 1)
+
+    @property
+    def max(self) -> float:
+        return float(np.finfo(self.np_dtype).max)
+
+
+FORMATS: dict[str, FloatFormat] = {
+    f.name: f
+    for f in (
+        FloatFormat("float16", "f16", 11, -14, 15),
+        FloatFormat("bfloat16", "bf16", 8, -126, 127),
+        FloatFormat("float32", "f32", 24, -126, 127),
+        FloatFormat("float64", "f64", 53, -1022, 1023),
+    )
+}
+BY_SHORT: dict[str, FloatFormat] = {f.short: f for f in FORMATS.values()}
+
+
+def dtype_name(array: np.ndarray) -> str:
+    """The dtype's name as the suite spells it ('bfloat16' for ml_dtypes' and TF's type)."""
+    return np.dtype(array.dtype).name
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What a case's `dtype` names: the format of inputs and outputs, and of the scale.
+
+    Plain dtypes use one format for both; the Keras-style mixed-precision policies
+    compute in half precision with float32 parameters.
+    """
+
+    name: str
+    short: str
+    compute: FloatFormat  # x, dy, expected output and dx
+    param: FloatFormat  # scale and dscale
+
+
+PRECISIONS: dict[str, Precision] = {
+    **{f.name: Precision(f.name, f.short, f, f) for f in FORMATS.values()},
+    "mixed_float16": Precision("mixed_float16", "mf16", FORMATS["float16"], FORMATS["float32"]),
+    "mixed_bfloat16": Precision("mixed_bfloat16", "mbf16", FORMATS["bfloat16"], FORMATS["float32"]),
+}
+PRECISION_BY_SHORT: dict[str, Precision] = {p.short: p for p in PRECISIONS.values()}

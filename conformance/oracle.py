@@ -1,0 +1,72 @@
+"""The float64 reference: RMS normalization and its analytic gradients.
+
+    r      = 1 / sqrt(mean(x**2, axes) + eps)
+    y      = x * r * scale
+    dx     = r * scale * dy - x * r**3 * mean(scale * dy * x, axes)
+    dscale = sum over the other axes of dy * x * r
+
+Rows whose values are all finite are computed on x / max|x| (and eps / max|x|**2),
+which is the same function but cannot overflow or underflow in float64, so the
+oracle stays exact for float64 inputs near the format's limits.  Rows holding
+NaN or Inf, and all-zero rows, keep m = 1, i.e. the formula as written: IEEE arithmetic then
+decides where NaN and Inf appear, which is the pattern implementations must match.
+
+Alongside each gradient the oracle returns its *magnitude*: the sum of the
+absolute values of the terms the gradient is made of.  Gradients subtract
+nearly equal terms, so their rounding error is proportional to this magnitude,
+not to the (possibly cancelled) result; tolerance.py scores against it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    y: np.ndarray
+    dx: np.ndarray
+    dscale: np.ndarray
+    dx_magnitude: np.ndarray
+    dscale_magnitude: np.ndarray
+
+
+def _broadcast_scale(scale: np.ndarray, rank: int, axes: tuple[int, ...]) -> np.ndarray:
+    shape = [1] * rank
+    for a, size in zip(axes, np.shape(scale)):
+        shape[a] = size
+    return np.reshape(scale, shape)
+
+
+def oracle(x, scale, dy, axes: tuple[int, ...], eps: float) -> Reference:
+    """Forward and gradients in float64; `axes` sorted and non-negative.
+
+    Dividing by m = 1 leaves zero and non-finite rows on the literal formula.
+    """
+    x = np.asarray(x, np.float64)
+    dy = np.asarray(dy, np.float64)
+    s = _broadcast_scale(np.asarray(scale, np.float64), x.ndim, axes)
+    eps = float(eps)
+    with np.errstate(all="ignore"):
+        # Per-row magnitude m; 1 where scaling would not help (zero or non-finite rows).
+        if x.size:
+            m = np.max(np.abs(x), axis=axes, keepdims=True) if axes else np.abs(x)
+        else:
+            m = np.ones([1 if a in axes else d for a, d in enumerate(x.shape)])
+        finite = np.isfinite(m) & (m > 0)
+        m = np.where(finite, m, 1.0)
+        xh = x / m
+        rh = 1.0 / np.sqrt(np.mean(xh * xh, axis=axes, keepdims=True) + eps / (m * m))
+        y = xh * rh * s
+        sdy = s * dy
+        proj = np.mean(sdy * xh, axis=axes, keepdims=True)
+        proj_abs = np.mean(np.abs(sdy * xh), axis=axes, keepdims=True)
+        t1 = rh * sdy
+        t2 = xh * rh**3 * proj
+        dx = (t1 - t2) / m
+        dx_mag = (np.abs(t1) + np.abs(xh) * rh**3 * proj_abs) / m
+        other = tuple(a for a in range(x.ndim) if a not in axes)
+        dscale = np.sum(dy * xh * rh, axis=other)
+        dscale_mag = np.sum(np.abs(dy * xh * rh), axis=other)
+    return Reference(y, dx, dscale, dx_mag, dscale_mag)

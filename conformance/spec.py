@@ -1,0 +1,56 @@
+"""The value an adapter builds its layer from (DESIGN.md section 4)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def canonical_axes(axis: tuple[int, ...], rank: int) -> tuple[int, ...]:
+    """Sorted non-negative form of the requested axes; ValueError if out of range or repeated."""
+    out = []
+    for a in axis:
+        if not -rank <= a < rank:
+            raise ValueError(f"axis {a} out of range for rank {rank}")
+        out.append(a % rank)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSpec:
+    """What to build: a layer normalizing `axis` of inputs shaped `input_shape`.
+
+    `axis` is exactly what the case requests (negative, unsorted, non-trailing);
+    translating it is the adapter's job.  `scale` holds the effective multiplier,
+    shaped as the sizes of the normalized axes in ascending axis order, in the
+    dtype of the layer's parameters.  `epsilon` is None for "the implementation's
+    default".  `dtype` is a dtype name or a mixed-precision policy name.
+    """
+
+    input_shape: tuple[int, ...]
+    axis: tuple[int, ...]
+    epsilon: float | None
+    dtype: str
+    scale: np.ndarray
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The requested axes, sorted and non-negative."""
+        return canonical_axes(self.axis, len(self.input_shape))
+
+    @property
+    def is_trailing(self) -> bool:
+        """True when the normalized axes are the last len(axes) dimensions."""
+        rank = len(self.input_shape)
+        return self.axes == tuple(range(rank - len(self.axes), rank))
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype of inputs and outputs ('float16' for 'mixed_float16')."""
+        return self.dtype.removeprefix("mixed_")
+
+    @property
+    def param_dtype(self) -> str:
+        return "float32" if self.dtype.startswith("mixed_") else self.dtype

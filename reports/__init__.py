@@ -1,0 +1,1 @@
+"""Reports: pure functions of results.jsonl (and a baseline, for the diff)."""

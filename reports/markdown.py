@@ -1,0 +1,45 @@
+"""report.md: verdict, the adapter x dtype table, the failing cases with rerun commands."""
+from __future__ import annotations
+
+from conformance.reports.results import STATUSES, Results, rerun_command, table, verdict
+
+MAX_FAILURES_LISTED = 60
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def render(results: Results) -> str:
+    lines = [f"# RMS normalization conformance", "", f"**{verdict(results)}**", ""]
+    if results.adapters:
+        lines += ["| adapter | versions |", "|---|---|"]
+        for name, meta in sorted(results.adapters.items()):
+            versions = ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))
+            lines.append(f"| {name} | {versions} |")
+        lines.append("")
+    lines += ["## Results by adapter and dtype", "",
+              "| adapter | dtype | " + " | ".join(STATUSES) + " | worst forward ULP |",
+              "|---|---|" + "---:|" * (len(STATUSES) + 1)]
+    for row in table(results):
+        lines.append(f"| {row['adapter']} | {row['dtype']} | "
+                     + " | ".join(str(row[s]) for s in STATUSES) + f" | {_fmt(row['worst_ulp'])} |")
+    failing = results.failing
+    lines += ["", f"## Failing results ({len(failing)})", ""]
+    if not failing:
+        lines.append("None.")
+    for r in failing[:MAX_FAILURES_LISTED]:
+        m = r.get("metrics") or {}
+        metrics = ", ".join(f"{k} {_fmt(m[k])}" for k in ("max_ulp", "max_units", "max_rel_rms", "max_abs") if k in m)
+        lines += [
+            f"- **{r['adapter']}** `{r['case']}` {r['check']}: {r['status']}" + (f" ({metrics})" if metrics else ""),
+            f"  - {r.get('message', '')}",
+            f"  - rerun: `{rerun_command(r, results.adapters)}`",
+        ]
+    if len(failing) > MAX_FAILURES_LISTED:
+        lines.append(f"- … and {len(failing) - MAX_FAILURES_LISTED} more in report.json")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,79 @@
+"""Reading results.jsonl, and the summaries every report format shares."""
+from __future__ import annotations
+
+import json
+import shlex
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.errors import UsageError
+
+STATUSES = ("pass", "fail", "error", "unsupported")
+BUILTIN_PREFIX = "conformance.adapters."
+
+
+@dataclass(frozen=True)
+class Results:
+    records: list[dict]
+    adapters: dict[str, dict] = field(default_factory=dict)  # name -> its "adapter" record
+
+    @property
+    def failing(self) -> list[dict]:
+        return [r for r in self.records if r["status"] in ("fail", "error")]
+
+
+def results_path(path: Path) -> Path:
+    """A results file, or the folder holding results.jsonl."""
+    return path / "results.jsonl" if path.is_dir() else path
+
+
+def load_results(path: Path) -> Results:
+    path = results_path(Path(path))
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}; give a results.jsonl or the folder holding it") from None
+    records, adapters = [], {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            kind = obj.get("record", "result")
+            if kind == "adapter":
+                adapters[obj["adapter"]] = obj
+            else:
+                for key in ("case", "adapter", "check", "status"):
+                    obj[key]  # noqa: B018 - a KeyError names the missing field
+                records.append(obj)
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+            raise UsageError(f"results file {path} line {n} is not a result record ({type(exc).__name__}: {exc})") from None
+    return Results(records, adapters)
+
+
+def rerun_command(r: dict, adapters: dict[str, dict], suite_hint: str = "") -> str:
+    """One line that reruns exactly this case on this adapter."""
+    ref = adapters.get(r["adapter"], {}).get("ref", r["adapter"])
+    flag = "--adapters" if ":" not in ref else "--adapter"
+    return f"conformance run {flag} {shlex.quote(ref)} --case {shlex.quote(r['case'])} --out out/rerun"
+
+
+def verdict(results: Results) -> str:
+    bad = len(results.failing)
+    total = len(results.records)
+    if not total:
+        return "NO RESULTS"
+    return f"{'FAIL' if bad else 'PASS'}: {total - bad} of {total} results pass or are unsupported, {bad} fail or error"
+
+
+def table(results: Results) -> list[dict]:
+    """Rows of adapter x dtype: counts per status and the worst forward ULP error."""
+    cells: dict[tuple, dict] = defaultdict(lambda: {**{s: 0 for s in STATUSES}, "worst_ulp": None})
+    for r in results.records:
+        cell = cells[(r["adapter"], r.get("dtype", "?"))]
+        cell[r["status"]] = cell.get(r["status"], 0) + 1
+        ulp = (r.get("metrics") or {}).get("max_ulp")
+        if r["check"] == "forward" and ulp is not None:
+            cell["worst_ulp"] = ulp if cell["worst_ulp"] is None else max(cell["worst_ulp"], ulp)
+    return [{"adapter": a, "dtype": d, **c} for (a, d), c in sorted(cells.items())]
