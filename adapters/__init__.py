@@ -4,6 +4,15 @@ Kept as import strings so that naming or listing them imports no framework:
 each framework is imported inside its adapter's `load()`, in its own worker.
 """
 
+# Listed slowest first: the runner starts tasks in this order, so the JAX-compiled
+# adapters (one XLA compilation per shape, dtype, axes and epsilon) start early.
 BUILTIN: dict[str, str] = {
+    "keras-jax": "conformance.adapters.keras_layer:KerasJax",
+    "flax-nnx": "conformance.adapters.flax_nnx:FlaxNNXRMSNorm",
+    "keras-tensorflow": "conformance.adapters.keras_layer:KerasTensorFlow",
+    "keras-torch": "conformance.adapters.keras_layer:KerasTorch",
+    "tensorflow": "conformance.adapters.tensorflow_ops:TensorFlowOpsRMSNorm",
+    "torch": "conformance.adapters.torch_nn:TorchRMSNorm",
+    "keras-numpy": "conformance.adapters.keras_layer:KerasNumpy",
     "numpy-reference": "conformance.adapters.numpy_reference:NumpyReference",
 }

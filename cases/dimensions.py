@@ -25,26 +25,17 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("last", (2, 3, 64), (-1,)),
     Layout("last-positive", (2, 3, 8), (2,)),
     Layout("trailing", (2, 4, 8), (-2, -1)),
-    Layout("trailing", (2, 2, 3, 8), (1, 2, 3)),
     Layout("unsorted", (2, 4, 8), (-1, -2)),
-    Layout("unsorted", (3, 4, 6), (2, 1)),
     Layout("mixed-sign", (2, 4, 8), (1, -1)),
     # Equal sizes: normalizing or scaling the wrong axis cannot hide behind a shape error.
     Layout("non-trailing", (2, 8, 8), (1,)),
-    Layout("non-trailing", (8, 8), (0,)),
     Layout("non-contiguous", (4, 3, 4, 3), (0, 2)),
-    Layout("non-contiguous", (2, 6, 3, 6), (-3, -1)),
     Layout("all", (3, 4, 5), (0, 1, 2)),
     Layout("size-1", (4, 1), (-1,)),
-    Layout("size-1", (1, 1, 8), (-1,)),
-    Layout("size-1", (4, 1, 8), (1, 2)),
     Layout("rank-0", (), ()),
     Layout("rank-5", (2, 1, 3, 2, 8), (-1,)),
-    Layout("rank-5", (2, 2, 2, 3, 4), (-3, -2, -1)),
     Layout("long", (2, 4096), (-1,)),
-    Layout("long", (1, 16, 1024), (-2, -1)),
     Layout("empty", (0, 8), (-1,)),
-    Layout("empty", (3, 0), (-1,)),
 )
 
 DTYPES: tuple[str, ...] = tuple(PRECISIONS)
@@ -54,13 +45,11 @@ EPSILONS: tuple[float | None, ...] = (0.0, 1e-12, 1e-6, 1e-5, 1e-3, 0.1, 1.0, No
 DISTRIBUTION_NAMES: tuple[str, ...] = tuple(DISTRIBUTIONS)
 SCALE_NAMES: tuple[str, ...] = tuple(SCALES)
 
-DIMENSIONS: dict[str, tuple] = {
-    "layout": LAYOUTS,
-    "dtype": DTYPES,
-    "epsilon": EPSILONS,
-    "distribution": DISTRIBUTION_NAMES,
-    "scale": SCALE_NAMES,
-}
+# Dimensions that decide the compiled function (a new XLA compilation per value for
+# the JAX adapters), and those that only change the data fed to it.
+CONFIG_DIMENSIONS: dict[str, tuple] = {"layout": LAYOUTS, "dtype": DTYPES, "epsilon": EPSILONS}
+DATA_DIMENSIONS: dict[str, tuple] = {"distribution": DISTRIBUTION_NAMES, "scale": SCALE_NAMES}
+DIMENSIONS: dict[str, tuple] = {**CONFIG_DIMENSIONS, **DATA_DIMENSIONS}
 
 
 def axes_kind(shape: tuple[int, ...], axis: tuple[int, ...]) -> str:

@@ -15,39 +15,67 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from conformance.cases.case import Case
-from conformance.cases.dimensions import DIMENSIONS, LAYOUTS, Layout
+from conformance.cases.dimensions import CONFIG_DIMENSIONS, DATA_DIMENSIONS, DIMENSIONS, LAYOUTS, Layout
 from conformance.errors import UsageError
 
 
-def pairwise(dimensions: dict[str, tuple]) -> list[dict]:
+def _pairs(row: dict, names: list[str]) -> set:
+    return {((p, row[p]), (q, row[q])) for p, q in itertools.combinations(names, 2)}
+
+
+def pairwise(dimensions: dict[str, tuple], base: list[dict] | None = None) -> list[dict]:
     """Rows (one value per dimension) covering every pair of values of any two dimensions.
 
-    Greedy and deterministic: start each row from the smallest uncovered pair and
-    fill the other dimensions with the value covering the most uncovered pairs.
+    Greedy and deterministic: each new row is the candidate covering the most
+    uncovered pairs, ties going to the least used values.  With `base`, rows
+    extend the given partial rows (the compiled configurations) instead of
+    starting from scratch, so data variations reuse configurations: each base
+    row is offered in turn and extended with the best values of the remaining
+    dimensions, until every pair is covered.
     """
     names = list(dimensions)
-    sizes = [len(dimensions[n]) for n in names]
+    index = {n: {v: i for i, v in enumerate(vals)} for n, vals in dimensions.items()}
     uncovered = {
-        ((i, a), (j, b))
-        for i, j in itertools.combinations(range(len(names)), 2)
-        for a in range(sizes[i])
-        for b in range(sizes[j])
+        ((p, a), (q, b))
+        for p, q in itertools.combinations(names, 2)
+        for a in range(len(dimensions[p]))
+        for b in range(len(dimensions[q]))
     }
-    rows = []
+    used = {n: [0] * len(dimensions[n]) for n in names}
+    rows: list[dict] = []
+
+    def extend(partial: dict) -> tuple[int, dict]:
+        fixed = {n: index[n][partial[n]] for n in partial}
+        free = [n for n in names if n not in fixed]
+        best = None
+        for combo in itertools.product(*(range(len(dimensions[n])) for n in free)):
+            row = {**fixed, **dict(zip(free, combo))}
+            gain = len(_pairs(row, names) & uncovered)
+            rank = (gain, -sum(used[n][row[n]] for n in free))
+            if best is None or rank > best[0]:
+                best = (rank, row)
+        return best[0][0], best[1]
+
+    def take(row: dict) -> None:
+        uncovered.difference_update(_pairs(row, names))
+        for n in names:
+            used[n][row[n]] += 1
+        rows.append({n: dimensions[n][row[n]] for n in names})
+
+    if base is None:
+        while uncovered:
+            (p, a), (q, b) = min(uncovered)
+            take(extend({p: dimensions[p][a], q: dimensions[q][b]})[1])
+        return rows
     while uncovered:
-        (i, a), (j, b) = min(uncovered)
-        row = {i: a, j: b}
-        for k in range(len(names)):
-            if k in row:
-                continue
-            gain = lambda v: sum(  # noqa: E731
-                (((min(k, m), v if k < m else row[m]), (max(k, m), row[m] if k < m else v)) in uncovered)
-                for m in row
-            )
-            row[k] = max(range(sizes[k]), key=lambda v: (gain(v), -v))
-        for p, q in itertools.combinations(sorted(row), 2):
-            uncovered.discard(((p, row[p]), (q, row[q])))
-        rows.append({names[k]: dimensions[names[k]][v] for k, v in row.items()})
+        progressed = False
+        for partial in base:
+            gain, row = extend(partial)
+            if gain:
+                take(row)
+                progressed = True
+        if not progressed:
+            raise ValueError("base rows cannot cover every pair: a value of a base dimension is missing")
     return rows
 
 
@@ -94,7 +122,8 @@ def _edge_cases() -> list[Case]:
 
 
 def standard() -> list[Case]:
-    rows = pairwise(DIMENSIONS)
+    configs = pairwise(CONFIG_DIMENSIONS)
+    rows = pairwise(DIMENSIONS, base=configs)
     return _unique([_case(**r) for r in rows] + _edge_cases())
 
 

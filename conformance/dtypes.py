@@ -39,7 +39,7 @@ class FloatFormat:
 
     @property
     def max(self) -> float:
-        return float(np.finfo(self.np_dtype).max)
+        return float(ml_dtypes.finfo(self.np_dtype).max)
 
 
 FORMATS: dict[str, FloatFormat] = {

@@ -5,9 +5,10 @@
     dx     = r * scale * dy - x * r**3 * mean(scale * dy * x, axes)
     dscale = sum over the other axes of dy * x * r
 
-Rows whose values are all finite are computed on x / max|x| (and eps / max|x|**2),
-which is the same function but cannot overflow or underflow in float64, so the
-oracle stays exact for float64 inputs near the format's limits.  Rows holding
+Rows whose values are all finite are computed on x / max|x| (and eps / max|x|**2)
+where that matters (see `oracle`): the same function, but it cannot overflow or
+underflow in float64, so the oracle stays exact for float64 inputs near the
+format's limits.  Rows holding
 NaN or Inf, and all-zero rows, keep m = 1, i.e. the formula as written: IEEE arithmetic then
 decides where NaN and Inf appear, which is the pattern implementations must match.
 
@@ -54,8 +55,11 @@ def oracle(x, scale, dy, axes: tuple[int, ...], eps: float) -> Reference:
             m = np.max(np.abs(x), axis=axes, keepdims=True) if axes else np.abs(x)
         else:
             m = np.ones([1 if a in axes else d for a, d in enumerate(x.shape)])
-        finite = np.isfinite(m) & (m > 0)
-        m = np.where(finite, m, 1.0)
+        # Rescale only where it helps: above 1, x*x may overflow; with eps == 0, tiny
+        # rows may underflow.  Below 1 with eps > 0, eps dominates any underflowed
+        # square, and eps / m**2 could itself overflow.
+        rescale = np.isfinite(m) & (m > 0) & ((m > 1) | (eps == 0))
+        m = np.where(rescale, m, 1.0)
         xh = x / m
         rh = 1.0 / np.sqrt(np.mean(xh * xh, axis=axes, keepdims=True) + eps / (m * m))
         y = xh * rh * s

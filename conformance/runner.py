@@ -160,13 +160,16 @@ class Runner:
 
     # -- scheduling ----------------------------------------------------------------
     def run(self, adapters: list[AdapterRef], cases: list[Case]) -> None:
-        ids = [c.id for c in cases]
-        # With fewer adapters than jobs, split each adapter's cases so every job has work.
-        parts = max(1, math.ceil(self.jobs / max(len(adapters), 1))) if len(ids) > 1 else 1
-        parts = min(parts, max(len(ids), 1))
-        tasks = [
-            _Task(a, ids[k::parts], k) for a in adapters for k in range(parts) if ids[k::parts] or not ids
-        ]
+        # With fewer adapters than jobs, split each adapter's cases so every job has
+        # work; whole compile-key groups go to one part, so compiled functions are reused.
+        parts = max(1, math.ceil(self.jobs / max(len(adapters), 1)))
+        groups: dict[tuple, list[str]] = {}
+        for c in cases:
+            groups.setdefault(c.compile_key, []).append(c.id)
+        buckets: list[list[str]] = [[] for _ in range(min(parts, max(len(groups), 1)))]
+        for ids in sorted(groups.values(), key=len, reverse=True):
+            min(buckets, key=len).extend(ids)
+        tasks = [_Task(a, ids, k) for a in adapters for k, ids in enumerate(buckets)]
         try:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 for f in [pool.submit(self._run_task, t) for t in tasks]:

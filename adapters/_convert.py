@@ -1,0 +1,28 @@
+"""numpy <-> framework tensors, bit-exact for bfloat16 (via ml_dtypes)."""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+
+def torch_from_numpy(x: np.ndarray):
+    import torch
+
+    if np.dtype(x.dtype) == np.dtype(ml_dtypes.bfloat16):
+        return torch.from_numpy(np.ascontiguousarray(x).view(np.int16).copy()).view(torch.bfloat16)
+    return torch.from_numpy(np.array(x, copy=True))
+
+
+def torch_to_numpy(t) -> np.ndarray:
+    import torch
+
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        return t.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, name)

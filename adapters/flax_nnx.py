@@ -1,0 +1,89 @@
+"""`flax.nnx.RMSNorm`, as a Flax user writes it.
+
+- `reduction_axes` and `feature_axes` are both the requested axes, as given;
+  the scale (Flax keeps it flat, `num_features` long, reshaped onto the feature
+  axes) is the case's scale flattened in ascending axis order.
+- `dtype` (computation/output) is the case's compute dtype and `param_dtype`
+  its parameter dtype; Flax's default `param_dtype=float32` would otherwise turn
+  every half-precision output into float32.
+- JAX runs with `JAX_ENABLE_X64=1`, as a user running float64 must set.
+- Forward and `jax.vjp` are `jax.jit`-compiled over `nnx.split` state, as a
+  training step is, and reused across cases with the same graph (shape, dtype,
+  axes, epsilon): a fresh trace per case would cost ~27 ms.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from conformance.adapter import Adapter
+
+
+class FlaxNNXRMSNorm(Adapter):
+    name = "flax-nnx"
+    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+
+    def load(self):
+        import flax
+        import jax
+        import jax.numpy as jnp
+        import jaxlib
+        from flax import nnx
+
+        self.jax, self.jnp, self.nnx = jax, jnp, nnx
+
+        def forward(graphdef, state, x):
+            return nnx.merge(graphdef, state)(x)
+
+        def vjp(graphdef, state, x, dy):
+            _, pullback = jax.vjp(lambda s, xx: forward(graphdef, s, xx), state, x)
+            return pullback(dy)
+
+        # graphdef is static: it holds epsilon, dtypes and axes, so it is the compile key.
+        self._forward = jax.jit(forward, static_argnums=0)
+        self._vjp = jax.jit(vjp, static_argnums=0)
+        return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+    def build(self, spec):
+        kwargs = {} if spec.epsilon is None else {"epsilon": spec.epsilon}
+        axis = spec.axis if len(spec.axis) != 1 else spec.axis[0]
+        flat = np.asarray(spec.scale).reshape(-1)
+        layer = self.nnx.RMSNorm(
+            math.prod(spec.scale.shape),
+            dtype=self.jnp.dtype(spec.compute_dtype),
+            param_dtype=self.jnp.dtype(spec.param_dtype),
+            reduction_axes=axis,
+            feature_axes=axis,
+            # device_put, not jnp ops: an eager reshape would compile once per shape.
+            scale_init=lambda key, shape, dtype: self.jax.device_put(flat.reshape(shape).astype(dtype)),
+            rngs=self.nnx.Rngs(0),
+            **kwargs,
+        )
+        return self.nnx.split(layer) + (layer, spec.scale.shape)
+
+    def call(self, layer, x):
+        graphdef, state, _, _ = layer
+        return np.asarray(self._forward(graphdef, state, x))
+
+    def grad(self, layer, x, dy):
+        graphdef, state, _, scale_shape = layer
+        dstate, dx = self._vjp(graphdef, state, x, dy)
+        leaves = self.jax.tree.leaves(dstate)
+        # Flax keeps the scale flat (num_features,); report it in the case's layout,
+        # as build() loaded it from there.
+        dscale = np.asarray(leaves[0]).reshape(scale_shape) if leaves else None
+        return np.asarray(dx), dscale
+
+    def config(self, layer):
+        m = layer[2]
+        return {
+            "num_features": m.num_features,
+            "epsilon": m.epsilon,
+            "dtype": str(np.dtype(m.dtype)) if m.dtype is not None else None,
+            "param_dtype": str(np.dtype(m.param_dtype)),
+            "use_scale": m.use_scale,
+            "reduction_axes": m.reduction_axes,
+            "feature_axes": m.feature_axes,
+            "scale_shape": list(np.shape(m.scale[...])),
+        }

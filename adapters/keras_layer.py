@@ -1,0 +1,154 @@
+"""`keras.layers.RMSNormalization` on each Keras backend, one class per backend.
+
+- The layer's dtype policy is the case dtype (`"float16"`, ..., `"mixed_float16"`),
+  `axis` is passed as requested (an int for one axis, a list for several; an
+  empty list for rank-0 inputs), `epsilon` is omitted for the layer's default.
+- The layer is built for the case's input shape and its `scale` weight assigned
+  from the case.  Keras sorts a list of axes itself; whatever shape the weight
+  then has is Keras's, and a mismatch with the case's scale is its error.
+- Gradients: each backend's own autodiff (GradientTape, `jax.vjp` over
+  `stateless_call`, torch autograd); the numpy backend has none.
+- keras-jax: JAX gets `JAX_ENABLE_X64=1`, as a user running float64 must set;
+  forward and gradient are `jax.jit`-compiled, as `fit`/`predict` do, and the
+  compiled functions are reused across cases of the same shape, dtype, axes and
+  epsilon.  The other backends run eagerly, as a layer called directly does.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from conformance.adapter import Adapter
+
+
+class _Keras(Adapter):
+    backend = ""
+
+    def load(self):
+        import keras
+
+        if keras.backend.backend() != self.backend:
+            raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}, expected {self.backend!r}")
+        self.keras = keras
+        versions = {"keras": keras.__version__}
+        versions.update(self._load_backend())
+        return versions
+
+    def _load_backend(self) -> dict:
+        return {}
+
+    def build(self, spec):
+        kwargs = {"axis": spec.axis[0] if len(spec.axis) == 1 else list(spec.axis), "dtype": spec.dtype}
+        if spec.epsilon is not None:
+            kwargs["epsilon"] = spec.epsilon
+        layer = self.keras.layers.RMSNormalization(**kwargs)
+        layer.build(spec.input_shape)
+        layer.scale.assign(spec.scale)
+        return layer
+
+    def call(self, layer, x):
+        return self.keras.ops.convert_to_numpy(layer(x))
+
+    def config(self, layer):
+        return layer.get_config()
+
+
+class KerasTensorFlow(_Keras):
+    name = "keras-tensorflow"
+    backend = "tensorflow"
+    env = {"KERAS_BACKEND": "tensorflow"}
+
+    def _load_backend(self):
+        import tensorflow as tf
+
+        self.tf = tf
+        return {"tensorflow": tf.__version__}
+
+    def grad(self, layer, x, dy):
+        tf = self.tf
+        xt = tf.constant(x)
+        variables = [v.value for v in layer.trainable_variables]
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = layer(xt)
+        dx, *dvars = tape.gradient(y, [xt, *variables], output_gradients=tf.constant(dy))
+        return dx.numpy(), (dvars[0].numpy() if dvars else None)
+
+
+class KerasJax(_Keras):
+    name = "keras-jax"
+    backend = "jax"
+    env = {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+
+    def _load_backend(self):
+        import jax
+
+        self.jax = jax
+        self._compiled: dict = {}
+        import jaxlib
+
+        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+    def _functions(self, layer):
+        # Layers with the same config and input share compiled functions: stateless_call
+        # takes the weights as arguments, so the first layer of a key can stand for all.
+        key = json.dumps(layer.get_config(), sort_keys=True, default=str)
+        if key not in self._compiled:
+            jax = self.jax
+
+            def forward(weights, x):
+                return layer.stateless_call(weights, [], x)[0]
+
+            def vjp(weights, x, dy):
+                _, pullback = jax.vjp(forward, weights, x)
+                return pullback(dy)
+
+            self._compiled[key] = (jax.jit(forward), jax.jit(vjp))
+        return self._compiled[key]
+
+    def call(self, layer, x):
+        forward, _ = self._functions(layer)
+        return np.asarray(forward([v.value for v in layer.trainable_variables], x))
+
+    def grad(self, layer, x, dy):
+        _, vjp = self._functions(layer)
+        dweights, dx = vjp([v.value for v in layer.trainable_variables], x, dy)
+        return np.asarray(dx), (np.asarray(dweights[0]) if dweights else None)
+
+
+class KerasTorch(_Keras):
+    name = "keras-torch"
+    backend = "torch"
+    env = {"KERAS_BACKEND": "torch"}
+
+    def _load_backend(self):
+        import torch
+
+        self.torch = torch
+        return {"torch": torch.__version__}
+
+    def call(self, layer, x):
+        from conformance.adapters._convert import torch_from_numpy, torch_to_numpy
+
+        with self.torch.no_grad():
+            return torch_to_numpy(layer(torch_from_numpy(x)))
+
+    def grad(self, layer, x, dy):
+        from conformance.adapters._convert import torch_from_numpy, torch_to_numpy
+
+        xt = torch_from_numpy(x).requires_grad_(True)
+        params = [v.value for v in layer.trainable_variables]
+        for p in params:
+            p.grad = None
+        layer(xt).backward(torch_from_numpy(dy))
+        return torch_to_numpy(xt.grad), (torch_to_numpy(params[0].grad) if params else None)
+
+
+class KerasNumpy(_Keras):
+    name = "keras-numpy"
+    backend = "numpy"
+    env = {"KERAS_BACKEND": "numpy"}
+
+    def grad(self, layer, x, dy):
+        raise NotImplementedError("Keras's numpy backend has no autodiff")

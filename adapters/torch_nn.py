@@ -1,0 +1,68 @@
+"""`torch.nn.RMSNorm`, as a PyTorch user writes it.
+
+- `normalized_shape` is the sizes of the requested axes, which must be the
+  trailing ones: that is all the module can express; other axes, rank-0 inputs
+  and an empty axis list are declined by `supports()`.
+- The weight has the parameter dtype of the case (float32 for the mixed
+  policies, fed half-precision inputs: torch's own mixed-dtype path).
+- `eps=None` is passed through; torch then uses `torch.finfo(x.dtype).eps`
+  (documented), which `config()["epsilon"]` reports.
+- Eager mode, gradients with autograd (`backward`), one thread (see runner.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conformance.adapter import Adapter
+from conformance.adapters._convert import torch_dtype, torch_from_numpy, torch_to_numpy
+
+
+@dataclass
+class _Built:
+    module: object
+    input_dtype: str
+
+
+class TorchRMSNorm(Adapter):
+    name = "torch"
+
+    def load(self):
+        import torch
+
+        self.torch = torch
+        return {"torch": torch.__version__}
+
+    def supports(self, spec):
+        if not spec.axes:
+            return "torch.nn.RMSNorm needs at least one normalized dimension (normalized_shape cannot be empty)"
+        if not spec.is_trailing:
+            return f"torch.nn.RMSNorm normalizes trailing dimensions only; axes {list(spec.axis)} of a rank-{len(spec.input_shape)} input are not"
+        return None
+
+    def build(self, spec):
+        shape = tuple(spec.input_shape[a] for a in spec.axes)
+        module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_dtype(spec.param_dtype))
+        with self.torch.no_grad():
+            module.weight.copy_(torch_from_numpy(spec.scale))
+        return _Built(module, spec.compute_dtype)
+
+    def call(self, layer, x):
+        with self.torch.no_grad():
+            return torch_to_numpy(layer.module(torch_from_numpy(x)))
+
+    def grad(self, layer, x, dy):
+        xt = torch_from_numpy(x).requires_grad_(True)
+        layer.module.zero_grad(set_to_none=True)
+        layer.module(xt).backward(torch_from_numpy(dy))
+        return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
+
+    def config(self, layer):
+        m = layer.module
+        eps = m.eps if m.eps is not None else self.torch.finfo(torch_dtype(layer.input_dtype)).eps
+        return {
+            "normalized_shape": list(m.normalized_shape),
+            "eps": m.eps,
+            "elementwise_affine": m.elementwise_affine,
+            "weight_dtype": str(m.weight.dtype).removeprefix("torch."),
+            "epsilon": eps,
+        }
