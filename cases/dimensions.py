@@ -22,8 +22,6 @@ class Layout:
 LAYOUTS: tuple[Layout, ...] = (
     Layout("last", (16,), (-1,)),
     Layout("last", (4, 32), (-1,)),
-    Layout("last", (2, 3, 64), (-1,)),
-    Layout("last-positive", (2, 3, 8), (2,)),
     Layout("trailing", (2, 4, 8), (-2, -1)),
     Layout("unsorted", (2, 4, 8), (-1, -2)),
     Layout("mixed-sign", (2, 4, 8), (1, -1)),

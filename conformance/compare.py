@@ -24,7 +24,7 @@ def ulp_of(value: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     """The spacing of `fmt` at |value| (smallest subnormal at 0, the top binade's above max)."""
     a = np.abs(np.asarray(value, np.float64))
     _, e = np.frexp(np.where(np.isfinite(a), a, 0.0))  # a = m * 2**e, 0.5 <= m < 1
-    exponent = np.clip(e - 1, fmt.emin, fmt.emax)
+    exponent = np.where(a == 0, fmt.emin, np.clip(e - 1, fmt.emin, fmt.emax))
     return np.ldexp(1.0, exponent - fmt.digits + 1)
 
 

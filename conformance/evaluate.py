@@ -5,6 +5,7 @@ only small JSON crosses the process boundary.
 """
 from __future__ import annotations
 
+import re
 import time
 import traceback
 
@@ -17,6 +18,7 @@ from conformance.compare import score
 from conformance.oracle import oracle
 
 CHECKS = ("forward", "grad_x", "grad_scale")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras colours its error messages
 
 
 def record(case: Case, adapter_name: str, check: str, status: str, message: str = "", **fields) -> dict:
@@ -38,7 +40,7 @@ def record(case: Case, adapter_name: str, check: str, status: str, message: str 
 def _framework_error(where: str, exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     at = f" ({frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
-    text = " ".join(str(exc).split())[:400]
+    text = " ".join(_ANSI.sub("", str(exc)).split())[:400]
     return f"{where} raised {type(exc).__name__}: {text}{at}"
 
 

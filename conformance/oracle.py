@@ -1,9 +1,10 @@
 """The float64 reference: RMS normalization and its analytic gradients.
 
-    r      = 1 / sqrt(mean(x**2, axes) + eps)
-    y      = x * r * scale
-    dx     = r * scale * dy - x * r**3 * mean(scale * dy * x, axes)
-    dscale = sum over the other axes of dy * x * r
+    r      = 1 / sqrt(mean(x**2, axes) + eps),   xn = x * r
+    y      = xn * scale
+    dx     = r * (scale * dy - xn * mean(scale * dy * xn, axes))
+             (= r*scale*dy - x*r**3*mean(scale*dy*x), the form in DESIGN.md)
+    dscale = sum over the other axes of dy * xn
 
 Rows whose values are all finite are computed on x / max|x| (and eps / max|x|**2)
 where that matters (see `oracle`): the same function, but it cannot overflow or
@@ -61,16 +62,19 @@ def oracle(x, scale, dy, axes: tuple[int, ...], eps: float) -> Reference:
         rescale = np.isfinite(m) & (m > 0) & ((m > 1) | (eps == 0))
         m = np.where(rescale, m, 1.0)
         xh = x / m
-        rh = 1.0 / np.sqrt(np.mean(xh * xh, axis=axes, keepdims=True) + eps / (m * m))
-        y = xh * rh * s
+        scaled_eps = eps / (m * m) if eps else 0.0  # 0 / (tiny m)**2 would be NaN
+        rh = 1.0 / np.sqrt(np.mean(xh * xh, axis=axes, keepdims=True) + scaled_eps)
+        # Everything below goes through xn = x * r, which is O(1): products with
+        # subnormal x never round before they are scaled up.
+        xn = xh * rh
+        y = xn * s
         sdy = s * dy
-        proj = np.mean(sdy * xh, axis=axes, keepdims=True)
-        proj_abs = np.mean(np.abs(sdy * xh), axis=axes, keepdims=True)
-        t1 = rh * sdy
-        t2 = xh * rh**3 * proj
-        dx = (t1 - t2) / m
-        dx_mag = (np.abs(t1) + np.abs(xh) * rh**3 * proj_abs) / m
+        proj = np.mean(sdy * xn, axis=axes, keepdims=True)
+        proj_abs = np.mean(np.abs(sdy * xn), axis=axes, keepdims=True)
+        r = rh / m  # overflows only where the true gradient does
+        dx = r * (sdy - xn * proj)
+        dx_mag = r * (np.abs(sdy) + np.abs(xn) * proj_abs)
         other = tuple(a for a in range(x.ndim) if a not in axes)
-        dscale = np.sum(dy * xh * rh, axis=other)
-        dscale_mag = np.sum(np.abs(dy * xh * rh), axis=other)
+        dscale = np.sum(dy * xn, axis=other)
+        dscale_mag = np.sum(np.abs(dy * xn), axis=other)
     return Reference(y, dx, dscale, dx_mag, dscale_mag)

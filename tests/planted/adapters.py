@@ -1,0 +1,61 @@
+"""Adapters planted by the tests: user adapters loaded with --adapter tests.planted.adapters:Name.
+
+Each is built on the numpy reference and breaks one thing on purpose.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from conformance.adapters.numpy_reference import NumpyReference
+
+
+class Correct(NumpyReference):
+    name = "planted-correct"
+
+
+class SloppyRsqrt(NumpyReference):
+    """rsqrt with relative error 3e-4, as a fast approximate kernel might have."""
+
+    name = "planted-sloppy-rsqrt"
+
+    def _rrms(self, layer, xc):
+        return super()._rrms(layer, xc) * xc.dtype.type(1 + 3e-4)
+
+
+class EpsOutsideSqrt(NumpyReference):
+    """1 / (sqrt(mean(x^2)) + eps): the other common placement of epsilon."""
+
+    name = "planted-eps-outside"
+
+    def _rrms(self, layer, xc):
+        return 1.0 / (np.sqrt(np.mean(xc * xc, axis=layer.axes, keepdims=True)) + layer.epsilon)
+
+
+class CrashOnHalf(NumpyReference):
+    """Kills its worker process on float16 inputs, like a segfaulting kernel."""
+
+    name = "planted-crash"
+
+    def call(self, layer, x):
+        if x.dtype == np.float16:
+            os._exit(7)
+        return super().call(layer, x)
+
+
+class HangOnBfloat16(NumpyReference):
+    name = "planted-hang"
+
+    def call(self, layer, x):
+        if x.dtype.name == "bfloat16":
+            time.sleep(3600)
+        return super().call(layer, x)
+
+
+class FailsToLoad(NumpyReference):
+    name = "planted-no-framework"
+
+    def load(self):
+        import framework_that_does_not_exist  # noqa: F401

@@ -1,0 +1,129 @@
+"""End to end: the CLI on the smoke suite with the numpy reference and planted user adapters."""
+import json
+
+import pytest
+
+PLANTED = "tests.planted.adapters:"
+
+
+def records(out):
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return [r for r in lines if r["record"] == "result"]
+
+
+def test_correct_user_adapter_passes(cli, tmp_path):
+    out = tmp_path / "ok"
+    p = cli("run", "--suite", "smoke", "--adapter", PLANTED + "Correct", "--out", str(out), "--jobs", "2")
+    assert p.returncode == 0, p.stderr
+    rs = records(out)
+    assert rs and all(r["status"] == "pass" for r in rs)
+    assert {r["check"] for r in rs} == {"forward", "grad_x", "grad_scale"}
+    assert "PASS" in (out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["failures"] == []
+
+
+@pytest.mark.parametrize("adapter", ["SloppyRsqrt", "EpsOutsideSqrt"])
+def test_buggy_user_adapter_is_reported(cli, tmp_path, adapter):
+    out = tmp_path / "bad"
+    p = cli("run", "--suite", "smoke", "--adapter", PLANTED + adapter, "--out", str(out))
+    assert p.returncode == 1, p.stderr
+    failed = [r for r in records(out) if r["status"] == "fail"]
+    assert failed and all(r["message"] for r in failed)
+    md = (out / "report.md").read_text()
+    assert failed[0]["case"] in md and "--adapter tests.planted.adapters:" in md
+    if adapter == "SloppyRsqrt":  # float32 and float64 fail; the half formats cannot see 3e-4
+        assert {r["dtype"] for r in failed} == {"float32", "float64"}
+
+
+def test_rerun_command_reruns_one_case(cli, tmp_path):
+    out = tmp_path / "bad"
+    cli("run", "--suite", "smoke", "--adapter", PLANTED + "SloppyRsqrt", "--out", str(out))
+    failure = json.loads((out / "report.json").read_text())["failures"][0]
+    args = failure["rerun"].split()[2:]  # drop "conformance run"
+    args[args.index("--out") + 1] = str(tmp_path / "rerun")
+    p = cli("run", *[a.strip("'") for a in args])
+    assert p.returncode == 1
+    assert {r["case"] for r in records(tmp_path / "rerun")} == {failure["case"]}
+
+
+def test_crashing_worker_costs_one_case(cli, tmp_path):
+    out = tmp_path / "crash"
+    p = cli("run", "--suite", "smoke", "--adapter", PLANTED + "CrashOnHalf", "--out", str(out), "--jobs", "1")
+    assert p.returncode == 1
+    rs = records(out)
+    errors = [r for r in rs if r["status"] == "error"]
+    assert errors and all(r["dtype"] == "float16" for r in errors)
+    assert all("crashed" in r["message"] and "exit code 7" in r["message"] for r in errors)
+    assert all(r["status"] == "pass" for r in rs if r["dtype"] != "float16")
+    assert len({r["case"] for r in rs}) == 21  # every case has its records
+
+
+def test_hanging_case_times_out_and_the_run_goes_on(cli, tmp_path):
+    out = tmp_path / "hang"
+    p = cli("run", "--suite", "smoke", "--case", "*/4x32/*", "--adapter", PLANTED + "HangOnBfloat16",
+            "--out", str(out), "--timeout", "3", "--jobs", "1")
+    assert p.returncode == 1
+    rs = records(out)
+    timed_out = {r["case"] for r in rs if r["status"] == "error"}
+    assert timed_out and all(c.startswith("bf16/") for c in timed_out)
+    assert all("timed out after 3s" in r["message"] for r in rs if r["status"] == "error")
+    assert any(r["status"] == "pass" for r in rs)
+
+
+def test_adapter_that_cannot_load_errors_every_case(cli, tmp_path):
+    out = tmp_path / "noload"
+    p = cli("run", "--suite", "smoke", "--adapter", PLANTED + "FailsToLoad", "--out", str(out))
+    assert p.returncode == 1
+    rs = records(out)
+    assert rs and all(r["status"] == "error" and "framework_that_does_not_exist" in r["message"] for r in rs)
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["run", "--adapters", "nosuch"], "unknown built-in adapter 'nosuch'"),
+        (["run", "--adapter", "nosuch.module:X"], "cannot import module 'nosuch.module'"),
+        (["run", "--adapter", "tests.planted.adapters:Nope"], "has no class 'Nope'"),
+        (["run", "--adapter", "justaname"], "unknown adapter 'justaname'"),
+        (["run", "--suite", "nosuch"], "unknown suite 'nosuch'"),
+        (["run", "--adapters", "numpy-reference", "--case", "zzz*"], "no case of the suite matches"),
+        (["report", "/nonexistent/results.jsonl"], "cannot read results file"),
+        (["run", "--jobs", "0", "--adapters", "numpy-reference"], "--jobs must be at least 1"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, args, says):
+    p = cli(*args)
+    assert p.returncode == 2
+    assert says in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_bad_input_keeps_earlier_results(cli, tmp_path):
+    out = tmp_path / "keep"
+    assert cli("run", "--suite", "smoke", "--adapters", "numpy-reference", "--out", str(out)).returncode == 0
+    before = (out / "results.jsonl").read_text()
+    assert cli("run", "--suite", "smoke", "--adapters", "nosuch", "--out", str(out)).returncode == 2
+    assert (out / "results.jsonl").read_text() == before
+
+
+def test_output_path_that_is_a_file(cli, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    p = cli("run", "--suite", "smoke", "--adapters", "numpy-reference", "--out", str(f / "x"))
+    assert p.returncode == 2 and "not writable" in p.stderr
+
+
+def test_malformed_results_file(cli, tmp_path):
+    f = tmp_path / "results.jsonl"
+    f.write_text('{"case": "a"}\nnot json\n')
+    p = cli("report", str(f))
+    assert p.returncode == 2 and "line 1" in p.stderr
+
+
+def test_report_regenerates_from_results(cli, tmp_path):
+    out = tmp_path / "r"
+    cli("run", "--suite", "smoke", "--adapters", "numpy-reference", "--out", str(out))
+    (out / "report.md").unlink()
+    p = cli("report", str(out))
+    assert p.returncode == 0 and (out / "report.md").exists()

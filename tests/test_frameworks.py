@@ -1,0 +1,71 @@
+"""Integration: the smoke suite through every built-in adapter, with the real frameworks.
+
+One run for all adapters (the frameworks' imports dominate).  A framework that
+is missing fails here: its adapter then records only errors.
+"""
+import json
+
+import pytest
+
+from conformance.adapters import BUILTIN
+
+pytestmark = pytest.mark.frameworks
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    from tests.conftest import run_cli
+
+    out = tmp_path_factory.mktemp("frameworks")
+    p = run_cli("run", "--suite", "smoke", "--adapters", "all", "--out", str(out))
+    assert p.returncode in (0, 1), p.stderr
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return out, [r for r in lines if r["record"] == "result"], {r["adapter"]: r for r in lines if r["record"] == "adapter"}
+
+
+@pytest.mark.parametrize("adapter", list(BUILTIN))
+def test_adapter_loads_and_reports_versions(smoke_run, adapter):
+    _, _, meta = smoke_run
+    assert adapter in meta, f"{adapter} never became ready (framework missing?)"
+    assert meta[adapter]["versions"]
+
+
+@pytest.mark.parametrize("adapter", list(BUILTIN))
+@pytest.mark.parametrize("check", ["forward", "grad_x", "grad_scale"])
+def test_adapter_produces_passes(smoke_run, adapter, check):
+    _, rs, _ = smoke_run
+    mine = [r for r in rs if r["adapter"] == adapter and r["check"] == check]
+    assert len(mine) == 21
+    if adapter == "keras-numpy" and check != "forward":
+        assert all(r["status"] == "unsupported" for r in mine)  # no autodiff on that backend
+        return
+    passes = [r for r in mine if r["status"] == "pass"]
+    assert len(passes) >= len(mine) // 2, [r["message"] for r in mine if r["status"] != "pass"][:3]
+
+
+def test_every_non_pass_says_why(smoke_run):
+    _, rs, _ = smoke_run
+    assert all(r["message"] for r in rs if r["status"] != "pass")
+
+
+def test_torch_declines_non_trailing_axes(smoke_run):
+    _, rs, _ = smoke_run
+    mine = [r for r in rs if r["adapter"] == "torch" and r["case"].startswith("f32/2x8x8/ax1/")]
+    assert mine and all(r["status"] == "unsupported" and "trailing" in r["message"] for r in mine)
+
+
+def test_keras_scales_the_wrong_axis_when_normalizing_a_non_trailing_one(smoke_run):
+    # A finding, kept as a test so a Keras fix shows up: with ones as scale it passes,
+    # with a random scale it fails (the scale broadcasts against the last axis).
+    _, rs, _ = smoke_run
+    for backend in ("keras-tensorflow", "keras-jax"):
+        by_case = {r["case"]: r["status"] for r in rs if r["adapter"] == backend and r["check"] == "forward"}
+        assert by_case["f32/2x8x8/ax1/eps1e-06/normal/ones/s0"] == "pass"
+        assert by_case["f32/2x8x8/ax1/eps1e-06/normal/rand/s0"] == "fail"
+
+
+def test_report_covers_all_adapters(smoke_run):
+    out, _, _ = smoke_run
+    md = (out / "report.md").read_text()
+    for adapter in BUILTIN:
+        assert f"| {adapter} |" in md
