@@ -94,7 +94,8 @@ class KerasJax(_Keras):
     def _step(self, layer):
         # Layers with the same config and input share compiled functions: stateless_call
         # takes the weights as arguments, so the first layer of a key can stand for all.
-        key = json.dumps(layer.get_config(), sort_keys=True, default=str)
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}  # names are unique per layer
+        key = json.dumps(config, sort_keys=True, default=str)
         if key not in self._compiled:
             jax = self.jax
 

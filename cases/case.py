@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Case:
         canonical_axes(self.axis, len(self.shape))
 
     # -- identity ---------------------------------------------------------------
-    @property
+    @cached_property  # ids and axes are read for every record; frozen values never change
     def id(self) -> str:
         shape = "x".join(map(str, self.shape)) if self.shape else "scalar"
         axis = ",".join(map(str, self.axis)) if self.axis else "none"
@@ -71,7 +72,7 @@ class Case:
     def precision(self) -> Precision:
         return PRECISIONS[self.dtype]
 
-    @property
+    @cached_property
     def axes(self) -> tuple[int, ...]:
         return canonical_axes(self.axis, len(self.shape))
 

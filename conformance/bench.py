@@ -1,0 +1,85 @@
+"""Benchmark (`make bench`): harness overhead per adapter, and the standard suite's cold wall time.
+
+For each built-in adapter, in one process with its environment: a warm-up pass
+over the standard suite's cases (compilation caches filled), then the same calls
+through the harness (`evaluate`: materialize, build, call, grad, oracle, scoring,
+JSON) and in a bare loop (materialize, build, call, grad).  Printed: cases per
+second for both and harness / bare.  Then the whole standard suite through the
+CLI, cold (imports included), with the default --jobs.  Not a test: it prints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from conformance.adapters import BUILTIN
+
+
+def _bench_one(ref: str) -> dict:
+    from conformance.adapter import adapter_name, import_adapter
+    from conformance.cases.case import layer_spec, materialize
+    from conformance.cases.suites import standard
+    from conformance.evaluate import evaluate
+
+    cls = import_adapter(ref)
+    adapter = cls()
+    adapter.name = adapter_name(cls, ref)
+    adapter.load()
+    cases = [c for c in standard() if not adapter.supports(layer_spec(c, materialize(c)))]
+
+    def bare():
+        for c in cases:
+            a = materialize(c)
+            try:
+                layer = adapter.build(layer_spec(c, a))
+                adapter.call(layer, a.x)
+                adapter.grad(layer, a.x, a.dy)
+            except Exception:  # the same failures happen in both loops
+                pass
+
+    def harness():
+        for c in cases:
+            json.dumps(evaluate(adapter, c))
+
+    bare()  # warm-up: compilation caches
+    timings = {}
+    for name, fn in (("harness", harness), ("bare", bare), ("harness2", harness), ("bare2", bare)):
+        start = time.perf_counter()
+        fn()
+        timings[name] = time.perf_counter() - start
+    h = min(timings["harness"], timings["harness2"])
+    b = min(timings["bare"], timings["bare2"])
+    return {"adapter": adapter.name, "cases": len(cases), "harness_cps": len(cases) / h, "bare_cps": len(cases) / b, "ratio": h / b}
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        print(json.dumps(_bench_one(sys.argv[2])))
+        return 0
+    from conformance.runner import WORKER_ENV, resolve
+
+    print(f"{'adapter':18s} {'cases':>5s} {'harness/s':>10s} {'bare/s':>10s} {'ratio':>6s}")
+    for ref in BUILTIN:
+        (a,) = resolve([ref])
+        env = {**os.environ, **WORKER_ENV, **a.env}
+        p = subprocess.run([sys.executable, "-m", "conformance.bench", "--one", ref], capture_output=True, text=True, env=env)
+        if p.returncode:
+            print(f"{ref:18s} failed: {p.stderr.strip().splitlines()[-1:]}")
+            continue
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        print(f"{r['adapter']:18s} {r['cases']:5d} {r['harness_cps']:10.1f} {r['bare_cps']:10.1f} {r['ratio']:6.2f}")
+    with tempfile.TemporaryDirectory() as out:
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--suite", "standard", "--adapters", "all", "--out", out],
+                       capture_output=True)
+        wall = time.monotonic() - start
+    print(f"standard suite, all {len(BUILTIN)} built-in adapters, cold, --jobs {os.cpu_count()}: {wall:.1f} s wall")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
