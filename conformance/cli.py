@@ -32,6 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes at once (default: CPU count)")
     run.add_argument("--timeout", type=float, default=None, help="seconds one case may take before its worker is killed")
 
+    fz = sub.add_parser("fuzz", help="draw random cases with hypothesis, shrink failures to a minimal case")
+    fz.add_argument("--adapters", default=None, help="comma-separated built-in adapters, or 'all'")
+    fz.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS")
+    fz.add_argument("--seed", type=int, default=0)
+    fz.add_argument("--budget", type=int, default=None, help="examples per adapter (default 200)")
+    fz.add_argument("--time", type=float, default=None, help="seconds per adapter: fuzz in rounds until spent")
+    fz.add_argument("--out", default="out/fuzz")
+
     sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
 
     rep = sub.add_parser("report", help="render reports from a results.jsonl")
@@ -105,6 +113,22 @@ def cmd_run(args) -> int:
     return EXIT_FAIL if results.failing else EXIT_PASS
 
 
+def cmd_fuzz(args) -> int:
+    from conformance.runner import fuzz_adapters, resolve
+
+    if args.budget is not None and args.time is not None:
+        raise UsageError("give --budget or --time, not both")
+    adapters = resolve(_select_adapters(args))
+    out = _writable_dir(Path(args.out))
+    found = fuzz_adapters(adapters, args.seed, args.budget or 200, args.time, out)
+    for name, (tried, case_id, message) in found.items():
+        print(f"{name}: {tried} examples; " + (f"minimal failing case {case_id}: {message}" if case_id else "no failure"))
+    if any(case_id for _, case_id, _ in found.values()):
+        print(f"replay: conformance run --suite {out / 'fuzz.toml'} --adapters ...; records in {out / 'results.jsonl'}")
+        return EXIT_FAIL
+    return EXIT_PASS
+
+
 def cmd_list(args) -> int:
     from conformance.cases.suites import SUITES
     from conformance.runner import probe
@@ -132,7 +156,7 @@ def cmd_report(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        return {"run": cmd_run, "list": cmd_list, "report": cmd_report}[args.command](args)
+        return {"run": cmd_run, "fuzz": cmd_fuzz, "list": cmd_list, "report": cmd_report}[args.command](args)
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

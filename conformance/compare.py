@@ -52,7 +52,7 @@ def _rms_rows(ref: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
 
 
 def _describe(index: tuple, got: float, want: float) -> str:
-    return f"at {list(index)}: got {got:.9g}, expected {want:.9g}"
+    return f"at {[int(k) for k in index]}: got {got:.9g}, expected {want:.9g}"
 
 
 def score(

@@ -328,3 +328,43 @@ def probe(refs: list[str], timeout: float = LOAD_TIMEOUT_S) -> dict[str, tuple[b
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return dict(zip(refs, pool.map(one, refs)))
+
+
+def fuzz_adapters(adapters: list[AdapterRef], seed: int, budget: int, seconds: float | None, out: Path) -> dict:
+    """Fuzz each adapter in its own process; write OUT/fuzz.toml (replayable) and results.jsonl.
+
+    With `seconds`, fuzz in rounds of `budget` examples (seeds seed, seed+1, ...)
+    until the time is spent or a failure is found.
+    """
+    found, lines, ids = {}, [], []
+    for a in adapters:
+        env = {**os.environ, **WORKER_ENV, **a.env}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+        start, round_, tried, result = time.monotonic(), 0, 0, None
+        while True:
+            p = subprocess.run([sys.executable, "-m", "conformance.fuzz", a.ref, str(seed + round_), str(budget)],
+                               capture_output=True, text=True, env=env)
+            if p.returncode:
+                tail = " | ".join(p.stderr.strip().splitlines()[-2:])
+                found[a.name] = (tried, None, f"fuzz worker {_describe_exit(p.returncode)}: {tail}")
+                break
+            result = json.loads(p.stdout.strip().splitlines()[-1])
+            tried += result["tried"]
+            round_ += 1
+            if result["case"] or seconds is None or time.monotonic() - start >= seconds:
+                break
+        if result and result["case"]:
+            bad = [r for r in result["records"] if r["status"] in ("fail", "error")]
+            found[a.name] = (tried, result["case"], bad[0]["message"])
+            ids.append(result["case"])
+            lines += result["records"]
+        elif a.name not in found:
+            found[a.name] = (tried, None, "")
+    with open(out / "results.jsonl", "w") as f:
+        for r in lines:
+            f.write(json.dumps(r) + "\n")
+    (out / "fuzz.toml").write_text(
+        f"# minimal failing cases found by `conformance fuzz --seed {seed}`\n"
+        f"name = \"fuzz-seed-{seed}\"\ncases = [{', '.join(json.dumps(i) for i in ids)}]\n"
+    )
+    return found
