@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out/report
 
-.PHONY: install report test bench regress clean
+.PHONY: install report test bench regress baseline clean
+BASELINE := reports/baseline/standard.jsonl
 
 install: $(STAMP)
 
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 report: $(STAMP)
 	$(BIN)/conformance run --suite standard --adapters all --out $(OUT); status=$$?; \
-	echo "reports written to $(OUT)/ (report.md, report.json, results.jsonl)"; \
+	echo "reports written to $(OUT)/ (report.md, report.json, junit.xml, results.jsonl)"; \
 	test $$status -le 1
 
 test: $(STAMP)
@@ -27,6 +28,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m conformance.bench
+
+# Run the standard suite and diff it against the baseline committed for the pinned versions.
+regress: $(STAMP)
+	$(BIN)/conformance run --suite standard --adapters all --out out/regress; test $$? -le 1
+	$(BIN)/conformance diff $(BASELINE) out/regress --out out/regress
+
+# Refresh the committed baseline (after a deliberate version bump).
+baseline: $(STAMP)
+	$(BIN)/conformance run --suite standard --adapters all --out out/baseline; test $$? -le 1
+	mkdir -p reports/baseline && cp out/baseline/results.jsonl $(BASELINE)
 
 clean:
 	rm -rf $(VENV) out

@@ -92,10 +92,11 @@ class KerasJax(_Keras):
         return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
     def _step(self, layer):
-        # Layers with the same config and input share compiled functions: stateless_call
-        # takes the weights as arguments, so the first layer of a key can stand for all.
-        config = {k: v for k, v in layer.get_config().items() if k != "name"}  # names are unique per layer
-        key = json.dumps(config, sort_keys=True, default=str)
+        # Layers with the same config and weight shapes share one compiled step:
+        # stateless_call takes the weights as arguments, so the first layer of a key
+        # can stand for all.  Names are unique per layer and do not matter.
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        key = (json.dumps(config, sort_keys=True, default=str), tuple(tuple(w.shape) for w in layer.weights))
         if key not in self._compiled:
             jax = self.jax
 

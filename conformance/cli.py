@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--time", type=float, default=None, help="seconds per adapter: fuzz in rounds until spent")
     fz.add_argument("--out", default="out/fuzz")
 
+    df = sub.add_parser("diff", help="compare results with a baseline; exit 1 on regressions")
+    df.add_argument("baseline", help="baseline results.jsonl or its folder")
+    df.add_argument("current", help="current results.jsonl or its folder")
+    df.add_argument("--out", default=None, help="folder for diff.md and diff.json (default: beside CURRENT)")
+
     sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
 
     rep = sub.add_parser("report", help="render reports from a results.jsonl")
@@ -129,6 +134,24 @@ def cmd_fuzz(args) -> int:
     return EXIT_PASS
 
 
+def cmd_diff(args) -> int:
+    import json
+
+    from conformance.reports.diff import diff, render_markdown
+    from conformance.reports.results import load_results, results_path
+
+    d = diff(load_results(Path(args.baseline)), load_results(Path(args.current)))
+    out = _writable_dir(Path(args.out) if args.out else results_path(Path(args.current)).parent)
+    (out / "diff.json").write_text(json.dumps(d, indent=1) + "\n")
+    md = render_markdown(d)
+    (out / "diff.md").write_text(md)
+    print(md.splitlines()[2])
+    for r in d["regressions"][:20]:
+        print(f"  regression: {r['adapter']} {r['case']} {r['check']}: {r['baseline']} -> {r['current']}")
+    print(f"wrote {out / 'diff.md'}, {out / 'diff.json'}")
+    return EXIT_FAIL if d["regressions"] else EXIT_PASS
+
+
 def cmd_list(args) -> int:
     from conformance.cases.suites import SUITES
     from conformance.runner import probe
@@ -156,7 +179,7 @@ def cmd_report(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        return {"run": cmd_run, "fuzz": cmd_fuzz, "list": cmd_list, "report": cmd_report}[args.command](args)
+        return {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "list": cmd_list, "report": cmd_report}[args.command](args)
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,7 +1,9 @@
 """report.md: verdict, the adapter x dtype table, the failing cases with rerun commands."""
 from __future__ import annotations
 
-from conformance.reports.results import STATUSES, Results, rerun_command, table, verdict
+from collections import Counter
+
+from conformance.reports.results import STATUSES, Results, defaults_table, rerun_command, table, verdict
 
 MAX_FAILURES_LISTED = 60
 
@@ -28,6 +30,7 @@ def render(results: Results) -> str:
     for row in table(results):
         lines.append(f"| {row['adapter']} | {row['dtype']} | "
                      + " | ".join(str(row[s]) for s in STATUSES) + f" | {_fmt(row['worst_ulp'])} |")
+    lines += _defaults(results)
     failing = results.failing
     lines += ["", f"## Failing results ({len(failing)})", ""]
     if not failing:
@@ -43,3 +46,29 @@ def render(results: Results) -> str:
     if len(failing) > MAX_FAILURES_LISTED:
         lines.append(f"- … and {len(failing) - MAX_FAILURES_LISTED} more in report.json")
     return "\n".join(lines) + "\n"
+
+
+def _defaults(results: Results) -> list[str]:
+    """Defaults across adapters; a value that differs from the most common one is bold."""
+    d = defaults_table(results)
+    if not d["dtypes"]:
+        return []
+    out = ["", "## Defaults (observed)", "",
+           "Epsilon used when none is given, and output dtype, per input dtype. **Bold**: differs from most adapters.", "",
+           "| adapter | " + " | ".join(f"eps ({t})" for t in d["dtypes"]) + " | "
+           + " | ".join(f"out ({t})" for t in d["dtypes"]) + " |",
+           "|---|" + "---|" * (2 * len(d["dtypes"]))]
+    adapters = sorted(set(d["epsilon"]) | set(d["output_dtype"]))
+    for key in ("epsilon", "output_dtype"):
+        for t in d["dtypes"]:
+            common = Counter(d[key].get(a, {}).get(t) for a in adapters if t in d[key].get(a, {})).most_common(1)
+            d.setdefault("_common", {})[(key, t)] = common[0][0] if common else None
+    for a in adapters:
+        cells = []
+        for key in ("epsilon", "output_dtype"):
+            for t in d["dtypes"]:
+                v = d[key].get(a, {}).get(t)
+                text = "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+                cells.append(f"**{text}**" if v is not None and v != d["_common"][(key, t)] else text)
+        out.append(f"| {a} | " + " | ".join(cells) + " |")
+    return out

@@ -77,3 +77,25 @@ def table(results: Results) -> list[dict]:
         if r["check"] == "forward" and ulp is not None:
             cell["worst_ulp"] = ulp if cell["worst_ulp"] is None else max(cell["worst_ulp"], ulp)
     return [{"adapter": a, "dtype": d, **c} for (a, d), c in sorted(cells.items())]
+
+
+def defaults_table(results: Results) -> dict:
+    """What each adapter does when not told: the epsilon it used on `epsdefault` cases and
+    the output dtype it returned, per input dtype.  Observed from the records, not declared."""
+    eps: dict = defaultdict(dict)
+    out_dtype: dict = defaultdict(dict)
+    for r in results.records:
+        if r["check"] != "forward":
+            continue
+        dtype = r.get("dtype")
+        if r.get("epsilon") is None and r.get("epsilon_used") is not None:
+            eps[r["adapter"]][dtype] = r["epsilon_used"]
+        got = (r.get("metrics") or {}).get("out_dtype")
+        if got:
+            out_dtype[r["adapter"]].setdefault(dtype, set()).add(got)
+    dtypes = sorted({d for table in (eps, out_dtype) for row in table.values() for d in row})
+    return {
+        "dtypes": dtypes,
+        "epsilon": {a: dict(v) for a, v in eps.items()},
+        "output_dtype": {a: {d: "/".join(sorted(s)) for d, s in v.items()} for a, v in out_dtype.items()},
+    }

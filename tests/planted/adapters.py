@@ -59,3 +59,9 @@ class FailsToLoad(NumpyReference):
 
     def load(self):
         import framework_that_does_not_exist  # noqa: F401
+
+
+class CorrectButSloppy(SloppyRsqrt):
+    """The sloppy kernel under the correct one's name: a regression of 'planted-correct'."""
+
+    name = "planted-correct"

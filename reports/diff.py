@@ -1,0 +1,69 @@
+"""Regression diff of two result sets (`conformance diff BASELINE CURRENT`).
+
+Regressions: a pass that is now fail or error (or unsupported); a result whose
+scored error grew by more than GROWTH_FACTOR and by more than GROWTH_UNITS
+(ULPs for the forward pass, unit roundoffs for gradients) - below that, error
+changes are reordering noise of a framework upgrade, not a regression; a
+(case, adapter, check) in the baseline that is missing now.  Improvements:
+fail/error/unsupported that now pass.  Framework version changes are listed.
+"""
+from __future__ import annotations
+
+from conformance.reports.results import Results
+
+GROWTH_FACTOR = 2.0
+GROWTH_UNITS = 1.0
+
+
+def _key(r: dict) -> tuple:
+    return (r["adapter"], r["case"], r["check"])
+
+
+def _scored(r: dict) -> float | None:
+    m = r.get("metrics") or {}
+    return m.get("max_ulp") if r["check"] == "forward" else m.get("max_units")
+
+
+def diff(baseline: Results, current: Results) -> dict:
+    base = {_key(r): r for r in baseline.records}
+    cur = {_key(r): r for r in current.records}
+    regressions, improvements = [], []
+    for key, b in base.items():
+        c = cur.get(key)
+        entry = {"adapter": key[0], "case": key[1], "check": key[2], "baseline": b["status"]}
+        if c is None:
+            regressions.append(entry | {"current": "missing", "why": "missing from the current results"})
+            continue
+        entry["current"] = c["status"]
+        if b["status"] == "pass" and c["status"] != "pass":
+            regressions.append(entry | {"why": c.get("message", "")})
+        elif b["status"] != "pass" and c["status"] == "pass":
+            improvements.append(entry)
+        else:
+            eb, ec = _scored(b), _scored(c)
+            if eb is not None and ec is not None and ec > eb * GROWTH_FACTOR and ec - eb > GROWTH_UNITS:
+                regressions.append(entry | {"why": f"error grew from {eb:.4g} to {ec:.4g}"})
+    versions = []
+    for name in sorted(set(baseline.adapters) | set(current.adapters)):
+        vb = baseline.adapters.get(name, {}).get("versions", {})
+        vc = current.adapters.get(name, {}).get("versions", {})
+        for pkg in sorted(set(vb) | set(vc)):
+            if vb.get(pkg) != vc.get(pkg):
+                versions.append({"adapter": name, "package": pkg, "baseline": vb.get(pkg), "current": vc.get(pkg)})
+    new = sorted(set(cur) - set(base))
+    return {"regressions": regressions, "improvements": improvements, "version_changes": versions,
+            "new_results": len(new), "compared": len(set(base) & set(cur))}
+
+
+def render_markdown(d: dict) -> str:
+    verdict = f"{len(d['regressions'])} regression(s), {len(d['improvements'])} improvement(s)"
+    lines = ["# Conformance diff", "", f"**{'REGRESSED' if d['regressions'] else 'CLEAN'}: {verdict}** "
+             f"({d['compared']} results compared, {d['new_results']} new)", ""]
+    for title, rows in (("Regressions", d["regressions"]), ("Improvements", d["improvements"])):
+        lines += [f"## {title} ({len(rows)})", ""]
+        lines += [f"- **{r['adapter']}** `{r['case']}` {r['check']}: {r['baseline']} → {r['current']}"
+                  + (f" — {r['why']}" if r.get("why") else "") for r in rows[:200]] or ["None."]
+        lines.append("")
+    lines += ["## Version changes", ""]
+    lines += [f"- {v['adapter']}: {v['package']} {v['baseline']} → {v['current']}" for v in d["version_changes"]] or ["None."]
+    return "\n".join(lines) + "\n"
