@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="out/run", help="output folder (default: out/run)")
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes at once (default: CPU count)")
     run.add_argument("--timeout", type=float, default=None, help="seconds one case may take before its worker is killed")
+    run.add_argument("--xfail", default=None, metavar="FILE", help="TOML list of known discrepancies (see README)")
+    run.add_argument("--shard", default=None, metavar="K/N", help="run only the K-th of N deterministic slices of the cases")
 
     fz = sub.add_parser("fuzz", help="draw random cases with hypothesis, shrink failures to a minimal case")
     fz.add_argument("--adapters", default=None, help="comma-separated built-in adapters, or 'all'")
@@ -44,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("baseline", help="baseline results.jsonl or its folder")
     df.add_argument("current", help="current results.jsonl or its folder")
     df.add_argument("--out", default=None, help="folder for diff.md and diff.json (default: beside CURRENT)")
+
+    mg = sub.add_parser("merge", help="merge results of shards (or any runs) and render the reports")
+    mg.add_argument("results", nargs="+", help="results.jsonl files or their folders")
+    mg.add_argument("--out", required=True, help="folder for the merged results.jsonl and reports")
 
     sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
 
@@ -84,6 +90,21 @@ def select_cases(cases, patterns: list[str]):
     return chosen
 
 
+def shard(cases, spec: str | None):
+    """The K-th of N slices (1-based), by a hash of the case id: stable whatever the order."""
+    import zlib
+
+    if not spec:
+        return cases
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+        if not 1 <= k <= n:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--shard {spec!r} must be K/N with 1 <= K <= N, e.g. 2/4") from None
+    return [c for c in cases if zlib.crc32(c.id.encode()) % n == k - 1]
+
+
 def _writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -100,17 +121,21 @@ def cmd_run(args) -> int:
     from conformance.reports.render import write_reports
     from conformance.reports.results import load_results, verdict
     from conformance.runner import DEFAULT_CASE_TIMEOUT_S, Progress, Runner, resolve
+    from conformance.xfail import XfailList
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     # Validate every input before touching the output folder, so a typo loses nothing.
     adapters = resolve(_select_adapters(args))
-    cases = select_cases(load_suite(args.suite), args.case)
+    cases = shard(select_cases(load_suite(args.suite), args.case), args.shard)
+    xfail = XfailList.load(Path(args.xfail)) if args.xfail else None
     out = _writable_dir(Path(args.out))
     start = time.monotonic()
     progress = Progress(len(cases) * len(adapters))
     print(f"running {len(cases)} cases x {len(adapters)} adapter(s) with {args.jobs} job(s) into {out}/", file=sys.stderr)
-    Runner(out, args.jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, progress).run(adapters, cases)
+    Runner(out, args.jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, progress, xfail).run(adapters, cases)
+    for e in xfail.unused() if xfail else []:
+        print(f"warning: xfail entry matched no result: case={e.case!r} adapter={e.adapter!r} check={e.check!r}", file=sys.stderr)
     results = load_results(out / "results.jsonl")
     written = write_reports(results, out)
     print(f"{verdict(results)} ({time.monotonic() - start:.1f}s)")
@@ -152,6 +177,31 @@ def cmd_diff(args) -> int:
     return EXIT_FAIL if d["regressions"] else EXIT_PASS
 
 
+def cmd_merge(args) -> int:
+    import json
+
+    from conformance.reports.render import write_reports
+    from conformance.reports.results import Results, load_results, verdict
+
+    parts = [load_results(Path(p)) for p in args.results]  # all readable before anything is written
+    adapters, records = {}, {}
+    for part in parts:
+        adapters.update(part.adapters)
+        for r in part.records:
+            records[(r["adapter"], r["case"], r["check"])] = r
+    out = _writable_dir(Path(args.out))
+    with open(out / "results.jsonl", "w") as f:
+        for meta in adapters.values():
+            f.write(json.dumps(meta) + "\n")
+        for r in records.values():
+            f.write(json.dumps(r) + "\n")
+    merged = Results(list(records.values()), adapters)
+    written = write_reports(merged, out)
+    print(verdict(merged))
+    print("wrote " + ", ".join(str(p) for p in [out / "results.jsonl", *written]))
+    return EXIT_FAIL if merged.failing else EXIT_PASS
+
+
 def cmd_list(args) -> int:
     from conformance.cases.suites import SUITES
     from conformance.runner import probe
@@ -179,7 +229,7 @@ def cmd_report(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        return {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "list": cmd_list, "report": cmd_report}[args.command](args)
+        return {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "merge": cmd_merge, "list": cmd_list, "report": cmd_report}[args.command](args)
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

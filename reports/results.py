@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conformance.errors import UsageError
 
-STATUSES = ("pass", "fail", "error", "unsupported")
+STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass")
 BUILTIN_PREFIX = "conformance.adapters."
 
 
@@ -64,7 +64,9 @@ def verdict(results: Results) -> str:
     total = len(results.records)
     if not total:
         return "NO RESULTS"
-    return f"{'FAIL' if bad else 'PASS'}: {total - bad} of {total} results pass or are unsupported, {bad} fail or error"
+    known = sum(r["status"] in ("xfail", "xpass") for r in results.records)
+    extra = f" ({known} known discrepancies: xfail/xpass)" if known else ""
+    return f"{'FAIL' if bad else 'PASS'}: {total - bad} of {total} results pass or are unsupported, {bad} fail or error{extra}"
 
 
 def table(results: Results) -> list[dict]:
