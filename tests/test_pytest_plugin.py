@@ -1,0 +1,29 @@
+"""The pytest plugin, as a kernel project would run it: a separate pytest process."""
+import subprocess
+import sys
+from xml.etree import ElementTree as ET
+
+from tests.conftest import ROOT
+
+
+def _pytest(tmp_path, *args):
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), *args],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_one_item_per_case_and_check_with_k_selection_and_junit(tmp_path):
+    junit = tmp_path / "junit.xml"
+    p = _pytest(tmp_path, "--conformance-adapter", "tests.planted.adapters:SloppyRsqrt", "-k", "f32 and forward",
+                f"--junitxml={junit}", "-q")
+    assert p.returncode == 1, p.stdout[-2000:]
+    assert "11 failed, 1 passed, 51 deselected" in p.stdout  # smoke: 21 cases x 3 checks
+    names = [c.get("name") for c in ET.parse(junit).getroot().iter("testcase")]
+    assert "f32/4x32/ax-1/eps1e-06/normal/rand/s0[forward]" in names
+    assert "rerun: conformance run --adapter tests.planted.adapters:SloppyRsqrt" in p.stdout
+
+
+def test_correct_adapter_passes_under_pytest(tmp_path):
+    p = _pytest(tmp_path, "--conformance-adapter", "tests.planted.adapters:Correct", "-q")
+    assert p.returncode == 0, p.stdout[-2000:]
+    assert "63 passed" in p.stdout
