@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 report: $(STAMP)
 	$(BIN)/conformance run --suite standard --adapters all --out $(OUT); status=$$?; \
-	echo "reports written to $(OUT)/ (report.md, report.json, junit.xml, results.jsonl)"; \
+	echo "reports written to $(OUT)/ (report.html, report.md, report.json, junit.xml, results.jsonl)"; \
 	test $$status -le 1
 
 test: $(STAMP)

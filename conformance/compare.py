@@ -86,11 +86,13 @@ def score(
             bad_pattern = nonfinite_mismatch(r64, expected_pattern)
             compared = np.isfinite(r64) & np.isfinite(expected_pattern) & ~bad_pattern
             diff = np.where(compared, np.abs(r64 - ref), 0.0)
-        ulps = diff / ulp_of(ref, fmt)
-        rel_rms = diff / _rms_rows(ref, axes)
-        rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
+        # Non-finite quotients only arise where nothing was compared (or the reference
+        # RMS is 0 or Inf); the pattern check above has judged those elements.
+        finite = lambda a: np.where(np.isfinite(a), a, 0.0)  # noqa: E731
+        ulps = finite(diff / ulp_of(ref, fmt))
+        rel_rms = finite(diff / _rms_rows(ref, axes))
         if magnitude is not None:
-            units = diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff
+            units = finite(diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff)
     scored = ulps if tol.metric == "ulp" else units
     metrics.update(
         max_abs=float(diff.max(initial=0.0)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance.reports import json_report, junit, markdown
+from conformance.reports import html, json_report, junit, markdown
 from conformance.reports.results import Results
 
 
@@ -16,6 +16,9 @@ def write_reports(results: Results, out_dir: Path) -> list[Path]:
     written.append(path)
     path = out_dir / "report.md"
     path.write_text(markdown.render(results))
+    written.append(path)
+    path = out_dir / "report.html"
+    path.write_text(html.render(results))
     written.append(path)
     path = out_dir / "junit.xml"
     path.write_text(junit.render(results))

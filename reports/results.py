@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,3 +102,48 @@ def defaults_table(results: Results) -> dict:
         "epsilon": {a: dict(v) for a, v in eps.items()},
         "output_dtype": {a: {d: "/".join(sorted(s)) for d, s in v.items()} for a, v in out_dtype.items()},
     }
+
+
+def scored_error(r: dict) -> float | None:
+    """The metric a record is judged by: ULPs (forward) or units of roundoff (gradients)."""
+    m = r.get("metrics") or {}
+    return m.get("max_ulp") if r["check"] == "forward" else m.get("max_units")
+
+
+def agreement(results: Results) -> dict:
+    """For every two adapters, on the (case, check) results both produced.
+
+    `disagree`: one passes and the other fails or errors.  `worst_gap`: the largest
+    difference of their errors against the oracle, a lower bound of how far their
+    outputs are apart (triangle inequality); outputs themselves are not stored.
+    """
+    by: dict = defaultdict(dict)
+    for r in results.records:
+        if r["status"] in ("pass", "fail", "error", "xfail", "xpass"):
+            by[r["adapter"]][(r["case"], r["check"])] = r
+    names = sorted(by)
+    matrix = {}
+    for a in names:
+        for b in names:
+            shared = set(by[a]) & set(by[b])
+            ok = lambda r: r["status"] in ("pass", "xpass")  # noqa: E731
+            disagree = sum(ok(by[a][k]) != ok(by[b][k]) for k in shared)
+            gaps = [abs(ea - eb) for k in shared
+                    if (ea := scored_error(by[a][k])) is not None and (eb := scored_error(by[b][k])) is not None
+                    and math.isfinite(ea) and math.isfinite(eb)]
+            matrix[f"{a}|{b}"] = {"shared": len(shared), "disagree": disagree, "worst_gap": max(gaps, default=None)}
+    return {"adapters": names, "matrix": matrix}
+
+
+def failure_groups(results: Results) -> dict:
+    """Failing results per adapter, counted by what they have in common."""
+    from conformance.cases.dimensions import axes_kind
+
+    groups: dict = defaultdict(lambda: {"dtype": Counter(), "axes kind": Counter(), "distribution": Counter(), "check": Counter()})
+    for r in results.failing:
+        g = groups[r["adapter"]]
+        g["dtype"][r.get("dtype")] += 1
+        g["axes kind"][axes_kind(tuple(r.get("shape", ())), tuple(r.get("axis", ())))] += 1
+        g["distribution"][r.get("distribution")] += 1
+        g["check"][r["check"]] += 1
+    return {a: {k: dict(v.most_common()) for k, v in g.items()} for a, g in sorted(groups.items())}

@@ -1,0 +1,178 @@
+"""report.html: one self-contained page (inline CSS, no network) for people comparing frameworks.
+
+Pictures where people look (the heatmaps: colour = pass rate), tables where they
+compare numbers.  A few lines of inline script only check that every section
+rendered and mark the page `data-ready`, which the browser test reads.
+"""
+from __future__ import annotations
+
+import html
+import platform
+from collections import defaultdict
+
+from conformance.reports.results import (
+    Results, agreement, defaults_table, failure_groups, rerun_command, scored_error, verdict,
+)
+
+MAX_LISTED = 40  # failing results listed per adapter; the rest are in report.json
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1b1f24;max-width:1400px}
+h1{font-size:22px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right}
+th{background:#f6f8fa} td.name,th.name{text-align:left} .verdict{font-size:16px;font-weight:600}
+.fail{color:#a40e26} .pass{color:#116329} .heat td{min-width:90px;text-align:center}
+.heat small,.matrix small{display:block;color:#444} .diff{font-weight:700;background:#fff1c2}
+code{font-size:12px} details{margin:6px 0} .legend span{display:inline-block;width:40px;height:12px}
+"""
+
+SCRIPT = """
+const ids = ["heatmap-forward", "heatmap-gradients", "agreement", "defaults", "failures"];
+const missing = ids.filter(id => !document.getElementById(id));
+if (missing.length) { console.error("report sections missing: " + missing.join(", ")); }
+else { document.body.dataset.ready = "yes"; }
+"""
+
+
+def _e(v) -> str:
+    return html.escape(str(v))
+
+
+def _colour(rate: float | None) -> str:
+    if rate is None:
+        return "#eeeeee"
+    return f"hsl({int(120 * rate)}, 65%, 80%)"
+
+
+def _num(v) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
+def _heatmap(results: Results, checks: tuple[str, ...], section_id: str, title: str, unit: str) -> str:
+    cells: dict = defaultdict(lambda: {"n": 0, "pass": 0, "worst": None})
+    for r in results.records:
+        if r["check"] in checks and r["status"] != "unsupported":
+            c = cells[(r["adapter"], r.get("dtype"))]
+            c["n"] += 1
+            c["pass"] += r["status"] in ("pass", "xpass")
+            e = scored_error(r)
+            if e is not None:
+                c["worst"] = e if c["worst"] is None else max(c["worst"], e)
+    adapters = sorted({a for a, _ in cells})
+    dtypes = sorted({d for _, d in cells})
+    rows = [f'<h2>{_e(title)}</h2><table class="heat" id="{section_id}"><tr><th class="name">adapter</th>'
+            + "".join(f"<th>{_e(d)}</th>" for d in dtypes) + "</tr>"]
+    for a in adapters:
+        row = [f'<td class="name">{_e(a)}</td>']
+        for d in dtypes:
+            c = cells.get((a, d))
+            if not c or not c["n"]:
+                row.append('<td style="background:#eee">–</td>')
+                continue
+            rate = c["pass"] / c["n"]
+            row.append(f'<td style="background:{_colour(rate)}" title="{c["pass"]} of {c["n"]} pass">'
+                       f'{100 * rate:.0f}%<small>worst {_num(c["worst"])} {unit}</small></td>')
+        rows.append("<tr>" + "".join(row) + "</tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _agreement(results: Results) -> str:
+    ag = agreement(results)
+    names = ag["adapters"]
+    out = ['<h2>Pairwise agreement</h2><p>On the results both adapters produced: how many disagree '
+           '(one passes, the other fails) and the largest gap between their errors against the oracle '
+           '(a lower bound of how far apart their outputs are; ULPs forward, units of roundoff for gradients).</p>'
+           '<table class="matrix" id="agreement"><tr><th class="name"></th>'
+           + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"]
+    for a in names:
+        row = [f'<th class="name">{_e(a)}</th>']
+        for b in names:
+            m = ag["matrix"][f"{a}|{b}"]
+            if a == b or not m["shared"]:
+                row.append('<td style="background:#f6f8fa">–</td>')
+                continue
+            rate = 1 - m["disagree"] / m["shared"]
+            row.append(f'<td style="background:{_colour(rate)}">{m["disagree"]} / {m["shared"]}'
+                       f'<small>gap ≥ {_num(m["worst_gap"])}</small></td>')
+        out.append("<tr>" + "".join(row) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _defaults(results: Results) -> str:
+    d = defaults_table(results)
+    adapters = sorted(set(d["epsilon"]) | set(d["output_dtype"]))
+    out = ['<h2>Defaults (observed)</h2><p>Epsilon each adapter used when none was given, and the output dtype '
+           'it returned, per input dtype. Highlighted: differs from most adapters.</p><table id="defaults">'
+           '<tr><th class="name">adapter</th>' + "".join(f"<th>eps ({_e(t)})</th>" for t in d["dtypes"])
+           + "".join(f"<th>out ({_e(t)})</th>" for t in d["dtypes"]) + "</tr>"]
+    common = {}
+    for key in ("epsilon", "output_dtype"):
+        for t in d["dtypes"]:
+            values = [d[key][a][t] for a in adapters if t in d[key].get(a, {})]
+            common[(key, t)] = max(set(values), key=values.count) if values else None
+    for a in adapters:
+        cells = []
+        for key in ("epsilon", "output_dtype"):
+            for t in d["dtypes"]:
+                v = d[key].get(a, {}).get(t)
+                text = "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+                cls = ' class="diff"' if v is not None and v != common[(key, t)] else ""
+                cells.append(f"<td{cls}>{_e(text)}</td>")
+        out.append(f'<tr><td class="name">{_e(a)}</td>' + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _failures(results: Results) -> str:
+    groups = failure_groups(results)
+    by_adapter: dict = defaultdict(list)
+    for r in results.failing:
+        by_adapter[r["adapter"]].append(r)
+    out = [f'<h2>Failing results ({len(results.failing)})</h2><div id="failures">']
+    if not results.failing:
+        out.append("<p>None.</p>")
+    for a, rs in sorted(by_adapter.items()):
+        out.append(f"<h3>{_e(a)}: {len(rs)}</h3><table><tr><th class='name'>in common</th><th class='name'>counts</th></tr>")
+        for dim, counts in groups[a].items():
+            out.append(f"<tr><td class='name'>{_e(dim)}</td><td class='name'>"
+                       + ", ".join(f"{_e(k)}: {v}" for k, v in counts.items()) + "</td></tr>")
+        out.append("</table><details><summary>cases</summary><table><tr><th class='name'>case</th><th>check</th>"
+                   "<th>status</th><th>error</th><th class='name'>message and rerun</th></tr>")
+        for r in rs[:MAX_LISTED]:
+            out.append(f"<tr><td class='name'><code>{_e(r['case'])}</code></td><td>{_e(r['check'])}</td>"
+                       f"<td class='fail'>{_e(r['status'])}</td><td>{_num(scored_error(r))}</td>"
+                       f"<td class='name'>{_e(r.get('message', ''))}<br><code>{_e(rerun_command(r, results.adapters))}</code></td></tr>")
+        if len(rs) > MAX_LISTED:
+            out.append(f"<tr><td class='name' colspan=5>… {len(rs) - MAX_LISTED} more in report.json</td></tr>")
+        out.append("</table></details>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def _versions(results: Results) -> str:
+    rows = []
+    machine = {}
+    for name, meta in sorted(results.adapters.items()):
+        machine = meta.get("machine") or machine
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))
+        rows.append(f"<tr><td class='name'>{_e(name)}</td><td class='name'>{_e(versions)}</td></tr>")
+    m = ", ".join(f"{k} {v}" for k, v in machine.items()) or platform.platform()
+    return (f"<h2>Versions and machine</h2><p>{_e(m)}</p><table id='versions'><tr><th class='name'>adapter</th>"
+            f"<th class='name'>versions</th></tr>{''.join(rows)}</table>")
+
+
+def render(results: Results) -> str:
+    v = verdict(results)
+    legend = ('<p class="legend">colour = pass rate: <span style="background:hsl(0,65%,80%)"></span> 0% '
+              '<span style="background:hsl(60,65%,80%)"></span> 50% <span style="background:hsl(120,65%,80%)"></span> 100%</p>')
+    body = "".join([
+        f'<h1>RMS normalization conformance</h1><p class="verdict {"fail" if results.failing else "pass"}">{_e(v)}</p>',
+        legend,
+        _heatmap(results, ("forward",), "heatmap-forward", "Forward: pass rate and worst error", "ULP"),
+        _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients", "Gradients: pass rate and worst error", "u"),
+        _agreement(results), _defaults(results), _failures(results), _versions(results),
+    ])
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>RMSNorm conformance</title>"
+            f"<style>{CSS}</style></head><body>{body}<script>{SCRIPT}</script></body></html>\n")
