@@ -61,7 +61,41 @@ class FlaxNNXRMSNorm(Adapter):
             rngs=self.nnx.Rngs(0),
             **kwargs,
         )
-        return self.nnx.split(layer) + (layer, spec.scale.shape)
+        return self._wrap(layer, spec.scale.shape)
+
+    def _wrap(self, module, scale_shape):
+        return self.nnx.split(module) + (module, scale_shape)
+
+    def _same_constructor(self, m):
+        """A fresh module from m's own constructor arguments (its attributes)."""
+        return self.nnx.RMSNorm(m.num_features, epsilon=m.epsilon, dtype=m.dtype, param_dtype=m.param_dtype,
+                                use_scale=m.use_scale, reduction_axes=m.reduction_axes,
+                                feature_axes=m.feature_axes, rngs=self.nnx.Rngs(0))
+
+    def rebuild(self, layer):
+        _, state, module, scale_shape = layer
+        new = self._same_constructor(module)
+        self.nnx.update(new, state)
+        return self._wrap(new, scale_shape)
+
+    def save_load(self, layer, folder):
+        # nnx state as a pure dict, in flax's own msgpack serialization.
+        from flax import serialization
+
+        _, state, module, scale_shape = layer
+        path = f"{folder}/state.msgpack"
+        with open(path, "wb") as f:
+            f.write(serialization.msgpack_serialize(state.to_pure_dict()))
+        new = self._same_constructor(module)
+        restored = self.nnx.state(new)
+        with open(path, "rb") as f:
+            self.nnx.replace_by_pure_dict(restored, serialization.msgpack_restore(f.read()))
+        self.nnx.update(new, restored)
+        return self._wrap(new, scale_shape)
+
+    def parameters(self, layer):
+        module = layer[2]
+        return {"scale": np.asarray(module.scale[...])} if module.scale is not None else {}
 
     def call(self, layer, x):
         graphdef, state, _, _ = layer

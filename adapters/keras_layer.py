@@ -54,6 +54,27 @@ class _Keras(Adapter):
     def config(self, layer):
         return layer.get_config()
 
+    def rebuild(self, layer):
+        new = type(layer).from_config(layer.get_config())
+        new.build(self._input_shape(layer))
+        new.set_weights(layer.get_weights())
+        return new
+
+    def save_load(self, layer, folder):
+        # A one-layer model in Keras's own `.keras` format.
+        keras = self.keras
+        model = keras.Sequential([keras.Input(batch_shape=self._input_shape(layer), dtype=layer.dtype_policy.compute_dtype), layer])
+        path = f"{folder}/model.keras"
+        model.save(path)
+        return keras.saving.load_model(path).layers[-1]
+
+    def parameters(self, layer):
+        return {w.path: self.keras.ops.convert_to_numpy(w.value) for w in layer.trainable_weights}
+
+    @staticmethod
+    def _input_shape(layer):
+        return tuple(layer._build_shapes_dict["input_shape"])
+
 
 class KerasTensorFlow(_Keras):
     name = "keras-tensorflow"

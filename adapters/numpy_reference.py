@@ -8,6 +8,10 @@ analytic formula in the same precision.  Default epsilon: 1e-6.
 """
 from __future__ import annotations
 
+import json
+import os
+
+import ml_dtypes
 import numpy as np
 
 from conformance.adapter import Adapter
@@ -16,13 +20,17 @@ DEFAULT_EPSILON = 1e-6
 
 
 class NumpyLayer:
-    def __init__(self, spec):
-        self.axes = spec.axes
-        self.epsilon = DEFAULT_EPSILON if spec.epsilon is None else spec.epsilon
-        self.shape = [1] * len(spec.input_shape)
-        for a, size in zip(self.axes, spec.scale.shape):
+    def __init__(self, axes, epsilon, scale, rank):
+        self.axes = tuple(axes)
+        self.epsilon = epsilon
+        self.scale_shape = tuple(np.shape(scale))
+        self.shape = [1] * rank
+        for a, size in zip(self.axes, self.scale_shape):
             self.shape[a] = size
-        self.scale = np.reshape(spec.scale, self.shape)
+        self.scale = np.reshape(scale, self.shape)
+
+    def get_config(self):
+        return {"axis": list(self.axes), "epsilon": self.epsilon, "rank": len(self.shape)}
 
 
 def _compute_dtype(x: np.ndarray) -> np.dtype:
@@ -36,7 +44,8 @@ class NumpyReference(Adapter):
         return {"numpy": np.__version__}
 
     def build(self, spec):
-        return NumpyLayer(spec)
+        eps = DEFAULT_EPSILON if spec.epsilon is None else spec.epsilon
+        return NumpyLayer(spec.axes, eps, spec.scale, len(spec.input_shape))
 
     def _rrms(self, layer, xc):
         return 1.0 / np.sqrt(np.mean(xc * xc, axis=layer.axes, keepdims=True) + layer.epsilon)
@@ -60,4 +69,26 @@ class NumpyReference(Adapter):
         return dx.astype(x.dtype), dscale.astype(layer.scale.dtype)
 
     def config(self, layer):
-        return {"axis": list(layer.axes), "epsilon": layer.epsilon}
+        return layer.get_config()
+
+    def rebuild(self, layer):
+        c = layer.get_config()
+        return NumpyLayer(c["axis"], c["epsilon"], layer.scale.reshape(layer.scale_shape).copy(), c["rank"])
+
+    def save_load(self, layer, folder):
+        # Raw bytes plus dtype name: np.save cannot round-trip ml_dtypes' bfloat16.
+        path = os.path.join(folder, "layer")
+        scale = layer.scale.reshape(layer.scale_shape)
+        with open(path + ".bin", "wb") as f:
+            f.write(scale.tobytes())
+        with open(path + ".json", "w") as f:
+            json.dump(layer.get_config() | {"dtype": scale.dtype.name, "shape": list(scale.shape)}, f)
+        with open(path + ".json") as f:
+            c = json.load(f)
+        with open(path + ".bin", "rb") as f:
+            dtype = np.dtype(ml_dtypes.bfloat16) if c["dtype"] == "bfloat16" else np.dtype(c["dtype"])
+            loaded = np.frombuffer(f.read(), dtype).reshape(c["shape"]).copy()
+        return NumpyLayer(c["axis"], c["epsilon"], loaded, c["rank"])
+
+    def parameters(self, layer):
+        return {"scale": layer.scale.reshape(layer.scale_shape)}

@@ -61,3 +61,17 @@ class TensorFlowOpsRMSNorm(Adapter):
 
     def config(self, layer):
         return {"axes": layer.axes, "epsilon": layer.epsilon, "scale_dtype": layer.scale.dtype.name}
+
+    def rebuild(self, layer):
+        return self.RMSNorm(layer.axes, layer.epsilon, layer.scale.numpy(), len(layer.broadcast_shape))
+
+    def save_load(self, layer, folder):
+        # tf.train.Checkpoint: TensorFlow's own format for a module's variables.
+        path = self.tf.train.Checkpoint(module=layer).write(f"{folder}/ckpt")
+        zeros = layer.scale.numpy() * 0
+        fresh = self.RMSNorm(layer.axes, layer.epsilon, zeros, len(layer.broadcast_shape))
+        self.tf.train.Checkpoint(module=fresh).read(path).assert_consumed()
+        return fresh
+
+    def parameters(self, layer):
+        return {"scale": layer.scale.numpy()}

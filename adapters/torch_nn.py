@@ -56,6 +56,25 @@ class TorchRMSNorm(Adapter):
         layer.module(xt).backward(torch_from_numpy(dy))
         return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
 
+    def rebuild(self, layer):
+        m = layer.module
+        new = self.torch.nn.RMSNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine,
+                                    dtype=m.weight.dtype)
+        new.load_state_dict(m.state_dict())
+        return _Built(new, layer.input_dtype)
+
+    def save_load(self, layer, folder):
+        path = f"{folder}/rmsnorm.pt"
+        self.torch.save(layer.module.state_dict(), path)
+        m = layer.module
+        new = self.torch.nn.RMSNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine,
+                                    dtype=m.weight.dtype)
+        new.load_state_dict(self.torch.load(path, weights_only=True))
+        return _Built(new, layer.input_dtype)
+
+    def parameters(self, layer):
+        return {name: torch_to_numpy(p) for name, p in layer.module.named_parameters()}
+
     def config(self, layer):
         m = layer.module
         eps = m.eps if m.eps is not None else self.torch.finfo(torch_dtype(layer.input_dtype)).eps

@@ -11,7 +11,12 @@ Requirements of the design, which every adapter keeps:
 - `grad()` raising NotImplementedError means "this adapter has no gradients";
   every other exception is the framework's and is recorded as an `error`;
 - `config(layer)["epsilon"]` is the epsilon the layer actually uses, so cases
-  with `epsilon=None` (the implementation's default) can be scored.
+  with `epsilon=None` (the implementation's default) can be scored;
+- the configuration checks use three optional methods, each the framework's
+  own way: `rebuild(layer)` (a new layer from the layer's configuration, same
+  parameters loaded), `save_load(layer, folder)` (saved in the framework's
+  format and loaded back) and `parameters(layer)` ({name: array}, trainable
+  ones).  Not implementing one records its checks as `unsupported`.
 """
 from __future__ import annotations
 
@@ -51,6 +56,18 @@ class Adapter:
     def config(self, layer: Any) -> dict:
         """The layer's own configuration, JSON-safe, with "epsilon" the value it uses."""
         return {}
+
+    def rebuild(self, layer: Any) -> Any:
+        """A new layer made from `layer`'s own configuration, with its parameters loaded."""
+        raise NotImplementedError
+
+    def save_load(self, layer: Any, folder: str) -> Any:
+        """Save `layer` in the framework's own format under `folder` and load it back."""
+        raise NotImplementedError
+
+    def parameters(self, layer: Any) -> dict[str, np.ndarray]:
+        """The layer's trainable parameters by name, as numpy arrays in their own dtype."""
+        raise NotImplementedError
 
 
 def import_adapter(ref: str) -> type[Adapter]:

@@ -6,6 +6,7 @@ only small JSON crosses the process boundary.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 import traceback
 
@@ -15,9 +16,17 @@ from conformance import tolerance
 from conformance.adapter import Adapter
 from conformance.cases.case import Case, layer_spec, materialize
 from conformance.compare import score
+from conformance.dtypes import dtype_name
 from conformance.oracle import oracle
 
 CHECKS = ("forward", "grad_x", "grad_scale")
+# Checks of the configuration side of the contract, on cases with a trained-looking
+# (random positive) scale: enough to cover every layout and dtype at small cost.
+CONFIG_CHECKS = ("structure", "config_roundtrip", "save_load")
+
+
+def checks_for(case: Case) -> tuple[str, ...]:
+    return CHECKS + CONFIG_CHECKS if case.scale == "rand" else CHECKS
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras colours its error messages
 
 
@@ -57,7 +66,7 @@ def evaluate(adapter: Adapter, case: Case) -> list[dict]:
     spec = layer_spec(case, arrays)
 
     def all_checks(status, message, **fields):
-        return [record(case, name, check, status, message, **fields) for check in CHECKS]
+        return [record(case, name, check, status, message, **fields) for check in checks_for(case)]
 
     reason = adapter.supports(spec)
     if reason:
@@ -71,12 +80,13 @@ def evaluate(adapter: Adapter, case: Case) -> list[dict]:
     if eps is None:
         return all_checks("error", "epsilon=None: the adapter's config() does not say which epsilon the layer uses")
     prec = case.precision
-    n, rows = case.reduction_length, case.rows
+    n = case.reduction_length
     ref = oracle(arrays.x, arrays.scale, arrays.dy, case.axes, eps)
     common = {"epsilon_used": eps}
     out = []
 
     start = time.perf_counter()
+    y = None
     try:
         y = adapter.call(layer, arrays.x)
     except Exception as exc:
@@ -86,17 +96,25 @@ def evaluate(adapter: Adapter, case: Case) -> list[dict]:
         s = score(y, ref.y, prec.compute, prec.compute.name, tol, axes=case.axes)
         out.append(record(case, name, "forward", s.status, s.message, metrics=s.metrics,
                           tolerance=tol.to_json(), seconds=time.perf_counter() - start, **common))
+    out += _gradients(adapter, case, layer, arrays, ref, common)
+    if "structure" in checks_for(case):
+        out += configuration_checks(adapter, case, layer, arrays, y, config)
+    return out
 
+
+def _gradients(adapter, case, layer, arrays, ref, common) -> list[dict]:
+    name, prec = adapter.name, case.precision
+    n, rows = case.reduction_length, case.rows
     start = time.perf_counter()
     try:
         dx, dscale = adapter.grad(layer, arrays.x, arrays.dy)
     except NotImplementedError:
-        return out + [record(case, name, c, "unsupported", "the adapter has no gradients", **common)
-                      for c in CHECKS[1:]]
+        return [record(case, name, c, "unsupported", "the adapter has no gradients", **common) for c in CHECKS[1:]]
     except Exception as exc:
         msg = _framework_error("grad", exc)
-        return out + [record(case, name, c, "error", msg, **common) for c in CHECKS[1:]]
+        return [record(case, name, c, "error", msg, **common) for c in CHECKS[1:]]
     seconds = time.perf_counter() - start
+    out = []
     tol = tolerance.grad_x(prec.compute, n)
     s = score(dx, ref.dx, prec.compute, prec.compute.name, tol, magnitude=ref.dx_magnitude, axes=case.axes)
     out.append(record(case, name, "grad_x", s.status, s.message, metrics=s.metrics,
@@ -110,3 +128,80 @@ def evaluate(adapter: Adapter, case: Case) -> list[dict]:
     out.append(record(case, name, "grad_scale", s.status, s.message, metrics=s.metrics,
                       tolerance=tol.to_json(), seconds=seconds, **common))
     return out
+
+
+def _same_array(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _without_names(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != "name"}  # Keras names are unique per layer
+
+
+def configuration_checks(adapter: Adapter, case: Case, layer, arrays, y, config: dict) -> list[dict]:
+    """structure, config_roundtrip and save_load (DESIGN.md roadmap: configuration and serialization)."""
+    name = adapter.name
+    out = []
+    try:
+        params = adapter.parameters(layer)
+    except NotImplementedError:
+        params = None
+    except Exception as exc:
+        return [record(case, name, c, "error", _framework_error("parameters", exc)) for c in CONFIG_CHECKS]
+    if params is None:
+        out.append(record(case, name, "structure", "unsupported", "the adapter does not expose parameters()"))
+    else:
+        out.append(_structure(case, name, params))
+
+    for check, make in (("config_roundtrip", adapter.rebuild),
+                        ("save_load", lambda lay: _in_tempdir(adapter.save_load, lay))):
+        try:
+            other = make(layer)
+            y2 = adapter.call(other, arrays.x)
+            params2 = adapter.parameters(other) if params is not None else None
+            config2 = adapter.config(other)
+        except NotImplementedError:
+            out.append(record(case, name, check, "unsupported", f"the adapter does not implement {check}"))
+            continue
+        except Exception as exc:
+            out.append(record(case, name, check, "error", _framework_error(check, exc)))
+            continue
+        problems = []
+        if y is None:
+            problems.append("the original layer's forward raised, nothing to compare")
+        elif not _same_array(y, y2):
+            diff = int(np.sum(np.asarray(y).astype(np.float64) != np.asarray(y2).astype(np.float64)))
+            problems.append(f"outputs differ ({diff} element(s) not bit-identical)")
+        if params is not None and (set(params) != set(params2) or not all(_same_array(params[k], params2[k]) for k in params)):
+            problems.append(f"parameters differ: {sorted(params)} vs {sorted(params2)}")
+        if _without_names(config) != _without_names(config2):
+            changed = sorted(k for k in set(config) | set(config2) if k != "name" and config.get(k) != config2.get(k))
+            problems.append(f"configuration differs in {changed}")
+        out.append(record(case, name, check, "fail" if problems else "pass", "; ".join(problems)))
+    return out
+
+
+def _in_tempdir(fn, layer):
+    with tempfile.TemporaryDirectory() as folder:
+        return fn(layer, folder)
+
+
+def _structure(case: Case, name: str, params: dict) -> dict:
+    """The scale parameter as the case lays it out: shape of the normalized axes, parameter dtype."""
+    expected_shape, expected_dtype = case.scale_shape, case.precision.param.name
+    shapes = {k: list(np.shape(v)) for k, v in params.items()}
+    dtypes = {k: dtype_name(np.asarray(v)) for k, v in params.items()}
+    count = int(sum(np.size(v) for v in params.values()))
+    problems = []
+    if len(params) != 1:
+        problems.append(f"{len(params)} trainable parameters {sorted(params)}, expected one scale")
+    for k in params:
+        if tuple(shapes[k]) != expected_shape:
+            problems.append(f"scale {k!r} has shape {tuple(shapes[k])}, the normalized axes are {expected_shape}")
+        if dtypes[k] != expected_dtype:
+            problems.append(f"scale {k!r} is {dtypes[k]}, expected {expected_dtype}")
+    if count != int(np.prod(expected_shape)):
+        problems.append(f"{count} trainable values, expected {int(np.prod(expected_shape))}")
+    return record(case, name, "structure", "fail" if problems else "pass", "; ".join(problems),
+                  metrics={"parameter_shapes": shapes, "parameter_dtypes": dtypes, "trainable_values": count})

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from conformance.adapter import adapter_name, import_adapter
 from conformance.cases.case import Case
-from conformance.evaluate import CHECKS, record
+from conformance.evaluate import checks_for, record
 
 # Workers run one thread each: --jobs decides parallelism, and thread pools of
 # several frameworks on two cores only fight.  Reductions of the sizes in the
@@ -195,7 +195,7 @@ class Runner:
 
     def _error_records(self, task: _Task, case_id: str, message: str) -> list[dict]:
         case = Case.from_id(case_id)
-        return [record(case, task.adapter.name, check, "error", message) for check in CHECKS]
+        return [record(case, task.adapter.name, check, "error", message) for check in checks_for(case)]
 
     def _announce(self, task: _Task, versions: dict) -> None:
         with self._lock:

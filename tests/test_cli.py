@@ -17,7 +17,7 @@ def test_correct_user_adapter_passes(cli, tmp_path):
     assert p.returncode == 0, p.stderr
     rs = records(out)
     assert rs and all(r["status"] == "pass" for r in rs)
-    assert {r["check"] for r in rs} == {"forward", "grad_x", "grad_scale"}
+    assert {r["check"] for r in rs} == {"forward", "grad_x", "grad_scale", "structure", "config_roundtrip", "save_load"}
     assert "PASS" in (out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["failures"] == []
 
@@ -127,3 +127,26 @@ def test_report_regenerates_from_results(cli, tmp_path):
     (out / "report.md").unlink()
     p = cli("report", str(out))
     assert p.returncode == 0 and (out / "report.md").exists()
+
+
+@pytest.mark.parametrize("adapter, check, says", [
+    ("RebuildDropsEpsilon", "config_roundtrip", "configuration differs in ['epsilon']"),
+    ("SaveLoadLosesScale", "save_load", "parameters differ"),
+])
+def test_planted_configuration_bugs_are_caught(cli, tmp_path, adapter, check, says):
+    out = tmp_path / "cfg"
+    p = cli("run", "--suite", "smoke", "--adapter", PLANTED + adapter, "--out", str(out))
+    assert p.returncode == 1
+    mine = [r for r in records(out) if r["check"] == check]
+    assert mine
+    # Cases whose epsilon is the default cannot show a dropped epsilon; the others must fail.
+    failing = [r for r in mine if r["status"] == "fail"]
+    assert failing and all(says in r["message"] for r in failing)
+    assert all(r["status"] == "pass" for r in records(out) if r["check"] in ("forward", "grad_x", "grad_scale"))
+
+
+def test_correct_adapter_passes_configuration_checks(cli, tmp_path):
+    out = tmp_path / "cfg-ok"
+    cli("run", "--suite", "smoke", "--adapter", PLANTED + "Correct", "--out", str(out))
+    mine = [r for r in records(out) if r["check"] in ("structure", "config_roundtrip", "save_load")]
+    assert len(mine) == 3 * 15 and all(r["status"] == "pass" for r in mine)

@@ -65,3 +65,25 @@ class CorrectButSloppy(SloppyRsqrt):
     """The sloppy kernel under the correct one's name: a regression of 'planted-correct'."""
 
     name = "planted-correct"
+
+
+class RebuildDropsEpsilon(NumpyReference):
+    """Its configuration forgets epsilon, so a layer rebuilt from it uses the default."""
+
+    name = "planted-config-drops-epsilon"
+
+    def rebuild(self, layer):
+        new = super().rebuild(layer)
+        new.epsilon = 1e-6
+        return new
+
+
+class SaveLoadLosesScale(NumpyReference):
+    """Loads back the initial (ones) scale instead of the saved one."""
+
+    name = "planted-save-loses-scale"
+
+    def save_load(self, layer, folder):
+        new = super().save_load(layer, folder)
+        new.scale = np.ones_like(new.scale)
+        return new
