@@ -39,6 +39,43 @@ class _Keras(Adapter):
     def _load_backend(self) -> dict:
         return {}
 
+    def claims(self) -> list[dict]:
+        """Claims of Keras's own documentation, checked against the layer on this backend."""
+        keras = self.keras
+        out = []
+        layer = keras.layers.RMSNormalization()
+        layer.build([5, 20, 30, 10])
+        shape = tuple(layer.scale.shape)
+        out.append({"claim": "RMSNormalization docstring: after build([5, 20, 30, 10]) the scale has shape (10,)",
+                    "holds": shape == (10,), "observed": f"scale shape {shape}"})
+        # The docstring's formula has no epsilon; the layer adds epsilon=1e-6 inside the rsqrt.
+        rng = np.random.default_rng(0)
+        worst = {}
+        for label, magnitude in (("the docstring's example input, np.random.rand(1, 10)", 1.0), ("inputs of magnitude 1e-3", 1e-3)):
+            x = (rng.random((1, 10)) * magnitude).astype("float32")
+            y = np.asarray(self.call(layer_for(keras, x.shape), x), np.float64)
+            x64 = x.astype(np.float64)
+            doc = x64 / np.sqrt(np.mean(x64 * x64, axis=-1, keepdims=True))
+            worst[label] = float(np.max(np.abs(y - doc) / np.abs(doc)))
+        out.append({"claim": "RMSNormalization docstring: rms_normalization(x) = x * rsqrt(mean(square(x))) * scale",
+                    "holds": all(v < 4 * 2.0**-24 for v in worst.values()),
+                    "observed": "; ".join(f"max relative difference {v:.3g} on {k}" for k, v in worst.items())
+                    + f" (the layer adds epsilon={layer.epsilon:g} inside the rsqrt)"})
+        # The op's docstring: "epsilon: A lower bound value for the norm".  A lower bound
+        # would leave rows whose RMS exceeds epsilon untouched; test on RMS ~ 1e-4 > 1e-6.
+        x = (rng.standard_normal((2, 16)) * 1e-4).astype("float32")
+        y = np.asarray(keras.ops.convert_to_numpy(keras.ops.rms_normalization(x, epsilon=1e-6)), np.float64)
+        x64 = x.astype(np.float64)
+        bound = x64 / np.maximum(np.sqrt(np.mean(x64 * x64, axis=-1, keepdims=True)), 1e-6)
+        gap = float(np.max(np.abs(y - bound) / np.abs(bound)))
+        out.append({"claim": "keras.ops.rms_normalization docstring: epsilon is 'a lower bound value for the norm', "
+                             "default backend.epsilon()",
+                    "holds": gap < 4 * 2.0**-24,
+                    "observed": f"rows with RMS ~1e-4 and epsilon=1e-6 differ from x / max(rms, eps) by up to {gap:.3g} "
+                                f"(epsilon is added to mean(x^2)); the op's default epsilon is {keras.config.epsilon():g}, "
+                                f"the layer's {layer.epsilon:g}"})
+        return out
+
     def build(self, spec):
         kwargs = {"axis": spec.axis[0] if len(spec.axis) == 1 else list(spec.axis), "dtype": spec.dtype}
         if spec.epsilon is not None:
@@ -74,6 +111,12 @@ class _Keras(Adapter):
     @staticmethod
     def _input_shape(layer):
         return tuple(layer._build_shapes_dict["input_shape"])
+
+
+def layer_for(keras, input_shape):
+    layer = keras.layers.RMSNormalization()
+    layer.build(input_shape)
+    return layer
 
 
 class KerasTensorFlow(_Keras):

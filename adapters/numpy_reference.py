@@ -34,7 +34,9 @@ class NumpyLayer:
 
 
 def _compute_dtype(x: np.ndarray) -> np.dtype:
-    return np.dtype(np.float32) if np.dtype(x.dtype).itemsize < 4 else np.dtype(x.dtype)
+    """float32 for half precision (and integer or boolean inputs), else the input's own float dtype."""
+    dtype = np.dtype(x.dtype)  # bfloat16 is kind "V" in numpy: itemsize decides
+    return dtype if dtype.kind not in "biu" and dtype.itemsize >= 4 else np.dtype(np.float32)
 
 
 class NumpyReference(Adapter):
@@ -55,7 +57,7 @@ class NumpyReference(Adapter):
         xc = x.astype(ct)
         with np.errstate(all="ignore"):
             y = xc * self._rrms(layer, xc).astype(ct) * layer.scale.astype(ct)
-        return y.astype(x.dtype)
+        return y if np.dtype(x.dtype).kind in "biu" else y.astype(x.dtype)
 
     def grad(self, layer, x, dy):
         ct = _compute_dtype(x)

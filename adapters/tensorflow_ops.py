@@ -29,7 +29,9 @@ class TensorFlowOpsRMSNorm(Adapter):
                 self.epsilon = epsilon
                 self.scale = tf.Variable(scale, name="scale")
                 shape = [1] * input_rank
-                for a, size in zip(sorted(a % input_rank for a in axes), scale.shape):
+                # Axes out of range are left to TensorFlow's own ops to refuse.
+                valid = sorted(a % input_rank for a in axes if -input_rank <= a < input_rank)
+                for a, size in zip(valid, scale.shape):
                     shape[a] = size
                 self.broadcast_shape = shape
 

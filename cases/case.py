@@ -145,3 +145,14 @@ def materialize(case: Case) -> CaseArrays:
 
 def layer_spec(case: Case, arrays: CaseArrays) -> LayerSpec:
     return LayerSpec(case.shape, case.axis, case.epsilon, case.dtype, arrays.scale)
+
+
+def parse_case(case_id: str):
+    """A Case, or an invalid configuration (ids `invalid/...`), from its id; ValueError otherwise."""
+    from conformance.cases.invalid import BY_ID
+
+    if case_id.startswith("invalid/"):
+        if case_id not in BY_ID:
+            raise ValueError(f"unknown invalid configuration {case_id!r}; known: {', '.join(BY_ID)}")
+        return BY_ID[case_id]
+    return Case.from_id(case_id)

@@ -14,7 +14,8 @@ import tomllib
 from pathlib import Path
 from typing import Callable, Iterable
 
-from conformance.cases.case import Case
+from conformance.cases.case import Case, parse_case
+from conformance.cases.invalid import INVALID
 from conformance.cases.dimensions import CONFIG_DIMENSIONS, DATA_DIMENSIONS, DIMENSIONS, LAYOUTS, Layout
 from conformance.errors import UsageError
 
@@ -105,7 +106,7 @@ def smoke() -> list[Case]:
     out += [_case(_layout("size-1"), "float32", 1e-6, "normal", "rand")]
     out += [_case(_layout("rank-5"), "float64", 1e-6, "normal", "rand")]
     out += [_case(last, "float32", 1e-6, "zeros", "rand")]
-    return out
+    return out + list(INVALID)
 
 
 def _edge_cases() -> list[Case]:
@@ -120,7 +121,7 @@ def _edge_cases() -> list[Case]:
 def standard() -> list[Case]:
     configs = pairwise(CONFIG_DIMENSIONS)
     rows = pairwise(DIMENSIONS, base=configs)
-    return _unique([_case(**r) for r in rows] + _edge_cases())
+    return _unique([_case(**r) for r in rows] + _edge_cases()) + list(INVALID)
 
 
 def exhaustive() -> list[Case]:
@@ -183,7 +184,7 @@ def load_suite_file(path: Path) -> list[Case]:
     cases: list[Case] = []
     try:
         for case_id in data.get("cases", []):
-            cases.append(Case.from_id(str(case_id)))
+            cases.append(parse_case(str(case_id)))
         for k, grid in enumerate(data.get("grid", [])):
             cases.extend(_grid_cases(grid, f"[[grid]] #{k + 1}"))
     except (ValueError, TypeError) as exc:

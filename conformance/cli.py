@@ -73,7 +73,7 @@ def _select_adapters(args) -> list[str]:
 
 def select_cases(cases, patterns: list[str]):
     """Cases whose id matches any pattern; a plain id not in the suite is run as given."""
-    from conformance.cases.case import Case
+    from conformance.cases.case import parse_case
 
     if not patterns:
         return cases
@@ -82,7 +82,7 @@ def select_cases(cases, patterns: list[str]):
     for p in patterns:
         if not any(ch in p for ch in "*?[") and p not in known:
             try:
-                chosen.append(Case.from_id(p))
+                chosen.append(parse_case(p))
             except ValueError as exc:
                 raise UsageError(f"--case {p!r} matches no case of the suite and is not a case id: {exc}") from None
     if not chosen:

@@ -15,8 +15,11 @@ import numpy as np
 from conformance import tolerance
 from conformance.adapter import Adapter
 from conformance.cases.case import Case, layer_spec, materialize
+from conformance.cases.invalid import CHECK as INVALID_CHECK
+from conformance.cases.invalid import Invalid
+from conformance.spec import LayerSpec, canonical_axes
 from conformance.compare import score
-from conformance.dtypes import dtype_name
+from conformance.dtypes import FORMATS, dtype_name
 from conformance.oracle import oracle
 
 CHECKS = ("forward", "grad_x", "grad_scale")
@@ -25,7 +28,9 @@ CHECKS = ("forward", "grad_x", "grad_scale")
 CONFIG_CHECKS = ("structure", "config_roundtrip", "save_load")
 
 
-def checks_for(case: Case) -> tuple[str, ...]:
+def checks_for(case) -> tuple[str, ...]:
+    if isinstance(case, Invalid):
+        return (INVALID_CHECK,)
     return CHECKS + CONFIG_CHECKS if case.scale == "rand" else CHECKS
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras colours its error messages
 
@@ -60,7 +65,9 @@ def _epsilon_used(case: Case, config: dict) -> float | None:
     return float(eps) if isinstance(eps, (int, float)) else None
 
 
-def evaluate(adapter: Adapter, case: Case) -> list[dict]:
+def evaluate(adapter: Adapter, case) -> list[dict]:
+    if isinstance(case, Invalid):
+        return [evaluate_invalid(adapter, case)]
     name = adapter.name
     arrays = materialize(case)
     spec = layer_spec(case, arrays)
@@ -205,3 +212,44 @@ def _structure(case: Case, name: str, params: dict) -> dict:
         problems.append(f"{count} trainable values, expected {int(np.prod(expected_shape))}")
     return record(case, name, "structure", "fail" if problems else "pass", "; ".join(problems),
                   metrics={"parameter_shapes": shapes, "parameter_dtypes": dtypes, "trainable_values": count})
+
+
+def evaluate_invalid(adapter: Adapter, inv: Invalid) -> dict:
+    """What the framework does with an invalid or borderline configuration (cases/invalid.py)."""
+    x, scale = inv.arrays()
+    spec = LayerSpec(inv.shape, inv.axis, inv.epsilon, inv.dtype, scale)
+
+    def rec(status, outcome, message, **fields):
+        return record(inv, adapter.name, INVALID_CHECK, status, message, outcome=outcome, **fields)
+
+    try:
+        reason = adapter.supports(spec)
+    except Exception as exc:  # the adapter's translation itself cannot express it
+        reason = f"cannot be expressed ({type(exc).__name__}: {exc})"
+    if reason:
+        return rec("unsupported", "not expressible", reason)
+    try:
+        layer = adapter.build(spec)
+    except Exception as exc:
+        return rec("pass", "error at build", _framework_error("build", exc))
+    try:
+        y = np.asarray(adapter.call(layer, x))
+    except Exception as exc:
+        return rec("pass", "error at call", _framework_error("call", exc))
+    if not inv.has_reference:
+        return rec("pass", "silent result", f"returned {dtype_name(y)} of shape {y.shape} without complaint; "
+                   "there is no single right answer to score it against",
+                   metrics={"out_dtype": dtype_name(y), "out_shape": list(y.shape)})
+    axes = canonical_axes(inv.axis, len(inv.shape))
+    ref = oracle(x.astype(np.float64), scale, np.zeros(x.shape), axes, inv.epsilon)
+    fmt = FORMATS["float32"]
+    try:
+        s = score(y.astype(np.float64) if y.dtype.kind in "biu" else y, ref.y, fmt, dtype_name(y), tolerance.forward(fmt, x.shape[-1]), axes=axes)
+    except (TypeError, ValueError) as exc:
+        return rec("fail", "silent wrong result", f"returned something not comparable: {exc}")
+    if y.dtype.kind in "biu":
+        s = type(s)("fail", s.metrics, f"returned {dtype_name(y)} values for a normalization (the result is truncated): "
+                                       f"{np.asarray(y).ravel()[:4].tolist()}, the formula gives {np.round(ref.y.ravel()[:4], 4).tolist()}")
+    if s.status == "pass":
+        return rec("pass", "silent result, agrees with the formula", "", metrics=s.metrics)
+    return rec("fail", "silent wrong result", s.message, metrics=s.metrics)

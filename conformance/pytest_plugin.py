@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.evaluate import CHECKS
+from conformance.evaluate import checks_for
 
 _RESULTS = pytest.StashKey[dict]()
 
@@ -64,7 +64,7 @@ class AdapterCollector(pytest.Collector):
 
     def collect(self):
         for case in self.cases:
-            for check in CHECKS:
+            for check in checks_for(case):
                 yield ConformanceItem.from_parent(self, name=f"{case.id}[{check}]", adapter=self.adapter, case=case, check=check)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.adapter import adapter_name, import_adapter
-from conformance.cases.case import Case
+from conformance.cases.case import parse_case
 from conformance.evaluate import checks_for, record
 
 # Workers run one thread each: --jobs decides parallelism, and thread pools of
@@ -194,10 +194,10 @@ class Runner:
         )
 
     def _error_records(self, task: _Task, case_id: str, message: str) -> list[dict]:
-        case = Case.from_id(case_id)
+        case = parse_case(case_id)
         return [record(case, task.adapter.name, check, "error", message) for check in checks_for(case)]
 
-    def _announce(self, task: _Task, versions: dict) -> None:
+    def _announce(self, task: _Task, versions: dict, claims: list) -> None:
         with self._lock:
             if task.adapter.name in self._announced:
                 return
@@ -208,6 +208,7 @@ class Runner:
             "ref": task.adapter.ref,
             "env": task.adapter.env,
             "versions": versions,
+            "claims": claims,
             "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
         }])
 
@@ -281,7 +282,7 @@ class Runner:
                 event = message.get("event")
                 if event == "ready":
                     ready = True
-                    self._announce(task, message.get("versions", {}))
+                    self._announce(task, message.get("versions", {}), message.get("claims", []))
                 elif event == "load_error":
                     self._fail_all(task, remaining, emit, f"adapter failed to load: {message.get('message')}", log)
                     return "load_failed"

@@ -43,15 +43,19 @@ def main(argv: list[str]) -> int:
         send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
         return 3
     versions.setdefault("python", platform.python_version())
-    send({"event": "ready", "name": adapter.name, "versions": versions})
+    try:  # optional: claims of the framework's documentation, checked on the real layer
+        claims = adapter.claims() if hasattr(adapter, "claims") else []
+    except Exception as exc:
+        claims = [{"claim": "documentation claims", "holds": None, "observed": f"checking raised {type(exc).__name__}: {exc}"}]
+    send({"event": "ready", "name": adapter.name, "versions": versions, "claims": claims})
 
-    from conformance.cases.case import Case
+    from conformance.cases.case import parse_case
     from conformance.evaluate import evaluate
 
     with open(cases_file) as f:
         ids = [line.strip() for line in f if line.strip()]
     for case_id in ids:
-        send({"event": "done", "case": case_id, "records": evaluate(adapter, Case.from_id(case_id))})
+        send({"event": "done", "case": case_id, "records": evaluate(adapter, parse_case(case_id))})
     return 0
 
 

@@ -11,7 +11,8 @@ import platform
 from collections import defaultdict
 
 from conformance.reports.results import (
-    Results, agreement, defaults_table, failure_groups, rerun_command, scored_error, verdict,
+    STATUSES, Results, agreement, configuration_table, defaults_table, failure_groups, invalid_table, rerun_command,
+    scored_error, verdict,
 )
 
 MAX_LISTED = 40  # failing results listed per adapter; the rest are in report.json
@@ -27,7 +28,7 @@ code{font-size:12px} details{margin:6px 0} .legend span{display:inline-block;wid
 """
 
 SCRIPT = """
-const ids = ["heatmap-forward", "heatmap-gradients", "agreement", "defaults", "failures"];
+const ids = ["heatmap-forward", "heatmap-gradients", "agreement", "defaults", "configuration", "invalid", "failures"];
 const missing = ids.filter(id => !document.getElementById(id));
 if (missing.length) { console.error("report sections missing: " + missing.join(", ")); }
 else { document.body.dataset.ready = "yes"; }
@@ -125,6 +126,41 @@ def _defaults(results: Results) -> str:
     return "".join(out)
 
 
+def _configuration(results: Results) -> str:
+    rows = configuration_table(results)
+    out = ['<h2>Configuration: structure, config round trip, save/load</h2><table id="configuration">'
+           '<tr><th class="name">adapter</th><th class="name">check</th>' + "".join(f"<th>{s}</th>" for s in STATUSES[:4]) + "</tr>"]
+    for r in rows:
+        rate = r.get("pass", 0) / max(1, sum(r.get(s, 0) for s in ("pass", "fail", "error")))
+        out.append(f'<tr style="background:{_colour(rate)}"><td class="name">{_e(r["adapter"])}</td><td class="name">{_e(r["check"])}</td>'
+                   + "".join(f"<td>{r.get(s, 0)}</td>" for s in STATUSES[:4]) + "</tr>")
+    out.append("</table>")
+    claims = [(name, c) for name, meta in sorted(results.adapters.items()) for c in meta.get("claims", [])]
+    if claims:
+        out.append('<h2>Documentation claims</h2><table id="claims"><tr><th class="name">adapter</th>'
+                   '<th class="name">claim</th><th>holds</th><th class="name">observed</th></tr>')
+        for n, c in claims:
+            holds = {True: "yes", False: "no"}.get(c["holds"], "?")
+            out.append(f'<tr><td class="name">{_e(n)}</td><td class="name">{_e(c["claim"])}</td>'
+                       f'<td class="{"pass" if c["holds"] else "fail"}">{holds}</td><td class="name">{_e(c["observed"])}</td></tr>')
+        out.append("</table>")
+    inv = invalid_table(results)
+    adapters = sorted({a for row in inv["rows"].values() for a in row})
+    out.append('<h2>Invalid and borderline configurations</h2><p>What each framework did; only a crash or a silent '
+               'wrong number counts against the run. Hover a cell for the message.</p><table id="invalid">'
+               '<tr><th class="name">configuration</th>' + "".join(f"<th>{_e(a)}</th>" for a in adapters) + "</tr>")
+    shade = {"pass": "#e6f4ea", "unsupported": "#eeeeee", "fail": "#f8d7da", "error": "#f8d7da"}
+    for case, row in inv["rows"].items():
+        cells = []
+        for a in adapters:
+            status, outcome, message = row.get(a, ("unsupported", "–", ""))
+            cells.append(f'<td style="background:{shade.get(status, "#fff")};text-align:left" title="{_e(message)}">{_e(outcome)}</td>')
+        out.append(f'<tr><td class="name"><b>{_e(case.removeprefix("invalid/"))}</b><small>{_e(inv["what"].get(case, ""))}</small></td>'
+                   + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
 def _failures(results: Results) -> str:
     groups = failure_groups(results)
     by_adapter: dict = defaultdict(list)
@@ -172,7 +208,7 @@ def render(results: Results) -> str:
         legend,
         _heatmap(results, ("forward",), "heatmap-forward", "Forward: pass rate and worst error", "ULP"),
         _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients", "Gradients: pass rate and worst error", "u"),
-        _agreement(results), _defaults(results), _failures(results), _versions(results),
+        _agreement(results), _defaults(results), _configuration(results), _failures(results), _versions(results),
     ])
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>RMSNorm conformance</title>"
             f"<style>{CSS}</style></head><body>{body}<script>{SCRIPT}</script></body></html>\n")

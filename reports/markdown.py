@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from conformance.reports.results import STATUSES, Results, defaults_table, rerun_command, table, verdict
+from conformance.reports.results import (
+    STATUSES, Results, configuration_table, defaults_table, invalid_table, rerun_command, table, verdict,
+)
 
 MAX_FAILURES_LISTED = 60
 
@@ -30,7 +32,7 @@ def render(results: Results) -> str:
     for row in table(results):
         lines.append(f"| {row['adapter']} | {row['dtype']} | "
                      + " | ".join(str(row[s]) for s in STATUSES) + f" | {_fmt(row['worst_ulp'])} |")
-    lines += _defaults(results)
+    lines += _defaults(results) + _configuration(results)
     failing = results.failing
     lines += ["", f"## Failing results ({len(failing)})", ""]
     if not failing:
@@ -71,4 +73,31 @@ def _defaults(results: Results) -> list[str]:
                 text = "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
                 cells.append(f"**{text}**" if v is not None and v != d["_common"][(key, t)] else text)
         out.append(f"| {a} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _configuration(results: Results) -> list[str]:
+    rows = configuration_table(results)
+    out = []
+    if rows:
+        out += ["", "## Configuration: structure, config round trip, save/load", "",
+                "| adapter | check | " + " | ".join(STATUSES[:4]) + " |", "|---|---|" + "---:|" * 4]
+        out += [f"| {r['adapter']} | {r['check']} | " + " | ".join(str(r.get(s, 0)) for s in STATUSES[:4]) + " |" for r in rows]
+    claims = [(name, c) for name, meta in sorted(results.adapters.items()) for c in meta.get("claims", [])]
+    if claims:
+        out += ["", "## Documentation claims", "", "| adapter | claim | holds | observed |", "|---|---|---|---|"]
+        out += [f"| {n} | {c['claim']} | {'yes' if c['holds'] else ('**no**' if c['holds'] is False else '?')} | {c['observed']} |"
+                for n, c in claims]
+    inv = invalid_table(results)
+    if inv["rows"]:
+        adapters = sorted({a for row in inv["rows"].values() for a in row})
+        out += ["", "## Invalid and borderline configurations", "",
+                "What each framework did. Only a crash (error) or a silent wrong number (fail) counts against the run.", "",
+                "| configuration | " + " | ".join(adapters) + " |", "|---|" + "---|" * len(adapters)]
+        for case, row in inv["rows"].items():
+            cells = []
+            for a in adapters:
+                status, outcome, _ = row.get(a, ("", "–", ""))
+                cells.append(f"**{outcome}**" if status in ("fail", "error") else outcome)
+            out.append(f"| {case.removeprefix('invalid/')} ({inv['what'].get(case, '')}) | " + " | ".join(cells) + " |")
     return out

@@ -147,3 +147,27 @@ def failure_groups(results: Results) -> dict:
         g["distribution"][r.get("distribution")] += 1
         g["check"][r["check"]] += 1
     return {a: {k: dict(v.most_common()) for k, v in g.items()} for a, g in sorted(groups.items())}
+
+
+def configuration_table(results: Results) -> list[dict]:
+    """Per adapter: counts of each status for the configuration checks."""
+    from conformance.evaluate import CONFIG_CHECKS
+
+    cells: dict = defaultdict(Counter)
+    for r in results.records:
+        if r["check"] in CONFIG_CHECKS:
+            cells[(r["adapter"], r["check"])][r["status"]] += 1
+    return [{"adapter": a, "check": c, **dict(v)} for (a, c), v in sorted(cells.items())]
+
+
+def invalid_table(results: Results) -> dict:
+    """{invalid configuration: {adapter: (status, outcome, message)}} and the descriptions."""
+    from conformance.cases.invalid import CHECK
+
+    table: dict = defaultdict(dict)
+    what = {}
+    for r in results.records:
+        if r["check"] == CHECK:
+            table[r["case"]][r["adapter"]] = (r["status"], r.get("outcome", r["status"]), r.get("message", ""))
+            what[r["case"]] = r.get("invalid", "")
+    return {"rows": {k: dict(v) for k, v in sorted(table.items())}, "what": what}

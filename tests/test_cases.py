@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conformance.cases.case import Case, materialize
+from conformance.cases.case import Case, materialize, parse_case
 from conformance.cases.dimensions import DIMENSIONS
 from conformance.cases.suites import SUITES, load_suite, pairwise, smoke, standard
 from conformance.errors import UsageError
@@ -21,14 +21,14 @@ def test_ids_are_readable_and_fixed():
 @pytest.mark.parametrize("suite", ["smoke", "standard"])
 def test_ids_parse_back(suite):
     for case in SUITES[suite]():
-        assert Case.from_id(case.id) == case
+        assert parse_case(case.id) == case
 
 
 def test_materialize_is_deterministic_across_processes():
     case = Case((3, 16), (-1,), "bfloat16", 1e-6, "mixed", "signed", 5)
     here = materialize(case)
     code = (
-        "import sys, numpy as np; from conformance.cases.case import Case, materialize;"
+        "import sys, numpy as np; from conformance.cases.case import Case, materialize, parse_case;"
         f"a = materialize(Case.from_id('{case.id}'));"
         "sys.stdout.write(a.x.astype(np.float64).tobytes().hex())"
     )
@@ -51,7 +51,7 @@ def test_rows_are_the_normalized_slices():
 
 
 def test_standard_covers_every_pair_of_dimension_values():
-    cases = standard()
+    cases = [c for c in standard() if isinstance(c, Case)]
     rows = [
         {"layout": (c.shape, c.axis), "dtype": c.dtype, "epsilon": c.epsilon, "distribution": c.distribution, "scale": c.scale}
         for c in cases
@@ -73,6 +73,12 @@ def test_pairwise_with_base_keeps_base_rows():
 
 def test_smoke_is_small():
     assert 10 <= len(smoke()) <= 40
+
+
+def test_standard_includes_every_invalid_configuration():
+    from conformance.cases.invalid import INVALID
+
+    assert set(INVALID) <= set(standard())
 
 
 def test_toml_suite(tmp_path):

@@ -1,6 +1,8 @@
 """End to end: the CLI on the smoke suite with the numpy reference and planted user adapters."""
 import json
 
+from conformance.cases.suites import smoke
+
 import pytest
 
 PLANTED = "tests.planted.adapters:"
@@ -17,7 +19,8 @@ def test_correct_user_adapter_passes(cli, tmp_path):
     assert p.returncode == 0, p.stderr
     rs = records(out)
     assert rs and all(r["status"] == "pass" for r in rs)
-    assert {r["check"] for r in rs} == {"forward", "grad_x", "grad_scale", "structure", "config_roundtrip", "save_load"}
+    assert {r["check"] for r in rs} == {"forward", "grad_x", "grad_scale", "structure", "config_roundtrip", "save_load",
+                                        "invalid_config"}
     assert "PASS" in (out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["failures"] == []
 
@@ -55,7 +58,7 @@ def test_crashing_worker_costs_one_case(cli, tmp_path):
     assert errors and all(r["dtype"] == "float16" for r in errors)
     assert all("crashed" in r["message"] and "exit code 7" in r["message"] for r in errors)
     assert all(r["status"] == "pass" for r in rs if r["dtype"] != "float16")
-    assert len({r["case"] for r in rs}) == 21  # every case has its records
+    assert len({r["case"] for r in rs}) == len(smoke())  # every case has its records
 
 
 def test_hanging_case_times_out_and_the_run_goes_on(cli, tmp_path):
@@ -150,3 +153,11 @@ def test_correct_adapter_passes_configuration_checks(cli, tmp_path):
     cli("run", "--suite", "smoke", "--adapter", PLANTED + "Correct", "--out", str(out))
     mine = [r for r in records(out) if r["check"] in ("structure", "config_roundtrip", "save_load")]
     assert len(mine) == 3 * 15 and all(r["status"] == "pass" for r in mine)
+
+
+def test_structure_check_catches_a_flat_scale(cli, tmp_path):
+    out = tmp_path / "flat"
+    cli("run", "--suite", "smoke", "--adapter", PLANTED + "FlatScale", "--out", str(out))
+    structure = {r["case"]: r for r in records(out) if r["check"] == "structure"}
+    assert structure["f32/2x4x8/ax-2,-1/eps1e-06/normal/rand/s0"]["status"] == "fail"
+    assert structure["f32/4x32/ax-1/eps1e-06/normal/rand/s0"]["status"] == "pass"  # 1-D: flat is the same

@@ -69,3 +69,38 @@ def test_report_covers_all_adapters(smoke_run):
     md = (out / "report.md").read_text()
     for adapter in BUILTIN:
         assert f"| {adapter} |" in md
+
+
+@pytest.mark.parametrize("adapter", list(BUILTIN))
+@pytest.mark.parametrize("check", ["config_roundtrip", "save_load", "structure"])
+def test_configuration_checks_run_on_every_adapter(smoke_run, adapter, check):
+    _, rs, _ = smoke_run
+    mine = [r for r in rs if r["adapter"] == adapter and r["check"] == check]
+    assert mine and any(r["status"] == "pass" for r in mine), [r["message"] for r in mine][:3]
+
+
+def test_flax_stores_a_multi_axis_scale_flat(smoke_run):
+    _, rs, _ = smoke_run
+    r = next(r for r in rs if r["adapter"] == "flax-nnx" and r["check"] == "structure"
+             and r["case"] == "f32/2x4x8/ax-2,-1/eps1e-06/normal/rand/s0")
+    assert r["status"] == "fail" and "shape (32,)" in r["message"]
+
+
+@pytest.mark.parametrize("adapter", list(BUILTIN))
+def test_invalid_configurations_are_recorded_for_every_adapter(smoke_run, adapter):
+    from conformance.cases.invalid import INVALID
+
+    _, rs, _ = smoke_run
+    mine = {r["case"]: r for r in rs if r["adapter"] == adapter and r["check"] == "invalid_config"}
+    assert set(mine) == {inv.id for inv in INVALID}
+    assert all(r["outcome"] for r in mine.values())
+    assert mine["invalid/shape-changed"]["outcome"] == "error at call"  # every framework refuses it
+
+
+def test_keras_documentation_claims_are_checked(smoke_run):
+    _, _, meta = smoke_run
+    claims = {c["claim"]: c for c in meta["keras-tensorflow"]["claims"]}
+    shape_claim = next(c for k, c in claims.items() if "build([5, 20, 30, 10])" in k)
+    assert shape_claim["holds"] is True
+    formula = next(c for k, c in claims.items() if "x * rsqrt(mean(square(x)))" in k)
+    assert formula["holds"] is False and "epsilon=1e-06" in formula["observed"]

@@ -87,3 +87,12 @@ class SaveLoadLosesScale(NumpyReference):
         new = super().save_load(layer, folder)
         new.scale = np.ones_like(new.scale)
         return new
+
+
+class FlatScale(NumpyReference):
+    """Reports its scale flattened, as Flax stores a multi-axis scale."""
+
+    name = "planted-flat-scale"
+
+    def parameters(self, layer):
+        return {"scale": super().parameters(layer)["scale"].reshape(-1)}
