@@ -9,10 +9,10 @@ each framework is imported inside its adapter's `load()`, in its own worker.
 BUILTIN: dict[str, str] = {
     "keras-jax": "conformance.adapters.keras_layer:KerasJax",
     "flax-nnx": "conformance.adapters.flax_nnx:FlaxNNXRMSNorm",
-    "keras-tensorflow": "conformance.adapters.keras_layer:KerasTensorFlow",
     "keras-torch": "conformance.adapters.keras_layer:KerasTorch",
+    "keras-tensorflow": "conformance.adapters.keras_layer:KerasTensorFlow",
     "tensorflow": "conformance.adapters.tensorflow_ops:TensorFlowOpsRMSNorm",
-    "torch": "conformance.adapters.torch_nn:TorchRMSNorm",
     "keras-numpy": "conformance.adapters.keras_layer:KerasNumpy",
+    "torch": "conformance.adapters.torch_nn:TorchRMSNorm",
     "numpy-reference": "conformance.adapters.numpy_reference:NumpyReference",
 }

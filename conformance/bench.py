@@ -21,23 +21,31 @@ from conformance.adapters import BUILTIN
 
 def _bench_one(ref: str) -> dict:
     from conformance.adapter import adapter_name, import_adapter
-    from conformance.cases.case import layer_spec, materialize
+    from conformance.cases.case import Case, layer_spec, materialize
     from conformance.cases.suites import standard
-    from conformance.evaluate import evaluate
+    from conformance.evaluate import _in_tempdir, checks_for, evaluate
 
     cls = import_adapter(ref)
     adapter = cls()
     adapter.name = adapter_name(cls, ref)
     adapter.load()
-    cases = [c for c in standard() if not adapter.supports(layer_spec(c, materialize(c)))]
+    cases = [c for c in standard() if isinstance(c, Case) and not adapter.supports(layer_spec(c, materialize(c)))]
 
     def bare():
+        """The framework calls evaluate() makes, without oracle, scoring or records."""
         for c in cases:
             a = materialize(c)
             try:
                 layer = adapter.build(layer_spec(c, a))
+                adapter.config(layer)
                 adapter.call(layer, a.x)
                 adapter.grad(layer, a.x, a.dy)
+                if "structure" in checks_for(c):
+                    adapter.parameters(layer)
+                    for other in (adapter.rebuild(layer), _in_tempdir(adapter.save_load, layer)):
+                        adapter.call(other, a.x)
+                        adapter.parameters(other)
+                        adapter.config(other)
             except Exception:  # the same failures happen in both loops
                 pass
 
