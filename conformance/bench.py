@@ -31,23 +31,29 @@ def _bench_one(ref: str) -> dict:
     adapter.load()
     cases = [c for c in standard() if isinstance(c, Case) and not adapter.supports(layer_spec(c, materialize(c)))]
 
+    def attempt(fn, *args):
+        try:
+            return fn(*args)
+        except Exception:  # the same failures happen in the harness, which records them
+            return None
+
     def bare():
-        """The framework calls evaluate() makes, without oracle, scoring or records."""
+        """The framework calls evaluate() makes, in the same order, without oracle, scoring or records."""
         for c in cases:
             a = materialize(c)
-            try:
-                layer = adapter.build(layer_spec(c, a))
-                adapter.config(layer)
-                adapter.call(layer, a.x)
-                adapter.grad(layer, a.x, a.dy)
-                if "structure" in checks_for(c):
-                    adapter.parameters(layer)
-                    for other in (adapter.rebuild(layer), _in_tempdir(adapter.save_load, layer)):
-                        adapter.call(other, a.x)
-                        adapter.parameters(other)
-                        adapter.config(other)
-            except Exception:  # the same failures happen in both loops
-                pass
+            layer = attempt(adapter.build, layer_spec(c, a))
+            if layer is None:
+                continue
+            attempt(adapter.config, layer)
+            attempt(adapter.call, layer, a.x)
+            attempt(adapter.grad, layer, a.x, a.dy)
+            if "structure" in checks_for(c):
+                attempt(adapter.parameters, layer)
+                for other in (attempt(adapter.rebuild, layer), attempt(_in_tempdir, adapter.save_load, layer)):
+                    if other is not None:
+                        attempt(adapter.call, other, a.x)
+                        attempt(adapter.parameters, other)
+                        attempt(adapter.config, other)
 
     def harness():
         for c in cases:
