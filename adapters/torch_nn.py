@@ -5,8 +5,9 @@
   and an empty axis list are declined by `supports()`.
 - The weight has the parameter dtype of the case (float32 for the mixed
   policies, fed half-precision inputs: torch's own mixed-dtype path).
-- `eps=None` is passed through; torch then uses `torch.finfo(x.dtype).eps`
-  (documented), which `config()["epsilon"]` reports.
+- `eps=None` is passed through; torch documents `torch.finfo(x.dtype).eps`,
+  which `config()["epsilon"]` reports.  `claims()` checks that documentation
+  against the module (for half inputs the CPU kernel uses float32's epsilon).
 - Eager mode, gradients with autograd (`backward`), one thread (see runner.py).
 """
 from __future__ import annotations
@@ -55,6 +56,25 @@ class TorchRMSNorm(Adapter):
         layer.module.zero_grad(set_to_none=True)
         layer.module(xt).backward(torch_from_numpy(dy))
         return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
+
+    def claims(self) -> list[dict]:
+        """torch's documented default epsilon, checked against the module on tiny inputs."""
+        torch = self.torch
+        out = []
+        for dtype in (torch.float16, torch.bfloat16, torch.float32):
+            x = (torch.linspace(-1, 1, 16, dtype=torch.float64) * 1e-3).reshape(1, 16).to(dtype)
+            y = torch.nn.RMSNorm(16, eps=None, dtype=dtype)(x).detach().double()
+            x64 = x.double()
+            gaps = {}
+            for label, eps in (("finfo(x.dtype).eps", torch.finfo(dtype).eps), ("finfo(float32).eps", torch.finfo(torch.float32).eps)):
+                ref = x64 / torch.sqrt((x64 * x64).mean(-1, keepdim=True) + eps)
+                gaps[label] = float((y - ref).abs().max())
+            closest = min(gaps, key=gaps.get)
+            out.append({"claim": f"torch.nn.RMSNorm docs: eps=None uses torch.finfo(x.dtype).eps ({str(dtype).removeprefix('torch.')} input)",
+                        "holds": closest == "finfo(x.dtype).eps" or dtype == torch.float32,
+                        "observed": f"on inputs of magnitude 1e-3 the output matches {closest} "
+                                    f"(max differences: " + ", ".join(f"{k} {v:.3g}" for k, v in gaps.items()) + ")"})
+        return out
 
     def rebuild(self, layer):
         m = layer.module
