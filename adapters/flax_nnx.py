@@ -46,6 +46,13 @@ class FlaxNNXRMSNorm(Adapter):
         self._step = jax.jit(step, static_argnums=0)
         return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
+    def defaults(self) -> dict:
+        m = self.nnx.RMSNorm(8, rngs=self.nnx.Rngs(0))
+        scale = np.asarray(m.scale[...], np.float64)
+        return {"axis": f"reduction_axes={m.reduction_axes}, feature_axes={m.feature_axes}", "epsilon": m.epsilon,
+                "scale_init": f"all {scale[0]:g}" if (scale == scale[0]).all() else "random",
+                "parameter_dtype": str(np.dtype(m.param_dtype)), "computation_dtype": str(m.dtype)}
+
     def build(self, spec):
         kwargs = {} if spec.epsilon is None else {"epsilon": spec.epsilon}
         axis = spec.axis if len(spec.axis) != 1 else spec.axis[0]

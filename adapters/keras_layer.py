@@ -39,6 +39,13 @@ class _Keras(Adapter):
     def _load_backend(self) -> dict:
         return {}
 
+    def defaults(self) -> dict:
+        layer = self.keras.layers.RMSNormalization()
+        layer.build((2, 8))
+        scale = self.keras.ops.convert_to_numpy(layer.scale.value)
+        return {"axis": layer.axis, "epsilon": layer.epsilon, "scale_init": _describe_init(scale),
+                "parameter_dtype": str(scale.dtype)}
+
     def claims(self) -> list[dict]:
         """Claims of Keras's own documentation, checked against the layer on this backend."""
         keras = self.keras
@@ -111,6 +118,11 @@ class _Keras(Adapter):
     @staticmethod
     def _input_shape(layer):
         return tuple(layer._build_shapes_dict["input_shape"])
+
+
+def _describe_init(values: np.ndarray) -> str:
+    flat = np.asarray(values, np.float64).ravel()
+    return f"all {flat[0]:g}" if flat.size and (flat == flat[0]).all() else f"random, mean {flat.mean():.3g}"
 
 
 def layer_for(keras, input_shape):

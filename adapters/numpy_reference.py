@@ -45,6 +45,9 @@ class NumpyReference(Adapter):
     def load(self):
         return {"numpy": np.__version__}
 
+    def defaults(self) -> dict:
+        return {"axis": "given", "epsilon": DEFAULT_EPSILON, "scale_init": "given", "parameter_dtype": "the input's dtype"}
+
     def build(self, spec):
         eps = DEFAULT_EPSILON if spec.epsilon is None else spec.epsilon
         return NumpyLayer(spec.axes, eps, spec.scale, len(spec.input_shape))

@@ -45,6 +45,10 @@ class TensorFlowOpsRMSNorm(Adapter):
         self.RMSNorm = RMSNorm
         return {"tensorflow": tf.__version__}
 
+    def defaults(self) -> dict:
+        return {"axis": "given (model code passes it)", "epsilon": DEFAULT_EPSILON, "scale_init": "given",
+                "parameter_dtype": "the input's dtype"}
+
     def build(self, spec):
         eps = DEFAULT_EPSILON if spec.epsilon is None else spec.epsilon
         return self.RMSNorm(spec.axis, eps, spec.scale, len(spec.input_shape))

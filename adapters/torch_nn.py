@@ -57,6 +57,13 @@ class TorchRMSNorm(Adapter):
         layer.module(xt).backward(torch_from_numpy(dy))
         return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
 
+    def defaults(self) -> dict:
+        m = self.torch.nn.RMSNorm(8)
+        w = m.weight.detach().double()
+        return {"axis": "trailing normalized_shape (required argument)", "epsilon": "None: torch.finfo(x.dtype).eps (documented)",
+                "scale_init": f"all {float(w[0]):g}" if bool((w == w[0]).all()) else "random",
+                "parameter_dtype": str(m.weight.dtype).removeprefix("torch.")}
+
     def claims(self) -> list[dict]:
         """torch's documented default epsilon, checked against the module on tiny inputs."""
         torch = self.torch

@@ -16,7 +16,10 @@ Requirements of the design, which every adapter keeps:
   own way: `rebuild(layer)` (a new layer from the layer's configuration, same
   parameters loaded), `save_load(layer, folder)` (saved in the framework's
   format and loaded back) and `parameters(layer)` ({name: array}, trainable
-  ones).  Not implementing one records its checks as `unsupported`.
+  ones).  Not implementing one records its checks as `unsupported`;
+- optional `defaults()` describes a default-constructed layer (`axis`,
+  `epsilon`, `scale_init`) and `claims()` checks the framework's documentation
+  against its behaviour; both go into the adapter's record and the reports.
 """
 from __future__ import annotations
 

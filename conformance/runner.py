@@ -197,7 +197,7 @@ class Runner:
         case = parse_case(case_id)
         return [record(case, task.adapter.name, check, "error", message) for check in checks_for(case)]
 
-    def _announce(self, task: _Task, versions: dict, claims: list) -> None:
+    def _announce(self, task: _Task, ready: dict) -> None:
         with self._lock:
             if task.adapter.name in self._announced:
                 return
@@ -207,8 +207,9 @@ class Runner:
             "adapter": task.adapter.name,
             "ref": task.adapter.ref,
             "env": task.adapter.env,
-            "versions": versions,
-            "claims": claims,
+            "versions": ready.get("versions", {}),
+            "claims": ready.get("claims", []),
+            "defaults": ready.get("defaults", {}),
             "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
         }])
 
@@ -282,7 +283,7 @@ class Runner:
                 event = message.get("event")
                 if event == "ready":
                     ready = True
-                    self._announce(task, message.get("versions", {}), message.get("claims", []))
+                    self._announce(task, message)
                 elif event == "load_error":
                     self._fail_all(task, remaining, emit, f"adapter failed to load: {message.get('message')}", log)
                     return "load_failed"

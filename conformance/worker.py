@@ -47,7 +47,11 @@ def main(argv: list[str]) -> int:
         claims = adapter.claims() if hasattr(adapter, "claims") else []
     except Exception as exc:
         claims = [{"claim": "documentation claims", "holds": None, "observed": f"checking raised {type(exc).__name__}: {exc}"}]
-    send({"event": "ready", "name": adapter.name, "versions": versions, "claims": claims})
+    try:  # optional: what a default-constructed layer looks like (axes, epsilon, scale init)
+        defaults = adapter.defaults() if hasattr(adapter, "defaults") else {}
+    except Exception as exc:
+        defaults = {"error": f"{type(exc).__name__}: {exc}"}
+    send({"event": "ready", "name": adapter.name, "versions": versions, "claims": claims, "defaults": defaults})
 
     from conformance.cases.case import parse_case
     from conformance.evaluate import evaluate

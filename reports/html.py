@@ -123,6 +123,14 @@ def _defaults(results: Results) -> str:
                 cells.append(f"<td{cls}>{_e(text)}</td>")
         out.append(f'<tr><td class="name">{_e(a)}</td>' + "".join(cells) + "</tr>")
     out.append("</table>")
+    declared = {a: v for a, v in d.get("declared", {}).items() if v}
+    if declared:
+        keys = ["axis", "epsilon", "scale_init", "parameter_dtype"]
+        out.append("<p>A default-constructed layer, as each adapter reads it from its framework:</p><table>"
+                   '<tr><th class="name">adapter</th>' + "".join(f'<th class="name">{k}</th>' for k in keys) + "</tr>")
+        out += [f'<tr><td class="name">{_e(a)}</td>' + "".join(f'<td class="name">{_e(v.get(k, "–"))}</td>' for k in keys) + "</tr>"
+                for a, v in declared.items()]
+        out.append("</table>")
     return "".join(out)
 
 

@@ -73,6 +73,12 @@ def _defaults(results: Results) -> list[str]:
                 text = "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
                 cells.append(f"**{text}**" if v is not None and v != d["_common"][(key, t)] else text)
         out.append(f"| {a} | " + " | ".join(cells) + " |")
+    declared = {a: v for a, v in d.get("declared", {}).items() if v}
+    if declared:
+        keys = ["axis", "epsilon", "scale_init", "parameter_dtype"]
+        out += ["", "A default-constructed layer, as each adapter reads it from its framework:", "",
+                "| adapter | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        out += [f"| {a} | " + " | ".join(str(v.get(k, "–")) for k in keys) + " |" for a, v in declared.items()]
     return out
 
 

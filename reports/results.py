@@ -99,6 +99,7 @@ def defaults_table(results: Results) -> dict:
     dtypes = sorted({d for table in (eps, out_dtype) for row in table.values() for d in row})
     return {
         "dtypes": dtypes,
+        "declared": {a: meta.get("defaults", {}) for a, meta in sorted(results.adapters.items())},
         "epsilon": {a: dict(v) for a, v in eps.items()},
         "output_dtype": {a: {d: "/".join(sorted(s)) for d, s in v.items()} for a, v in out_dtype.items()},
     }

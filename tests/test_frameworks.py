@@ -104,3 +104,24 @@ def test_keras_documentation_claims_are_checked(smoke_run):
     assert shape_claim["holds"] is True
     formula = next(c for k, c in claims.items() if "x * rsqrt(mean(square(x)))" in k)
     assert formula["holds"] is False and "epsilon=1e-06" in formula["observed"]
+
+
+def test_defaults_are_read_from_each_framework(smoke_run):
+    _, _, meta = smoke_run
+    assert meta["keras-jax"]["defaults"]["epsilon"] == 1e-6
+    assert meta["flax-nnx"]["defaults"]["parameter_dtype"] == "float32"
+    assert meta["torch"]["defaults"]["scale_init"] == "all 1"
+
+
+def test_torch_documented_default_epsilon_is_checked(smoke_run):
+    _, _, meta = smoke_run
+    half = [c for c in meta["torch"]["claims"] if "float16 input" in c["claim"]]
+    assert half and half[0]["holds"] is False and "finfo(float32).eps" in half[0]["observed"]
+
+
+def test_list_shows_every_builtin_adapter_importable(cli):
+    p = cli("list")
+    assert p.returncode == 0, p.stderr
+    for adapter in BUILTIN:
+        assert any(line.split()[:2] == ["ok", adapter] for line in p.stdout.splitlines()), p.stdout
+    assert "standard (" in p.stdout
