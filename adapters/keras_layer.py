@@ -16,11 +16,13 @@
 """
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
 
 from conformance.adapter import Adapter
+from conformance.adapters._convert import torch_from_numpy, torch_to_numpy  # imports torch lazily
 
 
 class _Keras(Adapter):
@@ -36,8 +38,13 @@ class _Keras(Adapter):
         versions.update(self._load_backend())
         return versions
 
+    framework = ""  # the backend's own package, imported with Keras and versioned
+
     def _load_backend(self) -> dict:
-        return {}
+        if not self.framework:
+            return {}
+        self.backend_module = importlib.import_module(self.framework)
+        return {self.framework: self.backend_module.__version__}
 
     def defaults(self) -> dict:
         layer = self.keras.layers.RMSNormalization()
@@ -135,15 +142,10 @@ class KerasTensorFlow(_Keras):
     name = "keras-tensorflow"
     backend = "tensorflow"
     env = {"KERAS_BACKEND": "tensorflow"}
-
-    def _load_backend(self):
-        import tensorflow as tf
-
-        self.tf = tf
-        return {"tensorflow": tf.__version__}
+    framework = "tensorflow"
 
     def grad(self, layer, x, dy):
-        tf = self.tf
+        tf = self.backend_module
         xt = tf.constant(x)
         variables = [v.value for v in layer.trainable_variables]
         with tf.GradientTape() as tape:
@@ -160,11 +162,10 @@ class KerasJax(_Keras):
 
     def _load_backend(self):
         import jax
-
-        self.jax = jax
-        self._compiled: dict = {}
         import jaxlib
 
+        self.jax = jax
+        self._compiled: dict = {}  # compile key -> jitted training step
         return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
     def _step(self, layer):
@@ -200,22 +201,13 @@ class KerasTorch(_Keras):
     name = "keras-torch"
     backend = "torch"
     env = {"KERAS_BACKEND": "torch"}
-
-    def _load_backend(self):
-        import torch
-
-        self.torch = torch
-        return {"torch": torch.__version__}
+    framework = "torch"
 
     def call(self, layer, x):
-        from conformance.adapters._convert import torch_from_numpy, torch_to_numpy
-
-        with self.torch.no_grad():
+        with self.backend_module.no_grad():
             return torch_to_numpy(layer(torch_from_numpy(x)))
 
     def grad(self, layer, x, dy):
-        from conformance.adapters._convert import torch_from_numpy, torch_to_numpy
-
         xt = torch_from_numpy(x).requires_grad_(True)
         params = [v.value for v in layer.trainable_variables]
         for p in params:

@@ -103,25 +103,12 @@ def _agreement(results: Results) -> str:
 
 def _defaults(results: Results) -> str:
     d = defaults_table(results)
-    adapters = sorted(set(d["epsilon"]) | set(d["output_dtype"]))
     out = ['<h2>Defaults (observed)</h2><p>Epsilon each adapter used when none was given, and the output dtype '
            'it returned, per input dtype. Highlighted: differs from most adapters.</p><table id="defaults">'
-           '<tr><th class="name">adapter</th>' + "".join(f"<th>eps ({_e(t)})</th>" for t in d["dtypes"])
-           + "".join(f"<th>out ({_e(t)})</th>" for t in d["dtypes"]) + "</tr>"]
-    common = {}
-    for key in ("epsilon", "output_dtype"):
-        for t in d["dtypes"]:
-            values = [d[key][a][t] for a in adapters if t in d[key].get(a, {})]
-            common[(key, t)] = max(set(values), key=values.count) if values else None
-    for a in adapters:
-        cells = []
-        for key in ("epsilon", "output_dtype"):
-            for t in d["dtypes"]:
-                v = d[key].get(a, {}).get(t)
-                text = "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
-                cls = ' class="diff"' if v is not None and v != common[(key, t)] else ""
-                cells.append(f"<td{cls}>{_e(text)}</td>")
-        out.append(f'<tr><td class="name">{_e(a)}</td>' + "".join(cells) + "</tr>")
+           '<tr><th class="name">adapter</th>' + "".join(f"<th>{_e(c)}</th>" for c in d["columns"]) + "</tr>"]
+    for a, cells in d["rows"].items():
+        out.append(f'<tr><td class="name">{_e(a)}</td>'
+                   + "".join(f'<td{" class=diff" if differs else ""}>{_e(t)}</td>' for t, differs in cells) + "</tr>")
     out.append("</table>")
     declared = {a: v for a, v in d.get("declared", {}).items() if v}
     if declared:

@@ -1,8 +1,6 @@
 """report.md: verdict, the adapter x dtype table, the failing cases with rerun commands."""
 from __future__ import annotations
 
-from collections import Counter
-
 from conformance.reports.results import (
     STATUSES, Results, configuration_table, defaults_table, invalid_table, rerun_command, table, verdict,
 )
@@ -57,22 +55,9 @@ def _defaults(results: Results) -> list[str]:
         return []
     out = ["", "## Defaults (observed)", "",
            "Epsilon used when none is given, and output dtype, per input dtype. **Bold**: differs from most adapters.", "",
-           "| adapter | " + " | ".join(f"eps ({t})" for t in d["dtypes"]) + " | "
-           + " | ".join(f"out ({t})" for t in d["dtypes"]) + " |",
-           "|---|" + "---|" * (2 * len(d["dtypes"]))]
-    adapters = sorted(set(d["epsilon"]) | set(d["output_dtype"]))
-    for key in ("epsilon", "output_dtype"):
-        for t in d["dtypes"]:
-            common = Counter(d[key].get(a, {}).get(t) for a in adapters if t in d[key].get(a, {})).most_common(1)
-            d.setdefault("_common", {})[(key, t)] = common[0][0] if common else None
-    for a in adapters:
-        cells = []
-        for key in ("epsilon", "output_dtype"):
-            for t in d["dtypes"]:
-                v = d[key].get(a, {}).get(t)
-                text = "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
-                cells.append(f"**{text}**" if v is not None and v != d["_common"][(key, t)] else text)
-        out.append(f"| {a} | " + " | ".join(cells) + " |")
+           "| adapter | " + " | ".join(d["columns"]) + " |", "|---|" + "---|" * len(d["columns"])]
+    for a, cells in d["rows"].items():
+        out.append(f"| {a} | " + " | ".join(f"**{t}**" if differs else t for t, differs in cells) + " |")
     declared = {a: v for a, v in d.get("declared", {}).items() if v}
     if declared:
         keys = ["axis", "epsilon", "scale_init", "parameter_dtype"]

@@ -97,11 +97,26 @@ def defaults_table(results: Results) -> dict:
         if got:
             out_dtype[r["adapter"]].setdefault(dtype, set()).add(got)
     dtypes = sorted({d for table in (eps, out_dtype) for row in table.values() for d in row})
+    observed = {"epsilon": {a: dict(v) for a, v in eps.items()},
+                "output_dtype": {a: {d: "/".join(sorted(s)) for d, s in v.items()} for a, v in out_dtype.items()}}
+    adapters = sorted(set(eps) | set(out_dtype))
+    # Cells in column order (epsilon per dtype, then output dtype per dtype): the text and
+    # whether it differs from the value most adapters have, which reports highlight.
+    rows: dict = {a: [] for a in adapters}
+    for key, table_ in observed.items():
+        for t in dtypes:
+            values = [table_[a][t] for a in adapters if t in table_.get(a, {})]
+            common = Counter(values).most_common(1)[0][0] if values else None
+            for a in adapters:
+                v = table_.get(a, {}).get(t)
+                text = "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+                rows[a].append((text, v is not None and v != common))
     return {
         "dtypes": dtypes,
+        "columns": [f"eps ({t})" for t in dtypes] + [f"out ({t})" for t in dtypes],
+        "rows": rows,
         "declared": {a: meta.get("defaults", {}) for a, meta in sorted(results.adapters.items())},
-        "epsilon": {a: dict(v) for a, v in eps.items()},
-        "output_dtype": {a: {d: "/".join(sorted(s)) for d, s in v.items()} for a, v in out_dtype.items()},
+        **observed,
     }
 
 
