@@ -74,12 +74,12 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         print(json.dumps(_bench_one(sys.argv[2])))
         return 0
-    from conformance.runner import WORKER_ENV, resolve
+    from conformance.runner import resolve, worker_env
 
     print(f"{'adapter':18s} {'cases':>5s} {'harness/s':>10s} {'bare/s':>10s} {'ratio':>6s}")
     for ref in BUILTIN:
         (a,) = resolve([ref])
-        env = {**os.environ, **WORKER_ENV, **a.env}
+        env = worker_env(a)
         p = subprocess.run([sys.executable, "-m", "conformance.bench", "--one", ref], capture_output=True, text=True, env=env)
         if p.returncode:
             print(f"{ref:18s} failed: {p.stderr.strip().splitlines()[-1:]}")

@@ -50,6 +50,14 @@ class AdapterRef:
     env: dict = field(default_factory=dict)
 
 
+def worker_env(adapter: AdapterRef) -> dict:
+    """The environment of an adapter's worker process."""
+    env = {**os.environ, **WORKER_ENV, **adapter.env}
+    # Whatever the parent could import (a user's adapter module), the worker can.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+    return env
+
+
 def resolve(refs: list[str]) -> list[AdapterRef]:
     """Import each adapter's class (not its framework) to learn its name and env."""
     out, seen = [], set()
@@ -180,9 +188,7 @@ class Runner:
 
     # -- one task: a worker, restarted after each crash or hang ------------------------
     def _spawn(self, task: _Task, cases_file: str, log: Path) -> subprocess.Popen:
-        env = {**os.environ, **WORKER_ENV, **task.adapter.env}
-        # Whatever the parent could import (a user's adapter module), the worker can.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+        env = worker_env(task.adapter)
         return subprocess.Popen(
             [sys.executable, "-m", "conformance.worker", task.adapter.ref, cases_file],
             stdin=subprocess.DEVNULL,
@@ -314,8 +320,7 @@ def probe(refs: list[str], timeout: float = LOAD_TIMEOUT_S) -> dict[str, tuple[b
         with tempfile.TemporaryDirectory() as tmp:
             cases_file = os.path.join(tmp, "cases.txt")
             Path(cases_file).write_text("")
-            env = {**os.environ, **WORKER_ENV, **adapter.env}
-            env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+            env = worker_env(adapter)
             try:
                 done = subprocess.run(
                     [sys.executable, "-m", "conformance.worker", ref, cases_file],
@@ -343,8 +348,7 @@ def fuzz_adapters(adapters: list[AdapterRef], seed: int, budget: int, seconds: f
     """
     found, lines, ids = {}, [], []
     for a in adapters:
-        env = {**os.environ, **WORKER_ENV, **a.env}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+        env = worker_env(a)
         start, round_, tried, result = time.monotonic(), 0, 0, None
         while True:
             p = subprocess.run([sys.executable, "-m", "conformance.fuzz", a.ref, str(seed + round_), str(budget)],
