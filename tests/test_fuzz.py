@@ -26,3 +26,16 @@ def test_fuzz_of_a_correct_adapter_finds_nothing_on_ordinary_values(cli, tmp_pat
     p = cli("fuzz", "--adapter", "tests.planted.adapters:Correct", "--seed", "1", "--budget", "5", "--out", str(tmp_path))
     assert p.returncode in (0, 1)
     assert (tmp_path / "fuzz.toml").exists()
+
+
+def test_fuzz_time_budget_runs_rounds_until_spent(cli, tmp_path):
+    p = cli("fuzz", "--adapter", "tests.planted.adapters:Correct", "--seed", "2", "--time", "3", "--out", str(tmp_path),
+            timeout=120)
+    assert p.returncode in (0, 1), p.stderr
+    tried = int(p.stdout.split(": ", 1)[1].split(" examples")[0])
+    assert tried >= 1
+
+
+def test_fuzz_budget_and_time_together_is_a_usage_error(cli, tmp_path):
+    p = cli("fuzz", "--adapters", "numpy-reference", "--budget", "5", "--time", "5", "--out", str(tmp_path))
+    assert p.returncode == 2 and "not both" in p.stderr
