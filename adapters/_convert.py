@@ -1,4 +1,4 @@
-"""numpy <-> framework tensors, bit-exact for bfloat16 (via ml_dtypes)."""
+"""numpy <-> framework tensors, bit-exact for bfloat16 (via ml_dtypes), and small numpy helpers."""
 from __future__ import annotations
 
 import ml_dtypes
@@ -26,3 +26,9 @@ def torch_dtype(name: str):
     import torch
 
     return getattr(torch, name)
+
+
+def describe_init(values) -> str:
+    """How a freshly initialized parameter looks: "all 1", or random with its mean."""
+    flat = np.asarray(values, np.float64).ravel()
+    return f"all {flat[0]:g}" if flat.size and (flat == flat[0]).all() else f"random, mean {flat.mean():.3g}"

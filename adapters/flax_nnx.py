@@ -17,10 +17,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from conformance.adapter import Adapter
+from conformance.adapters._convert import describe_init
+
+
+@dataclass(frozen=True)
+class _Built:
+    graphdef: object  # static: epsilon, dtypes, axes (the compile key)
+    state: object
+    module: object
+    scale_shape: tuple  # the case's layout of the scale, which Flax keeps flat
 
 
 class FlaxNNXRMSNorm(Adapter):
@@ -48,9 +58,8 @@ class FlaxNNXRMSNorm(Adapter):
 
     def defaults(self) -> dict:
         m = self.nnx.RMSNorm(8, rngs=self.nnx.Rngs(0))
-        scale = np.asarray(m.scale[...], np.float64)
         return {"axis": f"reduction_axes={m.reduction_axes}, feature_axes={m.feature_axes}", "epsilon": m.epsilon,
-                "scale_init": f"all {scale[0]:g}" if (scale == scale[0]).all() else "random",
+                "scale_init": describe_init(m.scale[...]),
                 "parameter_dtype": str(np.dtype(m.param_dtype)), "computation_dtype": str(m.dtype)}
 
     def build(self, spec):
@@ -70,8 +79,8 @@ class FlaxNNXRMSNorm(Adapter):
         )
         return self._wrap(layer, spec.scale.shape)
 
-    def _wrap(self, module, scale_shape):
-        return self.nnx.split(module) + (module, scale_shape)
+    def _wrap(self, module, scale_shape) -> _Built:
+        return _Built(*self.nnx.split(module), module, scale_shape)
 
     def _same_constructor(self, m):
         """A fresh module from m's own constructor arguments (its attributes)."""
@@ -80,46 +89,41 @@ class FlaxNNXRMSNorm(Adapter):
                                 feature_axes=m.feature_axes, rngs=self.nnx.Rngs(0))
 
     def rebuild(self, layer):
-        _, state, module, scale_shape = layer
-        new = self._same_constructor(module)
-        self.nnx.update(new, state)
-        return self._wrap(new, scale_shape)
+        new = self._same_constructor(layer.module)
+        self.nnx.update(new, layer.state)
+        return self._wrap(new, layer.scale_shape)
 
     def save_load(self, layer, folder):
         # nnx state as a pure dict, in flax's own msgpack serialization.
         from flax import serialization
 
-        _, state, module, scale_shape = layer
         path = f"{folder}/state.msgpack"
         with open(path, "wb") as f:
-            f.write(serialization.msgpack_serialize(state.to_pure_dict()))
-        new = self._same_constructor(module)
+            f.write(serialization.msgpack_serialize(layer.state.to_pure_dict()))
+        new = self._same_constructor(layer.module)
         restored = self.nnx.state(new)
         with open(path, "rb") as f:
             self.nnx.replace_by_pure_dict(restored, serialization.msgpack_restore(f.read()))
         self.nnx.update(new, restored)
-        return self._wrap(new, scale_shape)
+        return self._wrap(new, layer.scale_shape)
 
     def parameters(self, layer):
-        module = layer[2]
-        return {"scale": np.asarray(module.scale[...])} if module.scale is not None else {}
+        return {"scale": np.asarray(layer.module.scale[...])} if layer.module.scale is not None else {}
 
     def call(self, layer, x):
-        graphdef, state, _, _ = layer
-        y, _, _ = self._step(graphdef, state, x, np.zeros_like(x))
+        y, _, _ = self._step(layer.graphdef, layer.state, x, np.zeros_like(x))
         return np.asarray(y)
 
     def grad(self, layer, x, dy):
-        graphdef, state, _, scale_shape = layer
-        _, dx, dstate = self._step(graphdef, state, x, dy)
+        _, dx, dstate = self._step(layer.graphdef, layer.state, x, dy)
         leaves = self.jax.tree.leaves(dstate)
         # Flax keeps the scale flat (num_features,); report it in the case's layout,
         # as build() loaded it from there.
-        dscale = np.asarray(leaves[0]).reshape(scale_shape) if leaves else None
+        dscale = np.asarray(leaves[0]).reshape(layer.scale_shape) if leaves else None
         return np.asarray(dx), dscale
 
     def config(self, layer):
-        m = layer[2]
+        m = layer.module
         return {
             "num_features": m.num_features,
             "epsilon": m.epsilon,

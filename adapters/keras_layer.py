@@ -22,7 +22,7 @@ import json
 import numpy as np
 
 from conformance.adapter import Adapter
-from conformance.adapters._convert import torch_from_numpy, torch_to_numpy  # imports torch lazily
+from conformance.adapters._convert import describe_init, torch_from_numpy, torch_to_numpy  # torch imported lazily
 
 
 class _Keras(Adapter):
@@ -50,7 +50,7 @@ class _Keras(Adapter):
         layer = self.keras.layers.RMSNormalization()
         layer.build((2, 8))
         scale = self.keras.ops.convert_to_numpy(layer.scale.value)
-        return {"axis": layer.axis, "epsilon": layer.epsilon, "scale_init": _describe_init(scale),
+        return {"axis": layer.axis, "epsilon": layer.epsilon, "scale_init": describe_init(scale),
                 "parameter_dtype": str(scale.dtype)}
 
     def claims(self) -> list[dict]:
@@ -125,11 +125,6 @@ class _Keras(Adapter):
     @staticmethod
     def _input_shape(layer):
         return tuple(layer._build_shapes_dict["input_shape"])
-
-
-def _describe_init(values: np.ndarray) -> str:
-    flat = np.asarray(values, np.float64).ravel()
-    return f"all {flat[0]:g}" if flat.size and (flat == flat[0]).all() else f"random, mean {flat.mean():.3g}"
 
 
 def layer_for(keras, input_shape):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance.adapter import Adapter
-from conformance.adapters._convert import torch_dtype, torch_from_numpy, torch_to_numpy
+from conformance.adapters._convert import describe_init, torch_dtype, torch_from_numpy, torch_to_numpy
 
 
 @dataclass
@@ -59,9 +59,8 @@ class TorchRMSNorm(Adapter):
 
     def defaults(self) -> dict:
         m = self.torch.nn.RMSNorm(8)
-        w = m.weight.detach().double()
         return {"axis": "trailing normalized_shape (required argument)", "epsilon": "None: torch.finfo(x.dtype).eps (documented)",
-                "scale_init": f"all {float(w[0]):g}" if bool((w == w[0]).all()) else "random",
+                "scale_init": describe_init(torch_to_numpy(m.weight)),
                 "parameter_dtype": str(m.weight.dtype).removeprefix("torch.")}
 
     def claims(self) -> list[dict]:
@@ -83,19 +82,20 @@ class TorchRMSNorm(Adapter):
                                     f"(max differences: " + ", ".join(f"{k} {v:.3g}" for k, v in gaps.items()) + ")"})
         return out
 
+    def _same_constructor(self, m):
+        """A fresh module from m's own constructor arguments (its attributes)."""
+        return self.torch.nn.RMSNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine,
+                                     dtype=m.weight.dtype)
+
     def rebuild(self, layer):
-        m = layer.module
-        new = self.torch.nn.RMSNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine,
-                                    dtype=m.weight.dtype)
-        new.load_state_dict(m.state_dict())
+        new = self._same_constructor(layer.module)
+        new.load_state_dict(layer.module.state_dict())
         return _Built(new, layer.input_dtype)
 
     def save_load(self, layer, folder):
         path = f"{folder}/rmsnorm.pt"
         self.torch.save(layer.module.state_dict(), path)
-        m = layer.module
-        new = self.torch.nn.RMSNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.elementwise_affine,
-                                    dtype=m.weight.dtype)
+        new = self._same_constructor(layer.module)
         new.load_state_dict(self.torch.load(path, weights_only=True))
         return _Built(new, layer.input_dtype)
 

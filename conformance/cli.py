@@ -178,10 +178,8 @@ def cmd_diff(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    import json
-
     from conformance.reports.render import write_reports
-    from conformance.reports.results import Results, load_results, verdict
+    from conformance.reports.results import Results, load_results, verdict, write_jsonl
 
     parts = [load_results(Path(p)) for p in args.results]  # all readable before anything is written
     adapters, records = {}, {}
@@ -190,11 +188,7 @@ def cmd_merge(args) -> int:
         for r in part.records:
             records[(r["adapter"], r["case"], r["check"])] = r
     out = _writable_dir(Path(args.out))
-    with open(out / "results.jsonl", "w") as f:
-        for meta in adapters.values():
-            f.write(json.dumps(meta) + "\n")
-        for r in records.values():
-            f.write(json.dumps(r) + "\n")
+    write_jsonl(out / "results.jsonl", [*adapters.values(), *records.values()])
     merged = Results(list(records.values()), adapters)
     written = write_reports(merged, out)
     print(verdict(merged))

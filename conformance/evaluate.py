@@ -17,10 +17,10 @@ from conformance.adapter import Adapter
 from conformance.cases.case import Case, layer_spec, materialize
 from conformance.cases.invalid import CHECK as INVALID_CHECK
 from conformance.cases.invalid import Invalid
-from conformance.spec import LayerSpec, canonical_axes
-from conformance.compare import score
+from conformance.compare import Score, score
 from conformance.dtypes import FORMATS, dtype_name
 from conformance.oracle import oracle
+from conformance.spec import LayerSpec, canonical_axes
 
 CHECKS = ("forward", "grad_x", "grad_scale")
 # Checks of the configuration side of the contract, on cases with a trained-looking
@@ -32,6 +32,8 @@ def checks_for(case) -> tuple[str, ...]:
     if isinstance(case, Invalid):
         return (INVALID_CHECK,)
     return CHECKS + CONFIG_CHECKS if case.scale == "rand" else CHECKS
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras colours its error messages
 
 
@@ -56,6 +58,11 @@ def _framework_error(where: str, exc: BaseException) -> str:
     at = f" ({frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
     text = " ".join(_ANSI.sub("", str(exc)).split())[:400]
     return f"{where} raised {type(exc).__name__}: {text}{at}"
+
+
+def _scored(case, name: str, check: str, s: Score, tol, seconds: float, common: dict) -> dict:
+    return record(case, name, check, s.status, s.message, metrics=s.metrics, tolerance=tol.to_json(),
+                  seconds=seconds, **common)
 
 
 def _epsilon_used(case: Case, config: dict) -> float | None:
@@ -101,8 +108,7 @@ def evaluate(adapter: Adapter, case) -> list[dict]:
     else:
         tol = tolerance.forward(prec.compute, n)
         s = score(y, ref.y, prec.compute, prec.compute.name, tol, axes=case.axes)
-        out.append(record(case, name, "forward", s.status, s.message, metrics=s.metrics,
-                          tolerance=tol.to_json(), seconds=time.perf_counter() - start, **common))
+        out.append(_scored(case, name, "forward", s, tol, time.perf_counter() - start, common))
     out += _gradients(adapter, case, layer, arrays, ref, common)
     if "structure" in checks_for(case):
         out += configuration_checks(adapter, case, layer, arrays, y, config)
@@ -124,16 +130,14 @@ def _gradients(adapter, case, layer, arrays, ref, common) -> list[dict]:
     out = []
     tol = tolerance.grad_x(prec.compute, n)
     s = score(dx, ref.dx, prec.compute, prec.compute.name, tol, magnitude=ref.dx_magnitude, axes=case.axes)
-    out.append(record(case, name, "grad_x", s.status, s.message, metrics=s.metrics,
-                      tolerance=tol.to_json(), seconds=seconds, **common))
+    out.append(_scored(case, name, "grad_x", s, tol, seconds, common))
     if dscale is None:
         out.append(record(case, name, "grad_scale", "unsupported", "the layer has no scale gradient", **common))
         return out
     tol = tolerance.grad_scale(prec.compute, n, rows)
     # dscale is in the parameters' dtype, but its error is that of the compute dtype.
     s = score(np.asarray(dscale), ref.dscale, prec.compute, prec.param.name, tol, magnitude=ref.dscale_magnitude)
-    out.append(record(case, name, "grad_scale", s.status, s.message, metrics=s.metrics,
-                      tolerance=tol.to_json(), seconds=seconds, **common))
+    out.append(_scored(case, name, "grad_scale", s, tol, seconds, common))
     return out
 
 
@@ -244,14 +248,15 @@ def evaluate_invalid(adapter: Adapter, inv: Invalid) -> dict:
                    metrics={"out_dtype": dtype_name(y), "out_shape": list(y.shape)})
     axes = canonical_axes(inv.axis, len(inv.shape))
     ref = oracle(x.astype(np.float64), scale, np.zeros(x.shape), axes, inv.epsilon)
+    metrics = {"out_dtype": dtype_name(y), "out_shape": list(y.shape)}
+    if y.dtype.kind in "biu":  # a normalization cannot be an integer: the result was truncated
+        return rec("fail", "silent wrong result", f"returned {dtype_name(y)} values {y.ravel()[:4].tolist()}, the "
+                   f"formula gives {np.round(ref.y.ravel()[:4], 4).tolist()}", metrics=metrics)
     fmt = FORMATS["float32"]
     try:
-        s = score(y.astype(np.float64) if y.dtype.kind in "biu" else y, ref.y, fmt, dtype_name(y), tolerance.forward(fmt, x.shape[-1]), axes=axes)
+        s = score(y, ref.y, fmt, dtype_name(y), tolerance.forward(fmt, x.shape[-1]), axes=axes)
     except (TypeError, ValueError) as exc:
-        return rec("fail", "silent wrong result", f"returned something not comparable: {exc}")
-    if y.dtype.kind in "biu":
-        s = type(s)("fail", s.metrics, f"returned {dtype_name(y)} values for a normalization (the result is truncated): "
-                                       f"{np.asarray(y).ravel()[:4].tolist()}, the formula gives {np.round(ref.y.ravel()[:4], 4).tolist()}")
+        return rec("fail", "silent wrong result", f"returned something not comparable: {exc}", metrics=metrics)
     if s.status == "pass":
         return rec("pass", "silent result, agrees with the formula", "", metrics=s.metrics)
     return rec("fail", "silent wrong result", s.message, metrics=s.metrics)

@@ -26,6 +26,7 @@ from pathlib import Path
 from conformance.adapter import adapter_name, import_adapter
 from conformance.cases.case import parse_case
 from conformance.evaluate import checks_for, record
+from conformance.reports.results import write_jsonl
 
 # Workers run one thread each: --jobs decides parallelism, and thread pools of
 # several frameworks on two cores only fight.  Reductions of the sizes in the
@@ -168,7 +169,7 @@ class Runner:
         self._lock = threading.Lock()
 
     # -- scheduling ----------------------------------------------------------------
-    def run(self, adapters: list[AdapterRef], cases: list[Case]) -> None:
+    def run(self, adapters: list[AdapterRef], cases: list) -> None:
         # With fewer adapters than jobs, split each adapter's cases so every job has
         # work; whole compile-key groups go to one part, so compiled functions are reused.
         parts = max(1, math.ceil(self.jobs / max(len(adapters), 1)))
@@ -188,16 +189,16 @@ class Runner:
 
     # -- one task: a worker, restarted after each crash or hang ------------------------
     def _spawn(self, task: _Task, cases_file: str, log: Path) -> subprocess.Popen:
-        env = worker_env(task.adapter)
-        return subprocess.Popen(
-            [sys.executable, "-m", "conformance.worker", task.adapter.ref, cases_file],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=open(log, "ab"),
-            env=env,
-            text=True,
-            start_new_session=True,
-        )
+        with open(log, "ab") as stderr:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(
+                [sys.executable, "-m", "conformance.worker", task.adapter.ref, cases_file],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=worker_env(task.adapter),
+                text=True,
+                start_new_session=True,
+            )
 
     def _error_records(self, task: _Task, case_id: str, message: str) -> list[dict]:
         case = parse_case(case_id)
@@ -243,9 +244,7 @@ class Runner:
                 lines: queue.Queue = queue.Queue()
                 threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
                 outcome = self._drive(task, proc, lines, remaining, emit, log)
-                if outcome == "finished" or not remaining:
-                    break
-                if outcome == "load_failed":
+                if outcome in ("finished", "load_failed") or not remaining:
                     break
                 restarts += 1
         if self.progress:
@@ -369,9 +368,7 @@ def fuzz_adapters(adapters: list[AdapterRef], seed: int, budget: int, seconds: f
             lines += result["records"]
         elif a.name not in found:
             found[a.name] = (tried, None, "")
-    with open(out / "results.jsonl", "w") as f:
-        for r in lines:
-            f.write(json.dumps(r) + "\n")
+    write_jsonl(out / "results.jsonl", lines)
     (out / "fuzz.toml").write_text(
         f"# minimal failing cases found by `conformance fuzz --seed {seed}`\n"
         f"name = \"fuzz-seed-{seed}\"\ncases = [{', '.join(json.dumps(i) for i in ids)}]\n"

@@ -9,7 +9,7 @@ fail/error/unsupported that now pass.  Framework version changes are listed.
 """
 from __future__ import annotations
 
-from conformance.reports.results import Results
+from conformance.reports.results import Results, scored_error
 
 GROWTH_FACTOR = 2.0
 GROWTH_UNITS = 1.0
@@ -17,11 +17,6 @@ GROWTH_UNITS = 1.0
 
 def _key(r: dict) -> tuple:
     return (r["adapter"], r["case"], r["check"])
-
-
-def _scored(r: dict) -> float | None:
-    m = r.get("metrics") or {}
-    return m.get("max_ulp") if r["check"] == "forward" else m.get("max_units")
 
 
 def diff(baseline: Results, current: Results) -> dict:
@@ -40,7 +35,7 @@ def diff(baseline: Results, current: Results) -> dict:
         elif b["status"] != "pass" and c["status"] == "pass":
             improvements.append(entry)
         else:
-            eb, ec = _scored(b), _scored(c)
+            eb, ec = scored_error(b), scored_error(c)
             if eb is not None and ec is not None and ec > eb * GROWTH_FACTOR and ec - eb > GROWTH_UNITS:
                 regressions.append(entry | {"why": f"error grew from {eb:.4g} to {ec:.4g}"})
     versions = []

@@ -45,6 +45,12 @@ def _colour(rate: float | None) -> str:
     return f"hsl({int(120 * rate)}, 65%, 80%)"
 
 
+def _cell(rate: float, main: str, detail: str, title: str = "") -> str:
+    """A grid cell coloured by a pass or agreement rate, with a small second line."""
+    tip = f' title="{_e(title)}"' if title else ""
+    return f'<td style="background:{_colour(rate)}"{tip}>{main}<small>{detail}</small></td>'
+
+
 def _num(v) -> str:
     return "–" if v is None else f"{v:.3g}"
 
@@ -71,8 +77,7 @@ def _heatmap(results: Results, checks: tuple[str, ...], section_id: str, title: 
                 row.append('<td style="background:#eee">–</td>')
                 continue
             rate = c["pass"] / c["n"]
-            row.append(f'<td style="background:{_colour(rate)}" title="{c["pass"]} of {c["n"]} pass">'
-                       f'{100 * rate:.0f}%<small>worst {_num(c["worst"])} {unit}</small></td>')
+            row.append(_cell(rate, f"{100 * rate:.0f}%", f'worst {_num(c["worst"])} {unit}', f'{c["pass"]} of {c["n"]} pass'))
         rows.append("<tr>" + "".join(row) + "</tr>")
     rows.append("</table>")
     return "".join(rows)
@@ -94,8 +99,7 @@ def _agreement(results: Results) -> str:
                 row.append('<td style="background:#f6f8fa">–</td>')
                 continue
             rate = 1 - m["disagree"] / m["shared"]
-            row.append(f'<td style="background:{_colour(rate)}">{m["disagree"]} / {m["shared"]}'
-                       f'<small>gap ≥ {_num(m["worst_gap"])}</small></td>')
+            row.append(_cell(rate, f'{m["disagree"]} / {m["shared"]}', f'gap ≥ {_num(m["worst_gap"])}'))
         out.append("<tr>" + "".join(row) + "</tr>")
     out.append("</table>")
     return "".join(out)

@@ -11,7 +11,6 @@ from pathlib import Path
 from conformance.errors import UsageError
 
 STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass")
-BUILTIN_PREFIX = "conformance.adapters."
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,13 @@ class Results:
 def results_path(path: Path) -> Path:
     """A results file, or the folder holding results.jsonl."""
     return path / "results.jsonl" if path.is_dir() else path
+
+
+def write_jsonl(path: Path, objects) -> None:
+    """Write one JSON object per line (results.jsonl and its siblings)."""
+    with open(path, "w") as f:
+        for obj in objects:
+            f.write(json.dumps(obj) + "\n")
 
 
 def load_results(path: Path) -> Results:
@@ -53,7 +59,7 @@ def load_results(path: Path) -> Results:
     return Results(records, adapters)
 
 
-def rerun_command(r: dict, adapters: dict[str, dict], suite_hint: str = "") -> str:
+def rerun_command(r: dict, adapters: dict[str, dict]) -> str:
     """One line that reruns exactly this case on this adapter."""
     ref = adapters.get(r["adapter"], {}).get("ref", r["adapter"])
     flag = "--adapters" if ":" not in ref else "--adapter"
