@@ -18,6 +18,16 @@ from conformance.dtypes import PRECISION_BY_SHORT, PRECISIONS, Precision
 from conformance.spec import LayerSpec, canonical_axes
 
 
+# Bounds of a case, so a typo cannot ask for terabytes or a rank no framework has.
+MAX_RANK = 8
+MAX_ELEMENTS = 1 << 24
+MAX_SEED = 2**32 - 1
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class Case:
     shape: tuple[int, ...]
@@ -29,6 +39,17 @@ class Case:
     seed: int = 0
 
     def __post_init__(self):
+        if not isinstance(self.shape, tuple) or not all(_is_int(s) and s >= 0 for s in self.shape):
+            raise ValueError(f"shape {self.shape!r} must be non-negative integers")
+        if len(self.shape) > MAX_RANK or math.prod(self.shape) > MAX_ELEMENTS:
+            raise ValueError(f"shape {self.shape} is beyond the suite's limits (rank <= {MAX_RANK}, "
+                             f"<= {MAX_ELEMENTS} elements)")
+        if not isinstance(self.axis, tuple) or not all(_is_int(a) for a in self.axis):
+            raise ValueError(f"axis {self.axis!r} must be integers")
+        if self.epsilon is not None and (not isinstance(self.epsilon, float) or not 0 <= self.epsilon < math.inf):
+            raise ValueError(f"epsilon {self.epsilon!r} must be a finite float >= 0, or None for the default")
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed {self.seed!r} must be an integer from 0 to {MAX_SEED}")
         if self.dtype not in PRECISIONS:
             raise ValueError(f"unknown dtype {self.dtype!r}; known: {', '.join(PRECISIONS)}")
         if self.distribution not in DISTRIBUTIONS:
@@ -47,15 +68,20 @@ class Case:
 
     @classmethod
     def from_id(cls, case_id: str) -> "Case":
-        """Parse an id back into its case; ValueError saying what is wrong."""
-        parts = case_id.strip().split("/")
+        """Parse an id back into its case; ValueError saying what is wrong.
+
+        Only the canonical spelling is accepted (the id is a key: `eps1e-6` and
+        `eps1e-06` must not be two names of one case); the error gives it."""
+        parts = case_id.split("/")
         if len(parts) != 7 or not parts[2].startswith("ax") or not parts[3].startswith("eps") or not parts[6].startswith("s"):
             raise ValueError(f"malformed case id {case_id!r}; expected like f32/2x8/ax-1/eps1e-06/normal/rand/s0")
         short, shape, axis, eps, dist, scale, seed = parts
         if short not in PRECISION_BY_SHORT:
             raise ValueError(f"unknown dtype prefix {short!r} in case id {case_id!r}")
+        if not case_id.isascii():
+            raise ValueError(f"case id {case_id!r} has non-ASCII characters")
         try:
-            return cls(
+            case = cls(
                 shape=() if shape == "scalar" else tuple(int(s) for s in shape.split("x")),
                 axis=() if axis == "axnone" else tuple(int(a) for a in axis[2:].split(",")),
                 dtype=PRECISION_BY_SHORT[short].name,
@@ -66,6 +92,9 @@ class Case:
             )
         except ValueError as exc:
             raise ValueError(f"malformed case id {case_id!r}: {exc}") from None
+        if case.id != case_id:
+            raise ValueError(f"case id {case_id!r} is not in canonical form; write {case.id!r}")
+        return case
 
     # -- derived ----------------------------------------------------------------
     @property

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import itertools
-import tomllib
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -18,6 +17,7 @@ from conformance.cases.case import Case, parse_case
 from conformance.cases.invalid import INVALID
 from conformance.cases.dimensions import CONFIG_DIMENSIONS, DATA_DIMENSIONS, DIMENSIONS, LAYOUTS, Layout
 from conformance.errors import UsageError
+from conformance.inputs import read_toml
 
 
 def _pairs(row: dict, names: list[str]) -> set:
@@ -144,7 +144,21 @@ def _unique(cases: Iterable[Case]) -> list[Case]:
 _GRID_KEYS = {"mode", "layouts", "dtypes", "epsilons", "distributions", "scales", "seeds"}
 
 
-def _grid_cases(grid: dict, where: str) -> list[Case]:
+def _list_of(grid: dict, key: str, kinds: tuple[type, ...], where: str, default: list) -> list:
+    """grid[key], a list whose items are exactly of `kinds` (no coercion: 8.9 is not 8, true is not 1)."""
+    values = grid.get(key, default)
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{where}: `{key}` must be a non-empty list, got {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise ValueError(f"{where}: `{key}` holds {v!r}; each item must be {names}")
+    return values
+
+
+def _grid_cases(grid, where: str) -> list[Case]:
+    if not isinstance(grid, dict):
+        raise ValueError(f"{where}: must be a table")
     unknown = set(grid) - _GRID_KEYS
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_GRID_KEYS)}")
@@ -152,18 +166,25 @@ def _grid_cases(grid: dict, where: str) -> list[Case]:
     if mode not in ("product", "pairwise"):
         raise ValueError(f"{where}: mode must be 'product' or 'pairwise', not {mode!r}")
     layouts = []
-    for item in grid.get("layouts", [{"shape": list(lay.shape), "axis": list(lay.axis)} for lay in LAYOUTS]):
-        if not isinstance(item, dict) or set(item) != {"shape", "axis"}:
+    default_layouts = [{"shape": list(lay.shape), "axis": list(lay.axis)} for lay in LAYOUTS]
+    for item in _list_of(grid, "layouts", (dict,), where, default_layouts):
+        if set(item) != {"shape", "axis"}:
             raise ValueError(f"{where}: each layout is a table {{shape = [...], axis = [...]}}, got {item!r}")
-        layouts.append(Layout("user", tuple(int(s) for s in item["shape"]), tuple(int(a) for a in item["axis"])))
+        for key in ("shape", "axis"):
+            if not isinstance(item[key], list) or any(isinstance(v, bool) or not isinstance(v, int) for v in item[key]):
+                raise ValueError(f"{where}: layout {key} must be a list of integers, got {item[key]!r}")
+        layouts.append(Layout("user", tuple(item["shape"]), tuple(item["axis"])))
+    epsilons = _list_of(grid, "epsilons", (int, float, str), where, [1e-6])
+    if any(isinstance(e, str) and e != "default" for e in epsilons):
+        raise ValueError(f"{where}: `epsilons` items are numbers or \"default\", got {epsilons!r}")
     dims = {
         "layout": tuple(layouts),
-        "dtype": tuple(grid.get("dtypes", ["float32"])),
-        "epsilon": tuple(None if e == "default" else float(e) for e in grid.get("epsilons", [1e-6])),
-        "distribution": tuple(grid.get("distributions", ["normal"])),
-        "scale": tuple(grid.get("scales", ["rand"])),
+        "dtype": tuple(_list_of(grid, "dtypes", (str,), where, ["float32"])),
+        "epsilon": tuple(None if e == "default" else float(e) for e in epsilons),
+        "distribution": tuple(_list_of(grid, "distributions", (str,), where, ["normal"])),
+        "scale": tuple(_list_of(grid, "scales", (str,), where, ["rand"])),
     }
-    seeds = [int(s) for s in grid.get("seeds", [0])]
+    seeds = _list_of(grid, "seeds", (int,), where, [0])
     rows = pairwise(dims) if mode == "pairwise" else [
         dict(zip(dims, values)) for values in itertools.product(*dims.values())
     ]
@@ -172,20 +193,18 @@ def _grid_cases(grid: dict, where: str) -> list[Case]:
 
 def load_suite_file(path: Path) -> list[Case]:
     """Cases of a TOML suite file: `cases = [ids...]` and/or `[[grid]]` tables."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read suite file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"suite file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "suite file")
     unknown = set(data) - {"name", "description", "cases", "grid"}
     if unknown:
         raise UsageError(f"suite file {path}: unknown key(s) {sorted(unknown)}; allowed: name, description, cases, [[grid]]")
     cases: list[Case] = []
     try:
-        for case_id in data.get("cases", []):
-            cases.append(parse_case(str(case_id)))
-        for k, grid in enumerate(data.get("grid", [])):
+        for case_id in _list_of(data, "cases", (str,), "`cases`", []) if "cases" in data else []:
+            cases.append(parse_case(case_id))
+        grids = data.get("grid", [])
+        if not isinstance(grids, list):
+            raise ValueError("`grid` must be an array of tables: write [[grid]]")
+        for k, grid in enumerate(grids):
             cases.extend(_grid_cases(grid, f"[[grid]] #{k + 1}"))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"suite file {path}: {exc}") from None
@@ -198,6 +217,6 @@ def load_suite(name_or_path: str) -> list[Case]:
     if name_or_path in SUITES:
         return SUITES[name_or_path]()
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.exists() or path.is_symlink():
         return load_suite_file(path)
     raise UsageError(f"unknown suite {name_or_path!r}: use one of {', '.join(SUITES)} or a path to a .toml suite file")

@@ -24,6 +24,7 @@ Requirements of the design, which every adapter keeps:
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 import numpy as np
@@ -97,5 +98,54 @@ def import_adapter(ref: str) -> type[Adapter]:
     return cls
 
 
+# Names key records, baselines and log files: a short, path-safe word.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
 def adapter_name(cls: type, ref: str) -> str:
-    return getattr(cls, "name", "") or ref
+    """The class's `name`, or for a user class without one, its reference with `:` as `.`."""
+    name = getattr(cls, "name", "")
+    return name if name or not isinstance(name, str) else ref.replace(":", ".")
+
+
+def check_metadata(ref: str, name, env) -> None:
+    """UsageError unless `name` is a path-safe word and `env` a dict of str to str."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise UsageError(f"adapter {ref!r} has the name {name!r}: a name is 1-64 characters of letters, digits "
+                         "and . _ + -, starting with a letter or digit; set the class attribute `name`")
+    if not isinstance(env, dict):
+        raise UsageError(f"adapter {ref!r}: `env` is a {type(env).__name__}, it must be a dict of str to str")
+    for key, value in env.items():
+        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+            raise UsageError(f"adapter {ref!r}: environment variable name {key!r} is not valid "
+                             "(a non-empty string without '=' or NUL)")
+        if not isinstance(value, str) or "\0" in value:
+            raise UsageError(f"adapter {ref!r}: environment variable {key} = {value!r} is not a string without NUL")
+
+
+def describe_main(argv: list[str]) -> int:
+    """`python -m conformance.adapter REF`: import REF's class, print its name and env as JSON.
+
+    The CLI runs this in a child process, so a user module that exits, raises or
+    crashes at import is an input error, not the CLI's death."""
+    import json
+    import os
+
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever the module prints goes to stderr
+    try:
+        cls = import_adapter(argv[0])
+        name, env = adapter_name(cls, argv[0]), getattr(cls, "env", {})
+        check_metadata(argv[0], name, env)
+        message = {"name": name, "env": env}
+    except UsageError as exc:
+        message = {"error": str(exc)}
+    proto.write(json.dumps(message) + "\n")
+    proto.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(describe_main(sys.argv[1:]))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import math
 import os
 import sys
 import time
@@ -10,8 +11,34 @@ from pathlib import Path
 
 from conformance.adapters import BUILTIN
 from conformance.errors import UsageError
+from conformance.interrupt import StopOnSignal
+from conformance.outdir import write_atomic
+from conformance.procs import become_subreaper, reap_strays
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _number(kind, low: float, high: float, low_open: bool = False):
+    """An argparse type: a finite `kind` in [low, high] (or (low, high] with low_open)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+            if kind is int:
+                raise argparse.ArgumentTypeError(f"{text!r} must be an integer from {low} to {high}")
+            bound = f"> {low:g}" if low_open else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {bound} and <= {high:g}")
+        return value
+    parse.__name__ = "integer" if kind is int else "number"
+    return parse
+
+
+POSITIVE_SECONDS = _number(float, 0.0, 7 * 24 * 3600.0, low_open=True)
+JOBS = _number(int, 1, 512)
+BUDGET = _number(int, 1, 10**7)
+SEED = _number(int, 0, 2**63 - 1)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,40 +56,51 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")
     run.add_argument("--case", action="append", default=[], metavar="PATTERN", help="only cases whose id matches this glob, or a case id (repeatable)")
     run.add_argument("--out", default="out/run", help="output folder (default: out/run)")
-    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes at once (default: CPU count)")
-    run.add_argument("--timeout", type=float, default=None, help="seconds one case may take before its worker is killed")
+    run.add_argument("--jobs", type=JOBS, default=os.cpu_count() or 1, help="worker processes at once (default: CPU count)")
+    run.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, help="seconds one case may take before its worker is killed (default 120)")
     run.add_argument("--xfail", default=None, metavar="FILE", help="TOML list of known discrepancies (see README)")
     run.add_argument("--shard", default=None, metavar="K/N", help="run only the K-th of N deterministic slices of the cases")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out: only (adapter, case) pairs without results")
+    again.add_argument("--overwrite", action="store_true", help="replace the run in --out (kept until this run has results)")
 
     fz = sub.add_parser("fuzz", help="draw random cases with hypothesis, shrink failures to a minimal case")
     fz.add_argument("--adapters", default=None, help="comma-separated built-in adapters, or 'all'")
     fz.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS")
-    fz.add_argument("--seed", type=int, default=0)
-    fz.add_argument("--budget", type=int, default=None, help="examples per adapter (default 200)")
-    fz.add_argument("--time", type=float, default=None, help="seconds per adapter: fuzz in rounds until spent")
+    fz.add_argument("--seed", type=SEED, default=0)
+    fz.add_argument("--budget", type=BUDGET, default=None, help="examples per adapter (default 200)")
+    fz.add_argument("--time", type=POSITIVE_SECONDS, default=None, help="seconds per adapter: fuzz in rounds until spent")
+    fz.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, help="seconds one example may take (default 120)")
     fz.add_argument("--out", default="out/fuzz")
 
     df = sub.add_parser("diff", help="compare results with a baseline; exit 1 on regressions")
     df.add_argument("baseline", help="baseline results.jsonl or its folder")
     df.add_argument("current", help="current results.jsonl or its folder")
     df.add_argument("--out", default=None, help="folder for diff.md and diff.json (default: beside CURRENT)")
+    df.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
 
     mg = sub.add_parser("merge", help="merge results of shards (or any runs) and render the reports")
     mg.add_argument("results", nargs="+", help="results.jsonl files or their folders")
     mg.add_argument("--out", required=True, help="folder for the merged results.jsonl and reports")
+    mg.add_argument("--prefer", choices=("first", "last"), default=None,
+                    help="which part wins where two disagree on one result (default: refuse)")
+    mg.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
 
     sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
 
     rep = sub.add_parser("report", help="render reports from a results.jsonl")
     rep.add_argument("results", help="results.jsonl or the folder holding it")
     rep.add_argument("--out", default=None, help="folder for the reports (default: beside the results)")
+    rep.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
     return p
 
 
 def _select_adapters(args) -> list[str]:
     names = []
-    if args.adapters:
+    if args.adapters is not None:
         names = list(BUILTIN) if args.adapters == "all" else [a.strip() for a in args.adapters.split(",") if a.strip()]
+        if not names and not args.adapter:
+            raise UsageError(f"--adapters {args.adapters!r} names no adapter: give built-in names, 'all', or --adapter module:Class")
         for n in names:
             if n not in BUILTIN:
                 raise UsageError(f"unknown built-in adapter {n!r}: choose from {', '.join(BUILTIN)} (or use --adapter module:Class)")
@@ -118,45 +156,90 @@ def _writable_dir(path: Path) -> Path:
 
 def cmd_run(args) -> int:
     from conformance.cases.suites import load_suite
-    from conformance.reports.render import write_reports
-    from conformance.reports.results import load_results, verdict
+    from conformance.outdir import OutputFolder
+    from conformance.reports.results import write_jsonl
+    from conformance.resume import ResumePlan, plan_resume, run_record
     from conformance.runner import DEFAULT_CASE_TIMEOUT_S, Progress, Runner, resolve
     from conformance.xfail import XfailList
 
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
     # Validate every input before touching the output folder, so a typo loses nothing.
     adapters = resolve(_select_adapters(args))
     cases = shard(select_cases(load_suite(args.suite), args.case), args.shard)
     xfail = XfailList.load(Path(args.xfail)) if args.xfail else None
-    out = _writable_dir(Path(args.out))
-    start = time.monotonic()
-    progress = Progress(len(cases) * len(adapters))
-    print(f"running {len(cases)} cases x {len(adapters)} adapter(s) with {args.jobs} job(s) into {out}/", file=sys.stderr)
-    Runner(out, args.jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, progress, xfail).run(adapters, cases)
-    for e in xfail.unused() if xfail else []:
-        print(f"warning: xfail entry matched no result: case={e.case!r} adapter={e.adapter!r} check={e.check!r}", file=sys.stderr)
-    results = load_results(out / "results.jsonl")
+    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    folder = OutputFolder(Path(args.out))
+    folder.acquire(mode)
+    try:
+        record = run_record(args.suite, cases, [a.name for a in adapters])
+        previous = folder.previous_run() if mode == "resume" else None
+        plan = plan_resume(previous, record) if previous else ResumePlan([record], frozenset(), {})
+        folder.start(mode)
+        todo = len(cases) * len(adapters) - len(plan.done)
+        print(f"running {len(cases)} cases x {len(adapters)} adapter(s) with {args.jobs} job(s) into {folder.path}/"
+              + (f" (resuming: {len(plan.done)} done, {todo} to go)" if previous else ""), file=sys.stderr)
+        start = time.monotonic()
+        write_jsonl(folder.partial, plan.head)  # atomically: a resumed file is replaced, never emptied
+        runner = Runner(folder.path, args.jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, Progress(todo), xfail,
+                        results_file=folder.partial.name, append=True, previous_versions=plan.versions)
+        with StopOnSignal(runner.stop) as caught:
+            runner.run(adapters, cases, plan.done)
+            if runner.writer.error:
+                raise UsageError(f"cannot write {folder.partial}: {runner.writer.error.strerror or runner.writer.error}; "
+                                 "the results written before are kept there (free space, then --resume)")
+            if runner.version_mismatch:
+                raise UsageError(f"--resume: versions differ ({runner.version_mismatch}); use --overwrite to start over")
+            for e in xfail.unused() if xfail and not caught.signum else []:
+                print(f"warning: xfail entry matched no result: case={e.case!r} adapter={e.adapter!r} check={e.check!r}", file=sys.stderr)
+            folder.finish()
+            return _render(folder.results, folder.path, f" ({time.monotonic() - start:.1f}s)", caught.exit_code)
+    finally:
+        reap_strays(set())
+        folder.release()
+
+
+def _render(results_file: Path, out: Path, note: str = "", exit_code: int | None = None, salvage: bool = False,
+            results=None) -> int:
+    """Write the reports of a results file, print the verdict; the exit code of a run or report."""
+    from conformance.reports.render import write_reports
+    from conformance.reports.results import load_results, verdict
+
+    results = results or load_results(results_file, salvage)
     written = write_reports(results, out)
-    print(f"{verdict(results)} ({time.monotonic() - start:.1f}s)")
-    print("wrote " + ", ".join(str(p) for p in [out / "results.jsonl", *written]))
-    return EXIT_FAIL if results.failing else EXIT_PASS
+    print(f"{verdict(results)}{note}")
+    print("wrote " + ", ".join(str(p) for p in [results_file, *written]))
+    if exit_code is not None:
+        return exit_code
+    return EXIT_FAIL if results.failing or results.incomplete else EXIT_PASS
 
 
 def cmd_fuzz(args) -> int:
-    from conformance.runner import fuzz_adapters, resolve
+    import threading
+
+    from conformance.fuzz_run import fuzz_adapters
+    from conformance.runner import DEFAULT_CASE_TIMEOUT_S, resolve
 
     if args.budget is not None and args.time is not None:
         raise UsageError("give --budget or --time, not both")
     adapters = resolve(_select_adapters(args))
     out = _writable_dir(Path(args.out))
-    found = fuzz_adapters(adapters, args.seed, args.budget or 200, args.time, out)
-    for name, (tried, case_id, message) in found.items():
-        print(f"{name}: {tried} examples; " + (f"minimal failing case {case_id}: {message}" if case_id else "no failure"))
-    if any(case_id for _, case_id, _ in found.values()):
+    stop = threading.Event()
+    try:
+        with StopOnSignal(stop.set) as caught:
+            found = fuzz_adapters(adapters, args.seed, args.budget or 200, args.time,
+                                  args.timeout or DEFAULT_CASE_TIMEOUT_S, out, stop)
+    finally:
+        reap_strays(set())
+    for name, o in found.items():
+        if o.broken:
+            print(f"{name}: could not be fuzzed: {o.message}")
+        else:
+            print(f"{name}: {o.tried} examples; " + (f"minimal failing case {o.case}: {o.message}" if o.case
+                                                     else "no failure" + (f" ({o.message})" if o.message else "")))
+    if any(o.case for o in found.values()):
         print(f"replay: conformance run --suite {out / 'fuzz.toml'} --adapters ...; records in {out / 'results.jsonl'}")
-        return EXIT_FAIL
-    return EXIT_PASS
+    if caught.exit_code:
+        return caught.exit_code
+    return EXIT_FAIL if any(o.case or o.broken for o in found.values()) else EXIT_PASS
 
 
 def cmd_diff(args) -> int:
@@ -165,11 +248,18 @@ def cmd_diff(args) -> int:
     from conformance.reports.diff import diff, render_markdown
     from conformance.reports.results import load_results, results_path
 
-    d = diff(load_results(Path(args.baseline)), load_results(Path(args.current)))
+    baseline = load_results(Path(args.baseline), args.salvage)
+    current = load_results(Path(args.current), args.salvage)
+    for name, r in (("baseline", baseline), ("current results", current)):
+        if not r.records:
+            raise UsageError(f"the {name} ({getattr(args, name.split()[0])}) hold no results: nothing to compare")
+    d = diff(baseline, current)
+    if not d["compared"]:
+        raise UsageError("the baseline and the current results share no (adapter, case, check): nothing to compare")
     out = _writable_dir(Path(args.out) if args.out else results_path(Path(args.current)).parent)
-    (out / "diff.json").write_text(json.dumps(d, indent=1) + "\n")
+    write_atomic(out / "diff.json", json.dumps(d, indent=1) + "\n")
     md = render_markdown(d)
-    (out / "diff.md").write_text(md)
+    write_atomic(out / "diff.md", md)
     print(md.splitlines()[2])
     for r in d["regressions"][:20]:
         print(f"  regression: {r['adapter']} {r['case']} {r['check']}: {r['baseline']} -> {r['current']}")
@@ -178,22 +268,26 @@ def cmd_diff(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from conformance.reports.render import write_reports
-    from conformance.reports.results import Results, load_results, verdict, write_jsonl
+    from conformance.outdir import OutputFolder
+    from conformance.reports.merge import merge
+    from conformance.reports.results import load_results, results_path, write_jsonl
 
-    parts = [load_results(Path(p)) for p in args.results]  # all readable before anything is written
-    adapters, records = {}, {}
-    for part in parts:
-        adapters.update(part.adapters)
-        for r in part.records:
-            records[(r["adapter"], r["case"], r["check"])] = r
-    out = _writable_dir(Path(args.out))
-    write_jsonl(out / "results.jsonl", [*adapters.values(), *records.values()])
-    merged = Results(list(records.values()), adapters)
-    written = write_reports(merged, out)
-    print(verdict(merged))
-    print("wrote " + ", ".join(str(p) for p in [out / "results.jsonl", *written]))
-    return EXIT_FAIL if merged.failing else EXIT_PASS
+    sources = [results_path(Path(p)) for p in args.results]
+    folder = OutputFolder(Path(args.out))
+    for src in sources:
+        if src.resolve() == folder.results.resolve():
+            raise UsageError(f"--out {args.out} would replace the input {src}; merge into another folder")
+    parts = [(str(src), load_results(src, args.salvage)) for src in sources]  # all valid before anything is written
+    merged = merge(parts, args.prefer)
+    if not merged.records:
+        raise UsageError("the inputs hold no results: nothing to merge")
+    folder.acquire("overwrite")
+    try:
+        folder.start("overwrite")
+        write_jsonl(folder.results, [*([merged.run] if merged.run else []), *merged.adapters.values(), *merged.records])
+        return _render(folder.results, folder.path, results=merged)
+    finally:
+        folder.release()
 
 
 def cmd_list(args) -> int:
@@ -209,18 +303,18 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from conformance.reports.render import write_reports
-    from conformance.reports.results import load_results, results_path, verdict
+    from conformance.reports.results import load_results, results_path
 
-    results = load_results(Path(args.results))
-    out = _writable_dir(Path(args.out) if args.out else results_path(Path(args.results)).parent)
-    written = write_reports(results, out)
-    print(verdict(results))
-    print("wrote " + ", ".join(map(str, written)))
-    return EXIT_FAIL if results.failing else EXIT_PASS
+    path = results_path(Path(args.results))
+    results = load_results(path, args.salvage)
+    if not results.records:
+        raise UsageError(f"{path} holds no results: nothing to report")
+    out = _writable_dir(Path(args.out) if args.out else path.parent)
+    return _render(path, out, salvage=args.salvage, results=results)
 
 
 def main(argv: list[str] | None = None) -> int:
+    become_subreaper()  # what an adapter starts stays ours to find and stop (conformance/procs.py)
     try:
         args = _parser().parse_args(argv)
         return {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "merge": cmd_merge, "list": cmd_list, "report": cmd_report}[args.command](args)

@@ -51,6 +51,20 @@ def _rms_rows(ref: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
         return np.sqrt(np.mean(sq, axis=axes, keepdims=True)) if axes else np.sqrt(sq)
 
 
+def numeric_array(value) -> np.ndarray:
+    """`value` as a numeric numpy array; TypeError saying what it is otherwise.
+
+    An adapter returns numpy arrays; anything else (a framework tensor that still
+    requires grad, strings, objects) is the adapter's wrong output, scored `fail`."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:
+        raise TypeError(f"a {type(value).__name__} that numpy cannot convert ({type(exc).__name__}: {exc})") from None
+    if array.dtype.kind not in "fiub" and array.dtype.name != "bfloat16":
+        raise TypeError(f"a {type(value).__name__} of dtype {array.dtype}, not numbers")
+    return array
+
+
 def _describe(index: tuple, got: float, want: float) -> str:
     return f"at {[int(k) for k in index]}: got {got:.9g}, expected {want:.9g}"
 
@@ -71,7 +85,10 @@ def score(
     (gradients, see tolerance.py), which needs `magnitude`.  `axes` are the
     normalized axes, for the error relative to the RMS of each reference row.
     """
-    result = np.asarray(result)
+    try:
+        result = numeric_array(result)
+    except TypeError as exc:
+        return Score("fail", {"out_type": type(result).__name__}, f"the adapter returned {exc}")
     out_dtype = dtype_name(result)
     metrics: dict = {"out_dtype": out_dtype, "out_shape": list(result.shape)}
     if result.shape != ref.shape:

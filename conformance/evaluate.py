@@ -5,6 +5,7 @@ only small JSON crosses the process boundary.
 """
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
@@ -17,7 +18,7 @@ from conformance.adapter import Adapter
 from conformance.cases.case import Case, layer_spec, materialize
 from conformance.cases.invalid import CHECK as INVALID_CHECK
 from conformance.cases.invalid import Invalid
-from conformance.compare import Score, score
+from conformance.compare import Score, numeric_array, score
 from conformance.dtypes import FORMATS, dtype_name
 from conformance.oracle import oracle
 from conformance.spec import LayerSpec, canonical_axes
@@ -65,11 +66,44 @@ def _scored(case, name: str, check: str, s: Score, tol, seconds: float, common: 
                   seconds=seconds, **common)
 
 
-def _epsilon_used(case: Case, config: dict) -> float | None:
+def _score_check(case, name: str, check: str, tol, seconds: float, common: dict, *args, **kwargs) -> dict:
+    """Score one result; an exception of the scoring itself is that check's `error`, nothing more."""
+    try:
+        return _scored(case, name, check, score(*args, tol, **kwargs), tol, seconds, common)
+    except Exception as exc:
+        return record(case, name, check, "error", _suite_error("scoring", exc), **common)
+
+
+def _suite_error(where: str, exc: BaseException) -> str:
+    return f"the suite could not finish {where} ({type(exc).__name__}: {exc}); please report this"
+
+
+def harness_error_records(adapter_name: str, case, exc: BaseException) -> list[dict]:
+    """Records for a case whose evaluation raised where no check could catch it."""
+    return [record(case, adapter_name, check, "error", _suite_error("this case", exc)) for check in checks_for(case)]
+
+
+def _epsilon_used(case: Case, config: dict | None) -> float | None:
     if case.epsilon is not None:
         return case.epsilon
-    eps = config.get("epsilon")
-    return float(eps) if isinstance(eps, (int, float)) else None
+    eps = (config or {}).get("epsilon")
+    return float(eps) if isinstance(eps, (int, float)) and not isinstance(eps, bool) else None
+
+
+def checked_config(adapter: Adapter, layer) -> tuple[dict | None, str]:
+    """(config, "") or (None, why it is unusable): a dict that survives JSON unchanged."""
+    try:
+        config = adapter.config(layer)
+    except Exception as exc:
+        return None, _framework_error("config", exc)
+    if not isinstance(config, dict):
+        return None, f"config() returned {type(config).__name__}, not a dict"
+    try:
+        if json.loads(json.dumps(config)) != config:
+            return None, "config() does not survive a JSON round trip (tuples or non-string keys?)"
+    except (TypeError, ValueError) as exc:
+        return None, f"config() is not JSON-safe: {exc}"
+    return config, ""
 
 
 def evaluate(adapter: Adapter, case) -> list[dict]:
@@ -82,17 +116,21 @@ def evaluate(adapter: Adapter, case) -> list[dict]:
     def all_checks(status, message, **fields):
         return [record(case, name, check, status, message, **fields) for check in checks_for(case)]
 
-    reason = adapter.supports(spec)
+    try:
+        reason = adapter.supports(spec)
+    except Exception as exc:
+        return all_checks("error", _framework_error("supports", exc))
     if reason:
-        return all_checks("unsupported", reason)
+        return all_checks("unsupported", str(reason))
     try:
         layer = adapter.build(spec)
-        config = adapter.config(layer)
     except Exception as exc:
         return all_checks("error", _framework_error("build", exc))
+    config, config_problem = checked_config(adapter, layer)
     eps = _epsilon_used(case, config)
     if eps is None:
-        return all_checks("error", "epsilon=None: the adapter's config() does not say which epsilon the layer uses")
+        why = config_problem or "the adapter's config() does not say which epsilon the layer uses"
+        return all_checks("error", f"epsilon=None: {why}")
     prec = case.precision
     n = case.reduction_length
     ref = oracle(arrays.x, arrays.scale, arrays.dy, case.axes, eps)
@@ -106,12 +144,13 @@ def evaluate(adapter: Adapter, case) -> list[dict]:
     except Exception as exc:
         out.append(record(case, name, "forward", "error", _framework_error("call", exc), **common))
     else:
-        tol = tolerance.forward(prec.compute, n)
-        s = score(y, ref.y, prec.compute, prec.compute.name, tol, axes=case.axes)
-        out.append(_scored(case, name, "forward", s, tol, time.perf_counter() - start, common))
+        out.append(_score_check(case, name, "forward", tolerance.forward(prec.compute, n), time.perf_counter() - start,
+                                common, y, ref.y, prec.compute, prec.compute.name, axes=case.axes))
+        if out[-1]["status"] != "pass" and "out_dtype" not in out[-1]["metrics"]:
+            y = None  # not an array: nothing a rebuilt layer's output could be compared with
     out += _gradients(adapter, case, layer, arrays, ref, common)
     if "structure" in checks_for(case):
-        out += configuration_checks(adapter, case, layer, arrays, y, config)
+        out += configuration_checks(adapter, case, layer, arrays, y, config, config_problem)
     return out
 
 
@@ -120,24 +159,21 @@ def _gradients(adapter, case, layer, arrays, ref, common) -> list[dict]:
     n, rows = case.reduction_length, case.rows
     start = time.perf_counter()
     try:
-        dx, dscale = adapter.grad(layer, arrays.x, arrays.dy)
+        dx, dscale = adapter.grad(layer, arrays.x, arrays.dy)  # a non-pair raises here: the adapter's error
     except NotImplementedError:
         return [record(case, name, c, "unsupported", "the adapter has no gradients", **common) for c in CHECKS[1:]]
     except Exception as exc:
         msg = _framework_error("grad", exc)
         return [record(case, name, c, "error", msg, **common) for c in CHECKS[1:]]
     seconds = time.perf_counter() - start
-    out = []
-    tol = tolerance.grad_x(prec.compute, n)
-    s = score(dx, ref.dx, prec.compute, prec.compute.name, tol, magnitude=ref.dx_magnitude, axes=case.axes)
-    out.append(_scored(case, name, "grad_x", s, tol, seconds, common))
+    out = [_score_check(case, name, "grad_x", tolerance.grad_x(prec.compute, n), seconds, common,
+                        dx, ref.dx, prec.compute, prec.compute.name, magnitude=ref.dx_magnitude, axes=case.axes)]
     if dscale is None:
         out.append(record(case, name, "grad_scale", "unsupported", "the layer has no scale gradient", **common))
         return out
-    tol = tolerance.grad_scale(prec.compute, n, rows)
     # dscale is in the parameters' dtype, but its error is that of the compute dtype.
-    s = score(np.asarray(dscale), ref.dscale, prec.compute, prec.param.name, tol, magnitude=ref.dscale_magnitude)
-    out.append(_scored(case, name, "grad_scale", s, tol, seconds, common))
+    out.append(_score_check(case, name, "grad_scale", tolerance.grad_scale(prec.compute, n, rows), seconds, common,
+                            dscale, ref.dscale, prec.compute, prec.param.name, magnitude=ref.dscale_magnitude))
     return out
 
 
@@ -150,12 +186,16 @@ def _without_names(config: dict) -> dict:
     return {k: v for k, v in config.items() if k != "name"}  # Keras names are unique per layer
 
 
-def configuration_checks(adapter: Adapter, case: Case, layer, arrays, y, config: dict) -> list[dict]:
-    """structure, config_roundtrip and save_load (DESIGN.md roadmap: configuration and serialization)."""
+def configuration_checks(adapter: Adapter, case: Case, layer, arrays, y, config: dict | None,
+                         config_problem: str = "") -> list[dict]:
+    """structure, config_roundtrip and save_load (DESIGN.md roadmap: configuration and serialization).
+
+    Each check is its own record: whatever one of them raises, the adapter's or
+    the suite's, is that check's `error` and leaves the others alone."""
     name = adapter.name
     out = []
     try:
-        params = adapter.parameters(layer)
+        params = _parameters(adapter, layer)
     except NotImplementedError:
         params = None
     except Exception as exc:
@@ -163,7 +203,7 @@ def configuration_checks(adapter: Adapter, case: Case, layer, arrays, y, config:
     if params is None:
         out.append(record(case, name, "structure", "unsupported", "the adapter does not expose parameters()"))
     else:
-        out.append(_structure(case, name, params))
+        out.append(_guarded(case, name, "structure", lambda: _structure(case, name, params)))
 
     for check, make in (("config_roundtrip", adapter.rebuild),
                         ("save_load", lambda lay: _in_tempdir(adapter.save_load, lay))):
@@ -171,28 +211,55 @@ def configuration_checks(adapter: Adapter, case: Case, layer, arrays, y, config:
             out.append(record(case, name, check, "unsupported", "the layer's forward raised (see the forward "
                               "record): no output to compare a rebuilt layer with"))
             continue
+        if config is None:
+            out.append(record(case, name, check, "error", f"cannot compare configurations: {config_problem}"))
+            continue
         try:
             other = make(layer)
             y2 = adapter.call(other, arrays.x)
-            params2 = adapter.parameters(other) if params is not None else None
-            config2 = adapter.config(other)
+            params2 = _parameters(adapter, other) if params is not None else None
+            config2, problem2 = checked_config(adapter, other)
         except NotImplementedError:
             out.append(record(case, name, check, "unsupported", f"the adapter does not implement {check}"))
             continue
         except Exception as exc:
             out.append(record(case, name, check, "error", _framework_error(check, exc)))
             continue
-        problems = []
-        if not _same_array(y, y2):
-            diff = int(np.sum(np.asarray(y).astype(np.float64) != np.asarray(y2).astype(np.float64)))
-            problems.append(f"outputs differ ({diff} element(s) not bit-identical)")
-        if params is not None and (set(params) != set(params2) or not all(_same_array(params[k], params2[k]) for k in params)):
-            problems.append(f"parameters differ: {sorted(params)} vs {sorted(params2)}")
-        if _without_names(config) != _without_names(config2):
-            changed = sorted(k for k in set(config) | set(config2) if k != "name" and config.get(k) != config2.get(k))
-            problems.append(f"configuration differs in {changed}")
-        out.append(record(case, name, check, "fail" if problems else "pass", "; ".join(problems)))
+        out.append(_guarded(case, name, check, lambda: _same_layer(case, name, check, (y, params, config),
+                                                                   (y2, params2, config2), problem2)))
     return out
+
+
+def _parameters(adapter: Adapter, layer) -> dict:
+    params = adapter.parameters(layer)
+    if not isinstance(params, dict):
+        raise TypeError(f"parameters() returned {type(params).__name__}, not a dict of arrays")
+    return params
+
+
+def _guarded(case, name: str, check: str, make_record) -> dict:
+    try:
+        return make_record()
+    except Exception as exc:
+        return record(case, name, check, "error", _suite_error(f"the {check} check", exc))
+
+
+def _same_layer(case, name: str, check: str, first: tuple, second: tuple, config_problem: str) -> dict:
+    """A rebuilt or reloaded layer: bit-identical output, equal parameters and configuration."""
+    (y, params, config), (y2, params2, config2) = first, second
+    problems = []
+    if not _same_array(y, y2):
+        a, b = np.asarray(y), np.asarray(y2)
+        diff = int(np.sum(a.astype(np.float64) != b.astype(np.float64))) if a.shape == b.shape else a.size
+        problems.append(f"outputs differ ({diff} element(s) not bit-identical)")
+    if params is not None and (set(params) != set(params2) or not all(_same_array(params[k], params2[k]) for k in params)):
+        problems.append(f"parameters differ: {sorted(params)} vs {sorted(params2)}")
+    if config2 is None:
+        problems.append(f"the new layer's configuration is unusable: {config_problem}")
+    elif _without_names(config) != _without_names(config2):
+        changed = sorted(k for k in set(config) | set(config2) if k != "name" and config.get(k) != config2.get(k))
+        problems.append(f"configuration differs in {changed}")
+    return record(case, name, check, "fail" if problems else "pass", "; ".join(problems))
 
 
 def _in_tempdir(fn, layer):
@@ -233,15 +300,19 @@ def evaluate_invalid(adapter: Adapter, inv: Invalid) -> dict:
     except Exception as exc:  # the adapter's translation itself cannot express it
         reason = f"cannot be expressed ({type(exc).__name__}: {exc})"
     if reason:
-        return rec("unsupported", "not expressible", reason)
+        return rec("unsupported", "not expressible", str(reason))
     try:
         layer = adapter.build(spec)
     except Exception as exc:
         return rec("pass", "error at build", _framework_error("build", exc))
     try:
-        y = np.asarray(adapter.call(layer, x))
+        y = adapter.call(layer, x)
     except Exception as exc:
         return rec("pass", "error at call", _framework_error("call", exc))
+    try:
+        y = numeric_array(y)
+    except TypeError as exc:
+        return rec("fail", "silent wrong result", f"returned {exc}")
     if not inv.has_reference:
         return rec("pass", "silent result", f"returned {dtype_name(y)} of shape {y.shape} without complaint; "
                    "there is no single right answer to score it against",

@@ -8,18 +8,20 @@ seed draws the same cases.
 """
 from __future__ import annotations
 
-import json
 import sys
 
 from conformance.cases.case import Case
 from conformance.cases.dimensions import DTYPES, EPSILONS, LAYOUTS, DISTRIBUTION_NAMES, SCALE_NAMES
-from conformance.evaluate import evaluate
+from conformance.worker import evaluate_safely
 
 BAD = ("fail", "error")
 
 
-def fuzz(adapter, seed: int, budget: int) -> tuple[int, Case | None, list[dict]]:
-    """(examples tried, the minimal failing case or None, its records)."""
+def fuzz(adapter, seed: int, budget: int, announce=lambda case: None) -> tuple[int, Case | None, list[dict]]:
+    """(examples tried, the minimal failing case or None, its records).
+
+    `announce(case)` is called before each example, so the runner knows which
+    case is in flight if the worker crashes or hangs."""
     from hypothesis import HealthCheck, given, settings, strategies as st
     from hypothesis import seed as hseed
 
@@ -39,7 +41,8 @@ def fuzz(adapter, seed: int, budget: int) -> tuple[int, Case | None, list[dict]]
     def check(case):
         nonlocal tried
         tried += 1
-        records = evaluate(adapter, case)
+        announce(case)
+        records = evaluate_safely(adapter, case.id)
         if any(r["status"] in BAD for r in records):
             last_failure["case"], last_failure["records"] = case, records
             raise AssertionError(case.id)
@@ -53,20 +56,40 @@ def fuzz(adapter, seed: int, budget: int) -> tuple[int, Case | None, list[dict]]
 
 
 def main(argv: list[str]) -> int:
-    from conformance.worker import _protocol_stream
+    """`python -m conformance.fuzz REF SEED BUDGET SECONDS`: the worker protocol of
+    conformance.worker, with {"event": "case"} before each example and one
+    {"event": "result"} at the end.  SECONDS > 0 fuzzes in rounds of BUDGET examples
+    (seeds SEED, SEED+1, ...) until that much time is spent or a failure is found."""
+    import os
+    import platform
+    import time
 
-    proto = _protocol_stream()
-    ref, seed, budget = argv[0], int(argv[1]), int(argv[2])
-    from conformance.adapter import adapter_name, import_adapter
+    from conformance.procs import become_subreaper, kill_descendants, watch_parent
+    from conformance.worker import _protocol_stream, _sender, load_adapter
 
-    cls = import_adapter(ref)
-    adapter = cls()
-    adapter.name = adapter_name(cls, ref)
-    versions = adapter.load() or {}
-    tried, case, records = fuzz(adapter, seed, budget)
-    proto.write(json.dumps({"adapter": adapter.name, "versions": versions, "tried": tried,
-                            "case": case.id if case else None, "records": records}) + "\n")
-    return 0
+    send = _sender(_protocol_stream())
+    watch_parent()
+    become_subreaper()
+    ref, seed, budget, seconds = argv[0], int(argv[1]), int(argv[2]), float(argv[3])
+    try:
+        try:
+            adapter, versions = load_adapter(ref)
+        except BaseException as exc:
+            send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
+            return 3
+        versions.setdefault("python", platform.python_version())
+        send({"event": "ready", "name": adapter.name, "versions": versions})
+        start, tried, round_ = time.monotonic(), 0, 0
+        while True:
+            n, case, records = fuzz(adapter, seed + round_, budget, lambda c: send({"event": "case", "case": c.id}))
+            tried, round_ = tried + n, round_ + 1
+            if case or seconds <= 0 or time.monotonic() - start >= seconds:
+                break
+        send({"event": "result", "tried": tried, "case": case.id if case else None, "records": records})
+        send({"event": "end"})
+        return 0
+    finally:
+        kill_descendants(os.getpid())
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ class ConformanceItem(pytest.Item):
         if isinstance(excinfo.value, ConformanceFailure):
             ref = self.adapter.ref
             flag = "--adapter" if ":" in ref else "--adapters"
-            return f"{excinfo.value}\nrerun: conformance run {flag} {ref} --case '{self.case.id}' --out out/rerun"
+            return f"{excinfo.value}\nrerun: conformance run {flag} {ref} --case '{self.case.id}' --out out/rerun --overwrite"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

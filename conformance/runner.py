@@ -1,10 +1,11 @@
 """Runs cases through adapters, each in its own worker process, and writes results.jsonl.
 
 Frameworks never share a process (Keras fixes its backend at import; TensorFlow,
-torch and JAX fight over thread pools).  A worker that crashes or hangs costs
-the case in flight, which is recorded as an `error` saying so; a new worker
-takes the remaining cases.  Every record is appended and flushed as soon as its
-case finishes, so an interrupted run keeps everything it finished.
+torch and JAX fight over thread pools).  A worker that crashes, hangs or garbles
+its protocol costs the case in flight, which is recorded as an `error` saying so;
+a new worker takes the remaining cases.  Every record is appended and flushed as
+soon as its case finishes.  `stop()` (a signal, a write error) kills every
+worker at once and lets the run end with what it finished.
 """
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import json
 import math
 import os
 import platform
-import queue
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,10 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.adapter import adapter_name, import_adapter
+from conformance.adapter import check_metadata, import_adapter, adapter_name
+from conformance.adapters import BUILTIN
 from conformance.cases.case import parse_case
+from conformance.errors import UsageError
 from conformance.evaluate import checks_for, record
-from conformance.reports.results import write_jsonl
+from conformance.procs import (WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped,
+                               describe_exit, kill_tree)
 
 # Workers run one thread each: --jobs decides parallelism, and thread pools of
 # several frameworks on two cores only fight.  Reductions of the sizes in the
@@ -42,6 +44,7 @@ WORKER_ENV = {
 }
 LOAD_TIMEOUT_S = 300.0  # importing a framework cold can take tens of seconds on a busy machine
 DEFAULT_CASE_TIMEOUT_S = 120.0  # one case, compilation included
+STALE_PREFIX = ".cases-"  # temporary folders of the runner, under OUT/logs
 
 
 @dataclass(frozen=True)
@@ -59,33 +62,80 @@ def worker_env(adapter: AdapterRef) -> dict:
     return env
 
 
+def _describe_user_adapter(ref: str) -> tuple[str, dict]:
+    """Import a user's adapter module in a child process: its exit, exception or crash
+    at import is the user's input to fix, not the end of the CLI."""
+    probe = AdapterRef(ref, ref)
+    try:
+        p = subprocess.run([sys.executable, "-m", "conformance.adapter", ref], capture_output=True, text=True,
+                           env=worker_env(probe), timeout=LOAD_TIMEOUT_S, start_new_session=True,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"importing adapter {ref!r} did not finish within {LOAD_TIMEOUT_S:.0f}s") from None
+    lines = p.stdout.strip().splitlines()
+    message = json.loads(lines[-1]) if lines else None
+    if not message:
+        tail = " | ".join(p.stderr.strip().splitlines()[-2:])[:300]
+        raise UsageError(f"importing the module of adapter {ref!r} ended the process ({describe_exit(p.returncode)}) "
+                         f"before its class could be read" + (f": {tail}" if tail else ""))
+    if "error" in message:
+        raise UsageError(message["error"])
+    return message["name"], message["env"]
+
+
 def resolve(refs: list[str]) -> list[AdapterRef]:
-    """Import each adapter's class (not its framework) to learn its name and env."""
-    out, seen = [], set()
+    """Each adapter's name and env, validated, without importing any framework.
+
+    Names must be unique, and a user's adapter may not take a built-in's name:
+    results, baselines and logs are keyed by it."""
+    out: list[AdapterRef] = []
     for ref in refs:
-        cls = import_adapter(ref)
-        name = adapter_name(cls, ref)
-        if name not in seen:
-            seen.add(name)
-            out.append(AdapterRef(ref, name, dict(getattr(cls, "env", {}) or {})))
+        if ref in BUILTIN:
+            cls = import_adapter(ref)
+            name, env = adapter_name(cls, ref), dict(getattr(cls, "env", {}) or {})
+        elif ":" in ref:
+            name, env = _describe_user_adapter(ref)
+        else:
+            import_adapter(ref)  # raises the "unknown adapter" UsageError
+        check_metadata(ref, name, env)
+        if ref not in BUILTIN and name in BUILTIN:
+            raise UsageError(f"adapter {ref!r} is named {name!r}, like a built-in adapter; give it its own `name`")
+        clash = next((a for a in out if a.name == name), None)
+        if clash and clash.ref == ref:
+            continue  # the same adapter named twice
+        if clash:
+            raise UsageError(f"adapters {clash.ref!r} and {ref!r} are both named {name!r}; names must be unique")
+        out.append(AdapterRef(ref, name, env))
     return out
 
 
 class ResultsWriter:
-    """Appends JSON lines under a lock and flushes each batch."""
+    """Appends JSON lines under a lock and flushes each batch.  A write error (a full disk)
+    is kept in `error` and stops the run through `on_error`: records are never half kept."""
 
-    def __init__(self, path: Path):
-        self._file = open(path, "w")
+    def __init__(self, path: Path, on_error, append: bool = False):
+        self._file = open(path, "a" if append else "w")
         self._lock = threading.Lock()
+        self._on_error = on_error
+        self.error: OSError | None = None
 
     def write(self, records: list[dict]) -> None:
         with self._lock:
-            for r in records:
-                self._file.write(json.dumps(r) + "\n")
-            self._file.flush()
+            if self.error:
+                return
+            try:
+                self._file.write("".join(json.dumps(r) + "\n" for r in records))
+                self._file.flush()
+            except OSError as exc:
+                self.error = exc
+        if self.error:
+            self._on_error()
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.error = self.error or exc
 
 
 class Progress:
@@ -121,12 +171,6 @@ class _Task:
     part: int
 
 
-def _reader(stream, q: queue.Queue) -> None:
-    for line in stream:
-        q.put(line)
-    q.put(None)
-
-
 def _tail(path: Path, lines: int = 3) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
@@ -135,28 +179,25 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " | ".join(t.strip() for t in text[-lines:])[:400]
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    """Kill the worker's whole process group: frameworks may have started helpers."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
+def split_tasks(adapters: list[AdapterRef], cases_by_adapter: dict[str, list], jobs: int) -> list[_Task]:
+    """With fewer adapters than jobs, split each adapter's cases so every job has work;
+    whole compile-key groups go to one part, so compiled functions are reused."""
+    parts = max(1, math.ceil(jobs / max(len(adapters), 1)))
+    tasks = []
+    for a in adapters:
+        groups: dict[tuple, list[str]] = {}
+        for c in cases_by_adapter[a.name]:
+            groups.setdefault(getattr(c, "compile_key", c.id), []).append(c.id)
+        buckets: list[list[str]] = [[] for _ in range(min(parts, max(len(groups), 1)))]
+        for ids in sorted(groups.values(), key=len, reverse=True):
+            min(buckets, key=len).extend(ids)
+        tasks += [_Task(a, ids, k) for k, ids in enumerate(buckets) if ids]
+    return tasks
 
 
 class Runner:
-    def __init__(self, out_dir: Path, jobs: int, case_timeout: float, progress: Progress | None = None, xfail=None):
+    def __init__(self, out_dir: Path, jobs: int, case_timeout: float, progress: Progress | None = None, xfail=None,
+                 *, results_file: str = "results.jsonl", append: bool = False, previous_versions: dict | None = None):
         self.out_dir = out_dir
         self.jobs = max(1, jobs)
         self.case_timeout = case_timeout
@@ -164,22 +205,28 @@ class Runner:
         self.xfail = xfail
         self.logs = out_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.writer = ResultsWriter(out_dir / "results.jsonl")
-        self._announced: set[str] = set()
+        self.stopping = threading.Event()
+        self.writer = ResultsWriter(out_dir / results_file, self.stop, append)
+        # A resumed run's adapter records: versions must match, and are not written twice.
+        self.previous_versions = previous_versions or {}
+        self.version_mismatch: str | None = None
+        self._announced: set[str] = set(self.previous_versions)
         self._lock = threading.Lock()
+        self._workers: set[WorkerProcess] = set()
+
+    def stop(self) -> None:
+        """Stop the run now: no new worker starts, every live one is killed with what it started."""
+        self.stopping.set()
+        with self._lock:
+            workers = list(self._workers)
+        for w in workers:
+            w.kill()
 
     # -- scheduling ----------------------------------------------------------------
-    def run(self, adapters: list[AdapterRef], cases: list) -> None:
-        # With fewer adapters than jobs, split each adapter's cases so every job has
-        # work; whole compile-key groups go to one part, so compiled functions are reused.
-        parts = max(1, math.ceil(self.jobs / max(len(adapters), 1)))
-        groups: dict[tuple, list[str]] = {}
-        for c in cases:
-            groups.setdefault(c.compile_key, []).append(c.id)
-        buckets: list[list[str]] = [[] for _ in range(min(parts, max(len(groups), 1)))]
-        for ids in sorted(groups.values(), key=len, reverse=True):
-            min(buckets, key=len).extend(ids)
-        tasks = [_Task(a, ids, k) for a in adapters for k, ids in enumerate(buckets)]
+    def run(self, adapters: list[AdapterRef], cases: list, done: frozenset[tuple[str, str]] = frozenset()) -> None:
+        """Run every (adapter, case) pair not in `done`."""
+        todo = {a.name: [c for c in cases if (a.name, c.id) not in done] for a in adapters}
+        tasks = split_tasks(adapters, todo, self.jobs)
         try:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 for f in [pool.submit(self._run_task, t) for t in tasks]:
@@ -188,37 +235,33 @@ class Runner:
             self.writer.close()
 
     # -- one task: a worker, restarted after each crash or hang ------------------------
-    def _spawn(self, task: _Task, cases_file: str, log: Path) -> subprocess.Popen:
-        with open(log, "ab") as stderr:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen(
-                [sys.executable, "-m", "conformance.worker", task.adapter.ref, cases_file],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                env=worker_env(task.adapter),
-                text=True,
-                start_new_session=True,
-            )
-
     def _error_records(self, task: _Task, case_id: str, message: str) -> list[dict]:
         case = parse_case(case_id)
         return [record(case, task.adapter.name, check, "error", message) for check in checks_for(case)]
 
     def _announce(self, task: _Task, ready: dict) -> None:
+        versions = ready.get("versions", {})
         with self._lock:
-            if task.adapter.name in self._announced:
-                return
-            self._announced.add(task.adapter.name)
-        self.writer.write([{
-            "record": "adapter",
-            "adapter": task.adapter.name,
-            "ref": task.adapter.ref,
-            "env": task.adapter.env,
-            "versions": ready.get("versions", {}),
-            "claims": ready.get("claims", []),
-            "defaults": ready.get("defaults", {}),
-            "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-        }])
+            if task.adapter.name in self.previous_versions and versions != self.previous_versions[task.adapter.name]:
+                self.version_mismatch = (f"{task.adapter.name} now loads {versions}, the run being resumed had "
+                                         f"{self.previous_versions[task.adapter.name]}")
+            if self.version_mismatch or task.adapter.name in self._announced:
+                mismatch = self.version_mismatch
+            else:
+                self._announced.add(task.adapter.name)
+                mismatch = None
+                self.writer.write([{
+                    "record": "adapter",
+                    "adapter": task.adapter.name,
+                    "ref": task.adapter.ref,
+                    "env": task.adapter.env,
+                    "versions": versions,
+                    "claims": ready.get("claims", []),
+                    "defaults": ready.get("defaults", {}),
+                    "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+                }])
+        if mismatch:
+            self.stop()
 
     def _run_task(self, task: _Task) -> None:
         remaining = list(task.case_ids)
@@ -236,18 +279,27 @@ class Runner:
             if self.progress:
                 self.progress.advance()
 
-        with tempfile.TemporaryDirectory() as tmp:
-            while True:
+        # Inside the output folder, so even a run killed outright leaves nothing in /tmp.
+        with tempfile.TemporaryDirectory(dir=self.logs, prefix=STALE_PREFIX) as tmp:
+            while remaining and not self.stopping.is_set():
                 cases_file = os.path.join(tmp, "cases.txt")
                 Path(cases_file).write_text("\n".join(remaining) + "\n")
-                proc = self._spawn(task, cases_file, log)
-                lines: queue.Queue = queue.Queue()
-                threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-                outcome = self._drive(task, proc, lines, remaining, emit, log)
-                if outcome in ("finished", "load_failed") or not remaining:
+                argv = [sys.executable, "-m", "conformance.worker", task.adapter.ref, cases_file]
+                with self._lock:
+                    if self.stopping.is_set():
+                        break
+                    worker = WorkerProcess(argv, worker_env(task.adapter), log, self.stopping)
+                    self._workers.add(worker)
+                try:
+                    outcome = self._drive(task, worker, remaining, emit, log)
+                finally:
+                    worker.kill()
+                    with self._lock:
+                        self._workers.discard(worker)
+                if outcome in ("finished", "load_failed", "stopped"):
                     break
                 restarts += 1
-        if self.progress:
+        if self.progress and not self.stopping.is_set():
             summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
             extra = f", {restarts} worker restart(s)" if restarts else ""
             self.progress.task_done(
@@ -255,50 +307,47 @@ class Runner:
                 f"{time.monotonic() - start:.1f}s{extra}; log {log}"
             )
 
-    def _drive(self, task, proc, lines, remaining, emit, log) -> str:
-        """Feed one worker until it finishes, fails to load, crashes or hangs."""
+    def _drive(self, task, worker: WorkerProcess, remaining, emit, log) -> str:
+        """Feed one worker until it finishes, fails to load, crashes, hangs or is stopped."""
         ready = False
-        try:
-            while True:
-                timeout = self.case_timeout if ready else LOAD_TIMEOUT_S
-                try:
-                    line = lines.get(timeout=timeout)
-                except queue.Empty:
-                    _kill(proc)
-                    if not ready:
-                        self._fail_all(task, remaining, emit, f"worker did not load within {timeout:.0f}s", log)
-                        return "load_failed"
-                    case_id = remaining.pop(0)
-                    emit(self._error_records(task, case_id, f"case timed out after {timeout:.0f}s; worker killed and restarted"))
-                    return "hung"
-                if line is None:  # EOF: the worker exited
-                    code = proc.wait()
-                    if not remaining:
-                        return "finished"
-                    if not ready:
-                        self._fail_all(task, remaining, emit, f"worker died while loading ({_describe_exit(code)})", log)
-                        return "load_failed"
-                    case_id = remaining.pop(0)
-                    emit(self._error_records(
-                        task, case_id,
-                        f"worker crashed on this case ({_describe_exit(code)}); last log lines: {_tail(log)}",
-                    ))
-                    return "crashed"
-                message = json.loads(line)
-                event = message.get("event")
-                if event == "ready":
-                    ready = True
-                    self._announce(task, message)
-                elif event == "load_error":
-                    self._fail_all(task, remaining, emit, f"adapter failed to load: {message.get('message')}", log)
+        while True:
+            timeout = self.case_timeout if ready else LOAD_TIMEOUT_S
+            try:
+                message = worker.message(timeout)
+            except WorkerStopped:
+                return "stopped"
+            except WorkerSilent:
+                if not ready:
+                    self._fail_all(task, remaining, emit, f"worker did not load within {timeout:.0f}s", log)
                     return "load_failed"
-                elif event == "done":
-                    if remaining and remaining[0] == message["case"]:
-                        remaining.pop(0)
-                    emit(message["records"])
-        finally:
-            if proc.poll() is None:
-                _kill(proc)
+                emit(self._error_records(task, remaining.pop(0),
+                                         f"case timed out after {timeout:g}s; worker killed and restarted"))
+                return "hung"
+            except (WorkerExited, WorkerGarbled) as exc:
+                if self.stopping.is_set():
+                    return "stopped"
+                if not remaining:
+                    return "finished"
+                what = (f"wrote a line that is not a protocol message ({exc})" if isinstance(exc, WorkerGarbled)
+                        else f"crashed ({exc})")
+                if not ready:
+                    self._fail_all(task, remaining, emit, f"worker {what} while loading", log)
+                    return "load_failed"
+                emit(self._error_records(task, remaining.pop(0),
+                                         f"worker {what} on this case; last log lines: {_tail(log)}"))
+                return "crashed"
+            event = message.get("event")
+            if event == "ready":
+                ready = True
+                self._announce(task, message)
+            elif event == "load_error":
+                self._fail_all(task, remaining, emit, f"adapter failed to load: {message.get('message')}", log)
+                return "load_failed"
+            elif event == "done" and remaining and remaining[0] == message.get("case"):
+                remaining.pop(0)
+                emit(message["records"])
+            elif event == "end":
+                return "finished"
 
     def _fail_all(self, task, remaining, emit, message, log) -> None:
         tail = _tail(log)
@@ -314,63 +363,24 @@ def probe(refs: list[str], timeout: float = LOAD_TIMEOUT_S) -> dict[str, tuple[b
     def one(ref: str) -> tuple[bool, str]:
         try:
             (adapter,) = resolve([ref])
-        except Exception as exc:
+        except UsageError as exc:
             return False, str(exc)
         with tempfile.TemporaryDirectory() as tmp:
             cases_file = os.path.join(tmp, "cases.txt")
             Path(cases_file).write_text("")
-            env = worker_env(adapter)
+            worker = WorkerProcess([sys.executable, "-m", "conformance.worker", ref, cases_file],
+                                   worker_env(adapter), Path(tmp) / "log", threading.Event())
             try:
-                done = subprocess.run(
-                    [sys.executable, "-m", "conformance.worker", ref, cases_file],
-                    capture_output=True, text=True, env=env, timeout=timeout,
-                )
-            except subprocess.TimeoutExpired:
+                message = worker.message(timeout)
+            except WorkerSilent:
                 return False, f"did not load within {timeout:.0f}s"
-        for line in done.stdout.splitlines():
-            message = json.loads(line)
-            if message.get("event") == "ready":
-                return True, ", ".join(f"{k} {v}" for k, v in sorted(message["versions"].items()))
-            if message.get("event") == "load_error":
-                return False, message["message"]
-        return False, f"worker {_describe_exit(done.returncode)}"
+            except (WorkerExited, WorkerGarbled) as exc:
+                return False, f"worker {exc}"
+            finally:
+                kill_tree(worker.proc)
+        if message.get("event") == "ready":
+            return True, ", ".join(f"{k} {v}" for k, v in sorted(message["versions"].items()))
+        return False, str(message.get("message"))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return dict(zip(refs, pool.map(one, refs)))
-
-
-def fuzz_adapters(adapters: list[AdapterRef], seed: int, budget: int, seconds: float | None, out: Path) -> dict:
-    """Fuzz each adapter in its own process; write OUT/fuzz.toml (replayable) and results.jsonl.
-
-    With `seconds`, fuzz in rounds of `budget` examples (seeds seed, seed+1, ...)
-    until the time is spent or a failure is found.
-    """
-    found, lines, ids = {}, [], []
-    for a in adapters:
-        env = worker_env(a)
-        start, round_, tried, result = time.monotonic(), 0, 0, None
-        while True:
-            p = subprocess.run([sys.executable, "-m", "conformance.fuzz", a.ref, str(seed + round_), str(budget)],
-                               capture_output=True, text=True, env=env)
-            if p.returncode:
-                tail = " | ".join(p.stderr.strip().splitlines()[-2:])
-                found[a.name] = (tried, None, f"fuzz worker {_describe_exit(p.returncode)}: {tail}")
-                break
-            result = json.loads(p.stdout.strip().splitlines()[-1])
-            tried += result["tried"]
-            round_ += 1
-            if result["case"] or seconds is None or time.monotonic() - start >= seconds:
-                break
-        if result and result["case"]:
-            bad = [r for r in result["records"] if r["status"] in ("fail", "error")]
-            found[a.name] = (tried, result["case"], bad[0]["message"])
-            ids.append(result["case"])
-            lines += result["records"]
-        elif a.name not in found:
-            found[a.name] = (tried, None, "")
-    write_jsonl(out / "results.jsonl", lines)
-    (out / "fuzz.toml").write_text(
-        f"# minimal failing cases found by `conformance fuzz --seed {seed}`\n"
-        f"name = \"fuzz-seed-{seed}\"\ncases = [{', '.join(json.dumps(i) for i in ids)}]\n"
-    )
-    return found

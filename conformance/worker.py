@@ -9,9 +9,12 @@ framework that prints cannot corrupt it.  Messages, in order:
     {"event": "ready", "name": ..., "versions": {...}}      after load()
     {"event": "done", "case": ID, "records": [...]}         one per case
     {"event": "load_error", "message": ...}                  load() failed; exits 3
+    {"event": "end"}                                         every case done
 
-The runner treats EOF before the last "done", or silence past its timeout,
-as a crash or hang of the case in flight.
+The runner treats an exit before "end", or silence past its timeout, as a
+crash or hang of the case in flight.  stdin is a pipe from the runner that is
+never written: its EOF means the runner is gone, and the worker then kills what
+it started and exits (conformance.procs.watch_parent).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import json
 import os
 import platform
 import sys
+
+from conformance.procs import become_subreaper, kill_descendants, watch_parent
 
 
 def _protocol_stream():
@@ -28,39 +33,75 @@ def _protocol_stream():
     return proto
 
 
+def _sender(proto):
+    def send(message: dict) -> None:
+        proto.write(json.dumps(message) + "\n")
+    return send
+
+
+def load_adapter(ref: str):
+    """Import, instantiate and load the adapter; returns (adapter, versions)."""
+    from conformance.adapter import adapter_name, import_adapter
+
+    cls = import_adapter(ref)
+    adapter = cls()
+    adapter.name = adapter_name(cls, ref)
+    versions = adapter.load() or {}
+    if not isinstance(versions, dict):
+        raise TypeError(f"load() returned {type(versions).__name__}, not a dict of package versions")
+    return adapter, {str(k): str(v) for k, v in versions.items()}
+
+
+def _optional(adapter, method: str, fallback, on_error):
+    """An optional method's result, JSON-checked; a failure is described, not fatal."""
+    try:
+        value = getattr(adapter, method)() if hasattr(adapter, method) else fallback
+        json.dumps(value)
+        return value
+    except Exception as exc:
+        return on_error(f"{method}() raised {type(exc).__name__}: {exc}")
+
+
+def evaluate_safely(adapter, case_id: str) -> list[dict]:
+    """The records of one case; a fault of the suite or of the adapter's metadata is a record too."""
+    from conformance.cases.case import parse_case
+    from conformance.evaluate import evaluate, harness_error_records
+
+    case = parse_case(case_id)
+    try:
+        records = evaluate(adapter, case)
+        json.dumps(records)  # what the adapter put into a record must cross the pipe
+        return records
+    except Exception as exc:
+        return harness_error_records(adapter.name, case, exc)
+
+
 def main(argv: list[str]) -> int:
     proto = _protocol_stream()
+    watch_parent()
+    become_subreaper()
+    send = _sender(proto)
     ref, cases_file = argv
-    send = lambda message: proto.write(json.dumps(message) + "\n")  # noqa: E731
     try:
-        from conformance.adapter import adapter_name, import_adapter
-
-        cls = import_adapter(ref)
-        adapter = cls()
-        adapter.name = adapter_name(cls, ref)
-        versions = dict(adapter.load() or {})
-    except BaseException as exc:  # report any load failure, then stop: no case can run
-        send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
-        return 3
-    versions.setdefault("python", platform.python_version())
-    try:  # optional: claims of the framework's documentation, checked on the real layer
-        claims = adapter.claims() if hasattr(adapter, "claims") else []
-    except Exception as exc:
-        claims = [{"claim": "documentation claims", "holds": None, "observed": f"checking raised {type(exc).__name__}: {exc}"}]
-    try:  # optional: what a default-constructed layer looks like (axes, epsilon, scale init)
-        defaults = adapter.defaults() if hasattr(adapter, "defaults") else {}
-    except Exception as exc:
-        defaults = {"error": f"{type(exc).__name__}: {exc}"}
-    send({"event": "ready", "name": adapter.name, "versions": versions, "claims": claims, "defaults": defaults})
-
-    from conformance.cases.case import parse_case
-    from conformance.evaluate import evaluate
-
-    with open(cases_file) as f:
-        ids = [line.strip() for line in f if line.strip()]
-    for case_id in ids:
-        send({"event": "done", "case": case_id, "records": evaluate(adapter, parse_case(case_id))})
-    return 0
+        try:
+            adapter, versions = load_adapter(ref)
+        except BaseException as exc:  # report any load failure, then stop: no case can run
+            send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
+            return 3
+        versions.setdefault("python", platform.python_version())
+        # Optional: documentation claims checked on the real layer; what a default-constructed
+        # layer looks like (axes, epsilon, scale init).
+        claims = _optional(adapter, "claims", [], lambda why: [{"claim": "documentation claims", "holds": None, "observed": why}])
+        defaults = _optional(adapter, "defaults", {}, lambda why: {"error": why})
+        send({"event": "ready", "name": adapter.name, "versions": versions, "claims": claims, "defaults": defaults})
+        with open(cases_file) as f:
+            ids = [line.strip() for line in f if line.strip()]
+        for case_id in ids:
+            send({"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)})
+        send({"event": "end"})
+        return 0
+    finally:
+        kill_descendants(os.getpid())  # nothing the adapter started outlives its worker
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import UsageError
+from conformance.inputs import read_toml
 
 
 @dataclass(frozen=True)
@@ -41,19 +41,21 @@ class XfailList:
 
     @classmethod
     def load(cls, path: Path) -> "XfailList":
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except OSError as exc:
-            raise UsageError(f"cannot read xfail file {path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"xfail file {path} is not valid TOML: {exc}") from None
+        data = read_toml(path, "xfail file")
         entries = []
-        for k, item in enumerate(data.get("xfail", []), 1):
+        items = data.get("xfail", [])
+        if not isinstance(items, list):
+            raise UsageError(f"xfail file {path}: `xfail` must be an array of tables: write [[xfail]]")
+        for k, item in enumerate(items, 1):
+            if not isinstance(item, dict):
+                raise UsageError(f"xfail file {path}, entry #{k}: each entry is a [[xfail]] table, got {item!r}")
             unknown = set(item) - {"case", "adapter", "check", "reason"}
             if unknown or "case" not in item or "reason" not in item:
                 raise UsageError(f"xfail file {path}, entry #{k}: needs `case` and `reason` (optional `adapter`, `check`); "
                                  f"unknown keys: {sorted(unknown)}")
-            entries.append(Entry(str(item["case"]), str(item.get("adapter", "*")), str(item.get("check", "*")), str(item["reason"])))
+            if not all(isinstance(v, str) for v in item.values()):
+                raise UsageError(f"xfail file {path}, entry #{k}: `case`, `adapter`, `check` and `reason` are strings")
+            entries.append(Entry(item["case"], item.get("adapter", "*"), item.get("check", "*"), item["reason"]))
         if set(data) - {"xfail"}:
             raise UsageError(f"xfail file {path}: only [[xfail]] tables are allowed, found {sorted(set(data) - {'xfail'})}")
         return cls(entries)

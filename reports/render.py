@@ -4,23 +4,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conformance.outdir import REPORTS, write_atomic
 from conformance.reports import html, json_report, junit, markdown
 from conformance.reports.results import Results
 
+RENDERERS = dict(zip(REPORTS, (
+    lambda results: json.dumps(json_report.render(results), indent=1) + "\n",
+    markdown.render,
+    html.render,
+    junit.render,
+)))
+
 
 def write_reports(results: Results, out_dir: Path) -> list[Path]:
+    """Each report under a temporary name, then renamed: none is ever half written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    path = out_dir / "report.json"
-    path.write_text(json.dumps(json_report.render(results), indent=1) + "\n")
-    written.append(path)
-    path = out_dir / "report.md"
-    path.write_text(markdown.render(results))
-    written.append(path)
-    path = out_dir / "report.html"
-    path.write_text(html.render(results))
-    written.append(path)
-    path = out_dir / "junit.xml"
-    path.write_text(junit.render(results))
-    written.append(path)
+    for name, render in RENDERERS.items():
+        write_atomic(out_dir / name, render(results))
+        written.append(out_dir / name)
     return written

@@ -9,18 +9,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.errors import UsageError
-
-STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass")
+from conformance.reports.schema import STATUSES, read_records
 
 
 @dataclass(frozen=True)
 class Results:
     records: list[dict]
     adapters: dict[str, dict] = field(default_factory=dict)  # name -> its "adapter" record
+    run: dict | None = None  # the "run" record: what the run set out to do
 
     @property
     def failing(self) -> list[dict]:
         return [r for r in self.records if r["status"] in ("fail", "error")]
+
+    @property
+    def finished_pairs(self) -> int:
+        """(adapter, case) pairs with at least one record (the runner writes a case's records together)."""
+        return len({(r["adapter"], r["case"]) for r in self.records})
+
+    @property
+    def incomplete(self) -> bool:
+        return self.run is not None and self.finished_pairs < self.run["expected"]
 
 
 def results_path(path: Path) -> Path:
@@ -29,51 +38,55 @@ def results_path(path: Path) -> Path:
 
 
 def write_jsonl(path: Path, objects) -> None:
-    """Write one JSON object per line (results.jsonl and its siblings)."""
-    with open(path, "w") as f:
-        for obj in objects:
-            f.write(json.dumps(obj) + "\n")
+    """Write one JSON object per line (results.jsonl and its siblings), atomically."""
+    from conformance.outdir import write_atomic
+
+    write_atomic(path, "".join(json.dumps(obj) + "\n" for obj in objects))
 
 
-def load_results(path: Path) -> Results:
+def load_results(path: Path, salvage: bool = False) -> Results:
+    """Every record of a results file, validated (reports/schema.py); UsageError naming the first bad line."""
     path = results_path(Path(path))
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}; give a results.jsonl or the folder holding it") from None
-    records, adapters = [], {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            kind = obj.get("record", "result")
-            if kind == "adapter":
-                adapters[obj["adapter"]] = obj
-            else:
-                for key in ("case", "adapter", "check", "status"):
-                    obj[key]  # noqa: B018 - a KeyError names the missing field
-                records.append(obj)
-        except (json.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
-            raise UsageError(f"results file {path} line {n} is not a result record ({type(exc).__name__}: {exc})") from None
-    return Results(records, adapters)
+    records, adapters, run = [], {}, None
+    seen: dict[tuple, int] = {}
+    for n, obj in read_records(path, salvage):
+        kind = obj.get("record", "result")
+        if kind == "run":
+            if run is not None:
+                raise UsageError(f"results file {path} line {n}: a second run record (two runs in one file?)")
+            run = obj
+        elif kind == "adapter":
+            if obj["adapter"] in adapters:
+                raise UsageError(f"results file {path} line {n}: adapter {obj['adapter']!r} is described twice")
+            adapters[obj["adapter"]] = obj
+        else:
+            key = (obj["adapter"], obj["case"], obj["check"])
+            if key in seen:
+                raise UsageError(f"results file {path} line {n} repeats the result of line {seen[key]} "
+                                 f"({key[0]} {key[1]} {key[2]}): the same run twice in one file?")
+            seen[key] = n
+            records.append(obj)
+    return Results(records, adapters, run)
 
 
 def rerun_command(r: dict, adapters: dict[str, dict]) -> str:
     """One line that reruns exactly this case on this adapter."""
     ref = adapters.get(r["adapter"], {}).get("ref", r["adapter"])
     flag = "--adapters" if ":" not in ref else "--adapter"
-    return f"conformance run {flag} {shlex.quote(ref)} --case {shlex.quote(r['case'])} --out out/rerun"
+    return f"conformance run {flag} {shlex.quote(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
 
 
 def verdict(results: Results) -> str:
     bad = len(results.failing)
     total = len(results.records)
-    if not total:
-        return "NO RESULTS"
     known = sum(r["status"] in ("xfail", "xpass") for r in results.records)
     extra = f" ({known} known discrepancies: xfail/xpass)" if known else ""
-    return f"{'FAIL' if bad else 'PASS'}: {total - bad} of {total} results pass or are unsupported, {bad} fail or error{extra}"
+    head = "FAIL" if bad else "PASS"
+    if results.incomplete:
+        head = f"INTERRUPTED after {results.finished_pairs} of {results.run['expected']} (adapter, case) pairs; {head}"
+    if not total:
+        return f"{head}: no results"
+    return f"{head}: {total - bad} of {total} results pass or are unsupported, {bad} fail or error{extra}"
 
 
 def table(results: Results) -> list[dict]:

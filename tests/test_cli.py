@@ -91,7 +91,7 @@ def test_adapter_that_cannot_load_errors_every_case(cli, tmp_path):
         (["run", "--suite", "nosuch"], "unknown suite 'nosuch'"),
         (["run", "--adapters", "numpy-reference", "--case", "zzz*"], "no case of the suite matches"),
         (["report", "/nonexistent/results.jsonl"], "cannot read results file"),
-        (["run", "--jobs", "0", "--adapters", "numpy-reference"], "--jobs must be at least 1"),
+        (["run", "--jobs", "0", "--adapters", "numpy-reference"], "argument --jobs: '0' must be an integer from 1 to 512"),
         (["frobnicate"], "invalid choice"),
     ],
 )

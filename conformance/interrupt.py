@@ -1,0 +1,40 @@
+"""SIGINT and SIGTERM during a run: stop at once, keep what finished, exit 128 + the signal.
+
+The handler only records the signal and starts `stop` in a thread: killing
+workers waits on processes, which a signal handler must not do while the main
+thread may hold the same locks.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopOnSignal:
+    def __init__(self, stop):
+        self.stop = stop
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            print(f"\nconformance: {signal.Signals(signum).name}: stopping workers; writing the reports of what "
+                  "finished", file=sys.stderr, flush=True)
+            threading.Thread(target=self.stop, daemon=True).start()
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.signum is None else 128 + self.signum
+
+    def __enter__(self) -> "StopOnSignal":
+        for s in SIGNALS:
+            self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)

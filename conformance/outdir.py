@@ -1,0 +1,144 @@
+"""The output folder of a run: one run at a time, nothing of the previous run lost.
+
+- `.lock` is held (flock) for the whole run; a second run into the folder is an
+  input error naming the holder.  The kernel drops the lock however the holder dies.
+- A run appends to `results.partial.jsonl`; only when it ends (finished or
+  interrupted) does that file replace `results.jsonl`, and the reports are
+  written under temporary names and renamed.  A run killed outright leaves the
+  previous `results.jsonl` in place beside its own partial file, which
+  `--resume` continues.
+- Reports are pure functions of `results.jsonl`, so a new run deletes the old
+  ones at its start: a report on disk never describes other results than the
+  `results.jsonl` beside it.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from conformance.errors import UsageError
+
+RESULTS = "results.jsonl"
+PARTIAL = "results.partial.jsonl"
+LOCK = ".lock"
+LOGS = "logs"
+REPORTS = ("report.json", "report.md", "report.html", "junit.xml")
+
+
+class OutputFolder:
+    """Opened with `acquire()`, which validates the folder before anything in it changes."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock_file = None
+
+    # -- paths -----------------------------------------------------------------------
+    @property
+    def results(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def partial(self) -> Path:
+        return self.path / PARTIAL
+
+    @property
+    def logs(self) -> Path:
+        return self.path / LOGS
+
+    def previous_run(self) -> Path | None:
+        """The results a --resume continues: an unfinished run's partial file first."""
+        for p in (self.partial, self.results):
+            if p.is_file():
+                return p
+        return None
+
+    def _held_by_previous_run(self) -> list[str]:
+        names = [RESULTS, PARTIAL, *REPORTS]
+        found = [n for n in names if (self.path / n).exists()]
+        if self.logs.is_dir() and any(self.logs.iterdir()):
+            found.append(LOGS + "/")
+        return found
+
+    # -- opening -----------------------------------------------------------------------
+    def acquire(self, mode: str) -> None:
+        """Lock the folder for a run; `mode` is "new", "overwrite" or "resume".
+
+        UsageError (nothing changed) if the folder is not writable, in use, holds a
+        previous run and mode is "new", or has a folder where a file goes."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.path / LOCK, "a+")
+        except OSError as exc:
+            raise UsageError(f"output folder {self.path} is not writable ({exc.strerror or exc}); choose another with --out") from None
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.seek(0)
+            holder = " ".join(self._lock_file.read().split())[:300] or "another process"
+            self._lock_file.close()
+            self._lock_file = None
+            raise UsageError(f"output folder {self.path} is in use by another run ({holder}); "
+                             "wait for it to end or choose another --out") from None
+        try:
+            self._check_layout()
+            previous = self._held_by_previous_run()
+            if previous and mode == "new":
+                hint = " (an unfinished run: --resume continues it)" if self.partial.exists() else ""
+                raise UsageError(f"output folder {self.path} already holds a run ({', '.join(previous)}){hint}; "
+                                 "use --resume to continue it, --overwrite to replace it, or another --out")
+            self._lock_file.seek(0)
+            self._lock_file.truncate()
+            self._lock_file.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                                  f"{' '.join(sys.argv)[:200]}\n")
+            self._lock_file.flush()
+        except OSError as exc:
+            self.release()
+            raise UsageError(f"output folder {self.path} is not writable ({exc.strerror or exc}); choose another with --out") from None
+        except UsageError:
+            self.release()
+            raise
+
+    def _check_layout(self) -> None:
+        for name in (RESULTS, PARTIAL, *REPORTS):
+            p = self.path / name
+            if p.exists() and not p.is_file():
+                raise UsageError(f"{p} exists and is not a file; remove it or choose another --out")
+        if self.logs.exists() and not self.logs.is_dir():
+            raise UsageError(f"{self.logs} exists and is not a folder; remove it or choose another --out")
+        probe = self.path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+
+    def start(self, mode: str) -> None:
+        """Clear what the new run replaces: stale reports, and logs unless resuming."""
+        for name in REPORTS:
+            (self.path / name).unlink(missing_ok=True)
+        if mode != "resume":
+            shutil.rmtree(self.logs, ignore_errors=True)
+            self.partial.unlink(missing_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        for stale in self.logs.glob(".cases-*"):  # left by a run that was killed outright
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def finish(self) -> None:
+        """The partial results become the folder's results (atomically)."""
+        os.replace(self.partial, self.results)
+
+    def release(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing drops the flock
+            self._lock_file = None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `path` under a temporary name and rename it: readers see old or new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,109 @@
+"""The schema of results.jsonl, and reading it strictly.
+
+Three kinds of line (field `record`): `run` (what the run set out to do), `adapter`
+(one per adapter: versions, machine, defaults) and `result` (one per
+(adapter, case, check)).  Reading checks every line against the fields and types
+below and stops at the first bad one with its line number: a report of input
+the suite does not understand would be a report that lies.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conformance.errors import UsageError
+
+STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass")
+MAX_LINE_BYTES = 4 << 20  # records are ~1 kB; a longer "line" is not a results file (/dev/zero)
+
+_OPTIONAL = type(None)
+# field -> allowed types; `None` in a tuple allows null
+RESULT_FIELDS = {
+    "case": (str,), "adapter": (str,), "check": (str,), "status": (str,),
+    "message": (str,), "metrics": (dict,), "tolerance": (dict, _OPTIONAL),
+    "dtype": (str,), "shape": (list,), "axis": (list,), "epsilon": (int, float, _OPTIONAL),
+    "distribution": (str,), "scale": (str,), "seed": (int,), "seconds": (int, float),
+    "epsilon_used": (int, float, _OPTIONAL), "outcome": (str,),
+}
+RESULT_REQUIRED = ("case", "adapter", "check", "status")
+ADAPTER_FIELDS = {"adapter": (str,), "ref": (str,), "versions": (dict,), "env": (dict,), "claims": (list,),
+                  "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,)}
+RUN_FIELDS = {"suite": (str,), "digest": (str,), "cases": (int,), "adapters": (list,), "expected": (int,),
+              "parts": (list,)}
+
+
+def _check_types(obj: dict, fields: dict, required: tuple[str, ...]) -> str | None:
+    for key in required:
+        if key not in obj:
+            return f"missing field {key!r}"
+    for key, types in fields.items():
+        if key in obj:
+            value = obj[key]
+            if isinstance(value, bool) or not isinstance(value, types):
+                names = "/".join("null" if t is _OPTIONAL else t.__name__ for t in types)
+                return f"field {key!r} is {type(value).__name__}, expected {names}"
+    return None
+
+
+def problem(obj) -> str | None:
+    """Why a parsed line is not a valid record, or None."""
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not an object"
+    kind = obj.get("record", "result")
+    if kind == "result":
+        why = _check_types(obj, RESULT_FIELDS, RESULT_REQUIRED)
+        if why is None and obj["status"] not in STATUSES:
+            why = f"unknown status {obj['status']!r} (known: {', '.join(STATUSES)})"
+        return why
+    if kind == "adapter":
+        why = _check_types(obj, ADAPTER_FIELDS, ("adapter",))
+        if why is None and not all(isinstance(v, str) for v in obj.get("versions", {}).values()):
+            why = "versions must map package names to version strings"
+        return why
+    if kind == "run":
+        return _check_types(obj, RUN_FIELDS, ("suite", "digest", "expected"))
+    return f"unknown record kind {kind!r} (known: run, adapter, result)"
+
+
+def read_records(path: Path, salvage: bool = False):
+    """Yield (line number, record) of a results file; UsageError at the first bad line.
+
+    A last line without its newline that does not parse is what a run killed
+    mid-write leaves: with `salvage` it is dropped, otherwise it is an error
+    that says so."""
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}; give a results.jsonl or the folder holding it") from None
+    with f:
+        n = 0
+        while True:
+            try:
+                raw = f.readline(MAX_LINE_BYTES + 1)
+            except OSError as exc:
+                raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+            if not raw:
+                return
+            n += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise UsageError(f"results file {path} line {n} is longer than {MAX_LINE_BYTES >> 20} MiB: not a results file")
+            last = not raw.endswith(b"\n")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"results file {path} line {n} is not UTF-8 (byte {exc.start})") from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                if last:
+                    if salvage:
+                        return
+                    raise UsageError(f"results file {path} line {n} is truncated (a run killed mid-write?); "
+                                     "--salvage keeps the complete lines before it") from None
+                raise UsageError(f"results file {path} line {n} is not JSON ({exc})") from None
+            why = problem(obj)
+            if why:
+                raise UsageError(f"results file {path} line {n} is not a valid record: {why}")
+            yield n, obj
