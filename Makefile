@@ -1,11 +1,13 @@
 # `make report` and `make test` bootstrap .venv/ on a fresh clone; both are idempotent.
+# The run targets replace their output folder's previous run (--overwrite); a run that
+# was interrupted is continued by hand: .venv/bin/conformance run ... --out FOLDER --resume
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out/report
 
-.PHONY: install report test bench regress baseline clean
+.PHONY: install browser report test bench regress baseline clean
 BASELINE := reports/baseline/standard.jsonl
 
 install: $(STAMP)
@@ -18,11 +20,22 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/conformance run --suite standard --adapters all --out $(OUT); status=$$?; \
+	$(BIN)/conformance run --suite standard --adapters all --out $(OUT) --overwrite; status=$$?; \
 	echo "reports written to $(OUT)/ (report.html, report.md, report.json, junit.xml, results.jsonl)"; \
 	test $$status -le 1
 
-test: $(STAMP)
+# The HTML report's browser test needs Debian's Chromium: installed here when missing and we are
+# root; otherwise one line says the command and the test reports it missing.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is missing: run 'sudo apt-get install chromium' (the browser test fails without it)"; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest tests
 	@echo "test results above; worker logs of the end-to-end tests are under pytest's tmp dirs"
 
@@ -31,12 +44,12 @@ bench: $(STAMP)
 
 # Run the standard suite and diff it against the baseline committed for the pinned versions.
 regress: $(STAMP)
-	$(BIN)/conformance run --suite standard --adapters all --out out/regress; test $$? -le 1
+	$(BIN)/conformance run --suite standard --adapters all --out out/regress --overwrite; test $$? -le 1
 	$(BIN)/conformance diff $(BASELINE) out/regress --out out/regress
 
 # Refresh the committed baseline (after a deliberate version bump).
 baseline: $(STAMP)
-	$(BIN)/conformance run --suite standard --adapters all --out out/baseline; test $$? -le 1
+	$(BIN)/conformance run --suite standard --adapters all --out out/baseline --overwrite; test $$? -le 1
 	mkdir -p reports/baseline && cp out/baseline/results.jsonl $(BASELINE)
 
 clean:

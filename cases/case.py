@@ -78,8 +78,6 @@ class Case:
         short, shape, axis, eps, dist, scale, seed = parts
         if short not in PRECISION_BY_SHORT:
             raise ValueError(f"unknown dtype prefix {short!r} in case id {case_id!r}")
-        if not case_id.isascii():
-            raise ValueError(f"case id {case_id!r} has non-ASCII characters")
         try:
             case = cls(
                 shape=() if shape == "scalar" else tuple(int(s) for s in shape.split("x")),

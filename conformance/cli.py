@@ -204,7 +204,11 @@ def _render(results_file: Path, out: Path, note: str = "", exit_code: int | None
     from conformance.reports.results import load_results, verdict
 
     results = results or load_results(results_file, salvage)
-    written = write_reports(results, out)
+    try:
+        written = write_reports(results, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write the reports into {out}: {exc.strerror or exc}; the results are in "
+                         f"{results_file} (`conformance report` renders them again)") from None
     print(f"{verdict(results)}{note}")
     print("wrote " + ", ".join(str(p) for p in [results_file, *written]))
     if exit_code is not None:
@@ -320,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "merge": cmd_merge, "list": cmd_list, "report": cmd_report}[args.command](args)
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a user's path we could not read or write, found late (a full disk)
+        print(f"conformance: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("conformance: interrupted; results written so far are kept", file=sys.stderr)

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from conformance.reports.results import (
     STATUSES, Results, agreement, configuration_table, defaults_table, failure_groups, invalid_table, rerun_command,
-    scored_error, verdict,
+    scored_error, verdict, versions_text,
 )
 
 MAX_LISTED = 40  # failing results listed per adapter; the rest are in report.json
@@ -191,8 +191,7 @@ def _versions(results: Results) -> str:
     machine = {}
     for name, meta in sorted(results.adapters.items()):
         machine = meta.get("machine") or machine
-        versions = ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))
-        rows.append(f"<tr><td class='name'>{_e(name)}</td><td class='name'>{_e(versions)}</td></tr>")
+        rows.append(f"<tr><td class='name'>{_e(name)}</td><td class='name'>{_e(versions_text(meta))}</td></tr>")
     m = ", ".join(f"{k} {v}" for k, v in machine.items()) or platform.platform()
     return (f"<h2>Versions and machine</h2><p>{_e(m)}</p><table id='versions'><tr><th class='name'>adapter</th>"
             f"<th class='name'>versions</th></tr>{''.join(rows)}</table>")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from conformance.reports.results import (
     STATUSES, Results, configuration_table, defaults_table, invalid_table, rerun_command, table, verdict,
+    versions_text,
 )
 
 MAX_FAILURES_LISTED = 60
@@ -17,12 +18,11 @@ def _fmt(v) -> str:
 
 
 def render(results: Results) -> str:
-    lines = [f"# RMS normalization conformance", "", f"**{verdict(results)}**", ""]
+    lines = ["# RMS normalization conformance", "", f"**{verdict(results)}**", ""]
     if results.adapters:
         lines += ["| adapter | versions |", "|---|---|"]
         for name, meta in sorted(results.adapters.items()):
-            versions = ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))
-            lines.append(f"| {name} | {versions} |")
+            lines.append(f"| {name} | {versions_text(meta)} |")
         lines.append("")
     lines += ["## Results by adapter and dtype", "",
               "| adapter | dtype | " + " | ".join(STATUSES) + " | worst forward ULP |",

@@ -52,9 +52,9 @@ def _adapters(parts: list[tuple[str, Results]]) -> dict[str, dict]:
 
 def _run(parts: list[tuple[str, Results]]) -> dict | None:
     """The merged run record: expected pairs add up over distinct runs (shards)."""
-    runs = {part.run["digest"]: part.run for _, part in parts if part.run}
-    if len(runs) < len([p for _, p in parts if p.records]):
+    if any(part.run is None for _, part in parts if part.records):
         return None  # a part without a run record: how many pairs to expect is unknown
+    runs = {part.run["digest"]: part.run for _, part in parts if part.run}
     if not runs:
         return None
     digest = hashlib.sha256(" ".join(sorted(runs)).encode()).hexdigest()[:16]

@@ -69,6 +69,22 @@ def load_results(path: Path, salvage: bool = False) -> Results:
     return Results(records, adapters, run)
 
 
+def versions_text(meta: dict) -> str:
+    """An adapter's package versions; where merged parts ran other versions, each part's."""
+    by_part = meta.get("versions_by_part")
+    if not by_part:
+        return ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))
+    packages = sorted({k for p in by_part for k in p["versions"]})
+    texts = []
+    for k in packages:
+        seen = {p["versions"].get(k) for p in by_part}
+        if len(seen) == 1:
+            texts.append(f"{k} {seen.pop()}")
+        else:
+            texts.append(f"{k} DIFFERS: " + "; ".join(f"{p['versions'].get(k)} ({p['source']})" for p in by_part))
+    return ", ".join(texts)
+
+
 def rerun_command(r: dict, adapters: dict[str, dict]) -> str:
     """One line that reruns exactly this case on this adapter."""
     ref = adapters.get(r["adapter"], {}).get("ref", r["adapter"])
