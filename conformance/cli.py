@@ -5,6 +5,7 @@ import argparse
 import fnmatch
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -193,7 +194,6 @@ def cmd_run(args) -> int:
             folder.finish()
             return _render(folder.results, folder.path, f" ({time.monotonic() - start:.1f}s)", caught.exit_code)
     finally:
-        reap_strays(set())
         folder.release()
 
 
@@ -227,12 +227,9 @@ def cmd_fuzz(args) -> int:
     adapters = resolve(_select_adapters(args))
     out = _writable_dir(Path(args.out))
     stop = threading.Event()
-    try:
-        with StopOnSignal(stop.set) as caught:
-            found = fuzz_adapters(adapters, args.seed, args.budget or 200, args.time,
-                                  args.timeout or DEFAULT_CASE_TIMEOUT_S, out, stop)
-    finally:
-        reap_strays(set())
+    with StopOnSignal(stop.set) as caught:
+        found = fuzz_adapters(adapters, args.seed, args.budget or 200, args.time,
+                              args.timeout or DEFAULT_CASE_TIMEOUT_S, out, stop)
     for name, o in found.items():
         if o.broken:
             print(f"{name}: could not be fuzzed: {o.message}")
@@ -317,8 +314,17 @@ def cmd_report(args) -> int:
     return _render(path, out, salvage=args.salvage, results=results)
 
 
+class _Terminated(Exception):
+    """SIGTERM outside a run's own handling (conformance/interrupt.py)."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     become_subreaper()  # what an adapter starts stays ours to find and stop (conformance/procs.py)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         args = _parser().parse_args(argv)
         return {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "merge": cmd_merge, "list": cmd_list, "report": cmd_report}[args.command](args)
@@ -328,9 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a user's path we could not read or write, found late (a full disk)
         print(f"conformance: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("conformance: interrupted; results written so far are kept", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, _Terminated) as exc:
+        print("conformance: interrupted; files already written are kept, none is half written", file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130
+    finally:
+        reap_strays(set())  # e.g. what a user module started while its class was being read
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ def test_a_signal_stops_a_hung_run_at_once_and_keeps_what_finished(tmp_path, sig
     assert "INTERRUPTED after" in (out / "report.md").read_text()
     assert "INTERRUPTED after" in run.stdout
     assert not (out / "results.partial.jsonl").exists()
+    assert not list((out / "logs").glob(".cases-*"))  # the runner's temporary folders
     run.assert_clean()
 
 
