@@ -74,7 +74,7 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         print(json.dumps(_bench_one(sys.argv[2])))
         return 0
-    from conformance.runner import resolve, worker_env
+    from conformance.adapter_refs import resolve, worker_env
 
     print(f"{'adapter':18s} {'cases':>5s} {'harness/s':>10s} {'bare/s':>10s} {'ratio':>6s}")
     for ref in BUILTIN:

@@ -160,7 +160,8 @@ def cmd_run(args) -> int:
     from conformance.outdir import OutputFolder
     from conformance.reports.results import write_jsonl
     from conformance.resume import ResumePlan, plan_resume, run_record
-    from conformance.runner import DEFAULT_CASE_TIMEOUT_S, Progress, Runner, resolve
+    from conformance.adapter_refs import resolve
+    from conformance.runner import DEFAULT_CASE_TIMEOUT_S, Progress, Runner
     from conformance.xfail import XfailList
 
     # Validate every input before touching the output folder, so a typo loses nothing.
@@ -220,7 +221,8 @@ def cmd_fuzz(args) -> int:
     import threading
 
     from conformance.fuzz_run import fuzz_adapters
-    from conformance.runner import DEFAULT_CASE_TIMEOUT_S, resolve
+    from conformance.adapter_refs import resolve
+    from conformance.runner import DEFAULT_CASE_TIMEOUT_S
 
     if args.budget is not None and args.time is not None:
         raise UsageError("give --budget or --time, not both")

@@ -16,7 +16,7 @@ from pathlib import Path
 from conformance.cases.case import parse_case
 from conformance.evaluate import checks_for, record
 from conformance.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
-from conformance.runner import LOAD_TIMEOUT_S, AdapterRef, worker_env
+from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, worker_env
 
 GRACE_S = 5.0  # past --time, how long a worker may take to report the round it is finishing
 

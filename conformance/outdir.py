@@ -27,6 +27,7 @@ PARTIAL = "results.partial.jsonl"
 LOCK = ".lock"
 LOGS = "logs"
 REPORTS = ("report.json", "report.md", "report.html", "junit.xml")
+STALE_PREFIX = ".cases-"  # the runner's temporary folders, under logs/
 
 
 class OutputFolder:
@@ -121,7 +122,7 @@ class OutputFolder:
             shutil.rmtree(self.logs, ignore_errors=True)
             self.partial.unlink(missing_ok=True)
         self.logs.mkdir(exist_ok=True)
-        for stale in self.logs.glob(".cases-*"):  # left by a run that was killed outright
+        for stale in self.logs.glob(STALE_PREFIX + "*"):  # left by a run that was killed outright
             shutil.rmtree(stale, ignore_errors=True)
 
     def finish(self) -> None:

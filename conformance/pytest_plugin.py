@@ -71,7 +71,7 @@ class AdapterCollector(pytest.Collector):
 class ConformanceCollector(pytest.Collector):
     def collect(self):
         from conformance.cases.suites import load_suite
-        from conformance.runner import resolve
+        from conformance.adapter_refs import resolve
 
         cases = load_suite(self.config.getoption("conformance_suite"))
         for adapter in resolve(self.config.getoption("conformance_adapter")):

@@ -13,100 +13,22 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.adapter import check_metadata, import_adapter, adapter_name
-from conformance.adapters import BUILTIN
+from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, resolve, worker_env
 from conformance.cases.case import parse_case
 from conformance.errors import UsageError
 from conformance.evaluate import checks_for, record
-from conformance.procs import (WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped,
-                               describe_exit, kill_tree)
+from conformance.outdir import STALE_PREFIX
+from conformance.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped, kill_tree
 
-# Workers run one thread each: --jobs decides parallelism, and thread pools of
-# several frameworks on two cores only fight.  Reductions of the sizes in the
-# suites are single-threaded in every framework anyway.
-WORKER_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONUNBUFFERED": "1",
-}
-LOAD_TIMEOUT_S = 300.0  # importing a framework cold can take tens of seconds on a busy machine
 DEFAULT_CASE_TIMEOUT_S = 120.0  # one case, compilation included
-STALE_PREFIX = ".cases-"  # temporary folders of the runner, under OUT/logs
-
-
-@dataclass(frozen=True)
-class AdapterRef:
-    ref: str  # as the user gave it: a built-in name or package.module:ClassName
-    name: str
-    env: dict = field(default_factory=dict)
-
-
-def worker_env(adapter: AdapterRef) -> dict:
-    """The environment of an adapter's worker process."""
-    env = {**os.environ, **WORKER_ENV, **adapter.env}
-    # Whatever the parent could import (a user's adapter module), the worker can.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
-    return env
-
-
-def _describe_user_adapter(ref: str) -> tuple[str, dict]:
-    """Import a user's adapter module in a child process: its exit, exception or crash
-    at import is the user's input to fix, not the end of the CLI."""
-    probe = AdapterRef(ref, ref)
-    try:
-        p = subprocess.run([sys.executable, "-m", "conformance.adapter", ref], capture_output=True, text=True,
-                           env=worker_env(probe), timeout=LOAD_TIMEOUT_S, start_new_session=True,
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise UsageError(f"importing adapter {ref!r} did not finish within {LOAD_TIMEOUT_S:.0f}s") from None
-    lines = p.stdout.strip().splitlines()
-    message = json.loads(lines[-1]) if lines else None
-    if not message:
-        tail = " | ".join(p.stderr.strip().splitlines()[-2:])[:300]
-        raise UsageError(f"importing the module of adapter {ref!r} ended the process ({describe_exit(p.returncode)}) "
-                         f"before its class could be read" + (f": {tail}" if tail else ""))
-    if "error" in message:
-        raise UsageError(message["error"])
-    return message["name"], message["env"]
-
-
-def resolve(refs: list[str]) -> list[AdapterRef]:
-    """Each adapter's name and env, validated, without importing any framework.
-
-    Names must be unique, and a user's adapter may not take a built-in's name:
-    results, baselines and logs are keyed by it."""
-    out: list[AdapterRef] = []
-    for ref in refs:
-        if ref in BUILTIN:
-            cls = import_adapter(ref)
-            name, env = adapter_name(cls, ref), dict(getattr(cls, "env", {}) or {})
-        elif ":" in ref:
-            name, env = _describe_user_adapter(ref)
-        else:
-            import_adapter(ref)  # raises the "unknown adapter" UsageError
-        check_metadata(ref, name, env)
-        if ref not in BUILTIN and name in BUILTIN:
-            raise UsageError(f"adapter {ref!r} is named {name!r}, like a built-in adapter; give it its own `name`")
-        clash = next((a for a in out if a.name == name), None)
-        if clash and clash.ref == ref:
-            continue  # the same adapter named twice
-        if clash:
-            raise UsageError(f"adapters {clash.ref!r} and {ref!r} are both named {name!r}; names must be unique")
-        out.append(AdapterRef(ref, name, env))
-    return out
 
 
 class ResultsWriter:
@@ -317,12 +239,8 @@ class Runner:
             except WorkerStopped:
                 return "stopped"
             except WorkerSilent:
-                if not ready:
-                    self._fail_all(task, remaining, emit, f"worker did not load within {timeout:.0f}s", log)
-                    return "load_failed"
-                emit(self._error_records(task, remaining.pop(0),
-                                         f"case timed out after {timeout:g}s; worker killed and restarted"))
-                return "hung"
+                return self._lose(task, ready, remaining, emit, log, "hung", f"worker did not load within {timeout:.0f}s",
+                                  f"case timed out after {timeout:g}s; worker killed and restarted")
             except (WorkerExited, WorkerGarbled) as exc:
                 if self.stopping.is_set():
                     return "stopped"
@@ -330,12 +248,8 @@ class Runner:
                     return "finished"
                 what = (f"wrote a line that is not a protocol message ({exc})" if isinstance(exc, WorkerGarbled)
                         else f"crashed ({exc})")
-                if not ready:
-                    self._fail_all(task, remaining, emit, f"worker {what} while loading", log)
-                    return "load_failed"
-                emit(self._error_records(task, remaining.pop(0),
-                                         f"worker {what} on this case; last log lines: {_tail(log)}"))
-                return "crashed"
+                return self._lose(task, ready, remaining, emit, log, "crashed", f"worker {what} while loading",
+                                  f"worker {what} on this case; last log lines: {_tail(log)}")
             event = message.get("event")
             if event == "ready":
                 ready = True
@@ -348,6 +262,14 @@ class Runner:
                 emit(message["records"])
             elif event == "end":
                 return "finished"
+
+    def _lose(self, task, ready: bool, remaining, emit, log, outcome: str, loading: str, on_case: str) -> str:
+        """The worker is gone: before it was ready every remaining case errors, after, the case in flight."""
+        if not ready:
+            self._fail_all(task, remaining, emit, loading, log)
+            return "load_failed"
+        emit(self._error_records(task, remaining.pop(0), on_case))
+        return outcome
 
     def _fail_all(self, task, remaining, emit, message, log) -> None:
         tail = _tail(log)

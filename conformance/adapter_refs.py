@@ -1,0 +1,90 @@
+"""Adapter references (a built-in name or `package.module:ClassName`) resolved to a name and
+an environment, validated, without importing any framework; and the environment of a worker."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from conformance.adapter import adapter_name, check_metadata, import_adapter
+from conformance.adapters import BUILTIN
+from conformance.errors import UsageError
+from conformance.procs import describe_exit
+
+# Workers run one thread each: --jobs decides parallelism, and thread pools of
+# several frameworks on two cores only fight.  Reductions of the sizes in the
+# suites are single-threaded in every framework anyway.
+WORKER_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONUNBUFFERED": "1",
+}
+LOAD_TIMEOUT_S = 300.0  # importing a framework cold can take tens of seconds on a busy machine
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    ref: str  # as the user gave it: a built-in name or package.module:ClassName
+    name: str
+    env: dict = field(default_factory=dict)
+
+
+def worker_env(adapter: AdapterRef) -> dict:
+    """The environment of an adapter's worker process."""
+    env = {**os.environ, **WORKER_ENV, **adapter.env}
+    # Whatever the parent could import (a user's adapter module), the worker can.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+    return env
+
+
+def _describe_user_adapter(ref: str) -> tuple[str, dict]:
+    """Import a user's adapter module in a child process: its exit, exception or crash
+    at import is the user's input to fix, not the end of the CLI."""
+    probe = AdapterRef(ref, ref)
+    try:
+        p = subprocess.run([sys.executable, "-m", "conformance.adapter", ref], capture_output=True, text=True,
+                           env=worker_env(probe), timeout=LOAD_TIMEOUT_S, start_new_session=True,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"importing adapter {ref!r} did not finish within {LOAD_TIMEOUT_S:.0f}s") from None
+    lines = p.stdout.strip().splitlines()
+    message = json.loads(lines[-1]) if lines else None
+    if not message:
+        tail = " | ".join(p.stderr.strip().splitlines()[-2:])[:300]
+        raise UsageError(f"importing the module of adapter {ref!r} ended the process ({describe_exit(p.returncode)}) "
+                         f"before its class could be read" + (f": {tail}" if tail else ""))
+    if "error" in message:
+        raise UsageError(message["error"])
+    return message["name"], message["env"]
+
+
+def resolve(refs: list[str]) -> list[AdapterRef]:
+    """Each adapter's name and env, validated, without importing any framework.
+
+    Names must be unique, and a user's adapter may not take a built-in's name:
+    results, baselines and logs are keyed by it."""
+    out: list[AdapterRef] = []
+    for ref in refs:
+        if ref in BUILTIN:
+            cls = import_adapter(ref)
+            name, env = adapter_name(cls, ref), dict(getattr(cls, "env", {}) or {})
+        elif ":" in ref:
+            name, env = _describe_user_adapter(ref)
+        else:
+            import_adapter(ref)  # raises the "unknown adapter" UsageError
+        check_metadata(ref, name, env)
+        if ref not in BUILTIN and name in BUILTIN:
+            raise UsageError(f"adapter {ref!r} is named {name!r}, like a built-in adapter; give it its own `name`")
+        clash = next((a for a in out if a.name == name), None)
+        if clash and clash.ref == ref:
+            continue  # the same adapter named twice
+        if clash:
+            raise UsageError(f"adapters {clash.ref!r} and {ref!r} are both named {name!r}; names must be unique")
+        out.append(AdapterRef(ref, name, env))
+    return out
