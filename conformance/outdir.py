@@ -72,6 +72,7 @@ class OutputFolder:
         previous run and mode is "new", or has a folder where a file goes."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            created = not (self.path / LOCK).exists()
             self._lock_file = open(self.path / LOCK, "a+")
         except OSError as exc:
             raise UsageError(f"output folder {self.path} is not writable ({exc.strerror or exc}); choose another with --out") from None
@@ -91,6 +92,12 @@ class OutputFolder:
                 hint = " (an unfinished run: --resume continues it)" if self.partial.exists() else ""
                 raise UsageError(f"output folder {self.path} already holds a run ({', '.join(previous)}){hint}; "
                                  "use --resume to continue it, --overwrite to replace it, or another --out")
+            ours = {RESULTS, PARTIAL, LOCK, LOGS, *REPORTS}
+            foreign = sorted(p.name for p in self.path.iterdir() if p.name not in ours)
+            if foreign and mode == "new":
+                raise UsageError(f"output folder {self.path} is not empty ({', '.join(foreign[:3])}"
+                                 f"{', ...' if len(foreign) > 3 else ''}); choose a new folder with --out, or "
+                                 "--overwrite to write the run's files beside what is there")
             self._lock_file.seek(0)
             self._lock_file.truncate()
             self._lock_file.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
@@ -100,6 +107,8 @@ class OutputFolder:
             self.release()
             raise UsageError(f"output folder {self.path} is not writable ({exc.strerror or exc}); choose another with --out") from None
         except UsageError:
+            if created:  # refused: leave the folder as it was
+                (self.path / LOCK).unlink(missing_ok=True)
             self.release()
             raise
 

@@ -61,7 +61,10 @@ def problem(obj) -> str | None:
             why = "versions must map package names to version strings"
         return why
     if kind == "run":
-        return _check_types(obj, RUN_FIELDS, ("suite", "digest", "expected"))
+        why = _check_types(obj, RUN_FIELDS, ("suite", "digest", "expected"))
+        if why is None and not all(obj[k] >= 0 for k in ("cases", "expected") if k in obj):
+            why = "`cases` and `expected` count pairs: they cannot be negative"
+        return why
     return f"unknown record kind {kind!r} (known: run, adapter, result)"
 
 

@@ -191,6 +191,15 @@ def test_overwrite_keeps_the_previous_results_until_it_has_its_own(tmp_path):
     assert run.survivors() == []
 
 
+def test_a_folder_holding_other_files_is_refused_without_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    usage_error(cli(tmp_path, "run", "--suite", "smoke", "--adapters", "numpy-reference", "--out", str(out)),
+                "is not empty (notes.txt)")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
 @pytest.mark.parametrize("make, says", [
     (lambda out: (out / "logs").write_text("a file"), "logs exists and is not a folder"),
     (lambda out: (out / "results.jsonl").mkdir(), "results.jsonl exists and is not a file"),
