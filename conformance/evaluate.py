@@ -91,7 +91,7 @@ def _epsilon_used(case: Case, config: dict | None) -> float | None:
 
 
 def checked_config(adapter: Adapter, layer) -> tuple[dict | None, str]:
-    """(config, "") or (None, why it is unusable): a dict that survives JSON unchanged."""
+    """(config, "") or (None, why it is unusable): a dict that JSON can write."""
     try:
         config = adapter.config(layer)
     except Exception as exc:
@@ -99,8 +99,7 @@ def checked_config(adapter: Adapter, layer) -> tuple[dict | None, str]:
     if not isinstance(config, dict):
         return None, f"config() returned {type(config).__name__}, not a dict"
     try:
-        if json.loads(json.dumps(config)) != config:
-            return None, "config() does not survive a JSON round trip (tuples or non-string keys?)"
+        json.dumps(config)
     except (TypeError, ValueError) as exc:
         return None, f"config() is not JSON-safe: {exc}"
     return config, ""
