@@ -41,7 +41,8 @@ class Case:
     def __post_init__(self):
         if not isinstance(self.shape, tuple) or not all(_is_int(s) and s >= 0 for s in self.shape):
             raise ValueError(f"shape {self.shape!r} must be non-negative integers")
-        if len(self.shape) > MAX_RANK or math.prod(self.shape) > MAX_ELEMENTS:
+        # Sizes of 0 count as 1: a (0, 10**14) case still allocates its (10**14,) scale.
+        if len(self.shape) > MAX_RANK or math.prod(max(s, 1) for s in self.shape) > MAX_ELEMENTS:
             raise ValueError(f"shape {self.shape} is beyond the suite's limits (rank <= {MAX_RANK}, "
                              f"<= {MAX_ELEMENTS} elements)")
         if not isinstance(self.axis, tuple) or not all(_is_int(a) for a in self.axis):

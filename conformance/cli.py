@@ -5,6 +5,7 @@ import argparse
 import fnmatch
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     fz.add_argument("--time", type=POSITIVE_SECONDS, default=None, help="seconds per adapter: fuzz in rounds until spent")
     fz.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, help="seconds one example may take (default 120)")
     fz.add_argument("--out", default="out/fuzz")
+    fz.add_argument("--overwrite", action="store_true", help="replace what --out holds")
 
     df = sub.add_parser("diff", help="compare results with a baseline; exit 1 on regressions")
     df.add_argument("baseline", help="baseline results.jsonl or its folder")
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     mg.add_argument("--prefer", choices=("first", "last"), default=None,
                     help="which part wins where two disagree on one result (default: refuse)")
     mg.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
+    mg.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
 
     sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
 
@@ -136,23 +139,14 @@ def shard(cases, spec: str | None):
     if not spec:
         return cases
     try:
+        if not re.fullmatch(r"[0-9]+/[0-9]+", spec):
+            raise ValueError
         k, n = (int(v) for v in spec.split("/"))
         if not 1 <= k <= n:
             raise ValueError
     except ValueError:
         raise UsageError(f"--shard {spec!r} must be K/N with 1 <= K <= N, e.g. 2/4") from None
     return [c for c in cases if zlib.crc32(c.id.encode()) % n == k - 1]
-
-
-def _writable_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"output folder {path} is not writable ({exc.strerror or exc}); choose another with --out") from None
-    return path
 
 
 def cmd_run(args) -> int:
@@ -167,6 +161,8 @@ def cmd_run(args) -> int:
     # Validate every input before touching the output folder, so a typo loses nothing.
     adapters = resolve(_select_adapters(args))
     cases = shard(select_cases(load_suite(args.suite), args.case), args.shard)
+    if not cases:
+        raise UsageError(f"--shard {args.shard} selects none of the suite's cases: nothing to run")
     xfail = XfailList.load(Path(args.xfail)) if args.xfail else None
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     folder = OutputFolder(Path(args.out))
@@ -192,6 +188,10 @@ def cmd_run(args) -> int:
                 raise UsageError(f"--resume: versions differ ({runner.version_mismatch}); use --overwrite to start over")
             for e in xfail.unused() if xfail and not caught.signum else []:
                 print(f"warning: xfail entry matched no result: case={e.case!r} adapter={e.adapter!r} check={e.check!r}", file=sys.stderr)
+            if caught.signum and folder.results.exists() and not runner.wrote_results:
+                folder.discard()  # nothing to replace the previous run with: keep it, and its reports
+                print(f"stopped before any result; the previous run in {folder.path} is kept", file=sys.stderr)
+                return _render(folder.results, folder.path, exit_code=caught.exit_code)
             folder.finish()
             return _render(folder.results, folder.path, f" ({time.monotonic() - start:.1f}s)", caught.exit_code)
     finally:
@@ -199,7 +199,7 @@ def cmd_run(args) -> int:
 
 
 def _render(results_file: Path, out: Path, note: str = "", exit_code: int | None = None, salvage: bool = False,
-            results=None) -> int:
+            results=None, report_only: bool = False) -> int:
     """Write the reports of a results file, print the verdict; the exit code of a run or report."""
     from conformance.reports.render import write_reports
     from conformance.reports.results import load_results, verdict
@@ -211,7 +211,7 @@ def _render(results_file: Path, out: Path, note: str = "", exit_code: int | None
         raise UsageError(f"cannot write the reports into {out}: {exc.strerror or exc}; the results are in "
                          f"{results_file} (`conformance report` renders them again)") from None
     print(f"{verdict(results)}{note}")
-    print("wrote " + ", ".join(str(p) for p in [results_file, *written]))
+    print("wrote " + ", ".join(str(p) for p in [*([] if report_only else [results_file]), *written]))
     if exit_code is not None:
         return exit_code
     return EXIT_FAIL if results.failing or results.incomplete else EXIT_PASS
@@ -221,20 +221,28 @@ def cmd_fuzz(args) -> int:
     import threading
 
     from conformance.fuzz_run import fuzz_adapters
+    from conformance.outdir import OutputFolder
     from conformance.adapter_refs import resolve
     from conformance.runner import DEFAULT_CASE_TIMEOUT_S
 
     if args.budget is not None and args.time is not None:
         raise UsageError("give --budget or --time, not both")
     adapters = resolve(_select_adapters(args))
-    out = _writable_dir(Path(args.out))
+    folder = OutputFolder(Path(args.out))
+    folder.acquire("overwrite" if args.overwrite else "new")
+    out = folder.path
     stop = threading.Event()
-    with StopOnSignal(stop.set) as caught:
-        found = fuzz_adapters(adapters, args.seed, args.budget or 200, args.time,
-                              args.timeout or DEFAULT_CASE_TIMEOUT_S, out, stop)
+    try:
+        folder.start("overwrite")
+        with StopOnSignal(stop.set) as caught:
+            found = fuzz_adapters(adapters, args.seed, args.budget or 200, args.time,
+                                  args.timeout or DEFAULT_CASE_TIMEOUT_S, out, stop)
+    finally:
+        folder.release()
     for name, o in found.items():
         if o.broken:
-            print(f"{name}: could not be fuzzed: {o.message}")
+            print(f"{name}: " + (f"{o.tried} examples; stopped without a verdict: " if o.tried else "could not be fuzzed: ")
+                  + o.message)
         else:
             print(f"{name}: {o.tried} examples; " + (f"minimal failing case {o.case}: {o.message}" if o.case
                                                      else "no failure" + (f" ({o.message})" if o.message else "")))
@@ -248,6 +256,7 @@ def cmd_fuzz(args) -> int:
 def cmd_diff(args) -> int:
     import json
 
+    from conformance.outdir import OutputFolder
     from conformance.reports.diff import diff, render_markdown
     from conformance.reports.results import load_results, results_path
 
@@ -259,10 +268,15 @@ def cmd_diff(args) -> int:
     d = diff(baseline, current)
     if not d["compared"]:
         raise UsageError("the baseline and the current results share no (adapter, case, check): nothing to compare")
-    out = _writable_dir(Path(args.out) if args.out else results_path(Path(args.current)).parent)
-    write_atomic(out / "diff.json", json.dumps(d, indent=1) + "\n")
-    md = render_markdown(d)
-    write_atomic(out / "diff.md", md)
+    folder = OutputFolder(Path(args.out) if args.out else results_path(Path(args.current)).parent)
+    folder.acquire("render")
+    try:
+        out = folder.path
+        write_atomic(out / "diff.json", json.dumps(d, indent=1) + "\n")
+        md = render_markdown(d)
+        write_atomic(out / "diff.md", md)
+    finally:
+        folder.release()
     print(md.splitlines()[2])
     for r in d["regressions"][:20]:
         print(f"  regression: {r['adapter']} {r['case']} {r['check']}: {r['baseline']} -> {r['current']}")
@@ -284,7 +298,7 @@ def cmd_merge(args) -> int:
     merged = merge(parts, args.prefer)
     if not merged.records:
         raise UsageError("the inputs hold no results: nothing to merge")
-    folder.acquire("overwrite")
+    folder.acquire("overwrite" if args.overwrite else "new")
     try:
         folder.start("overwrite")
         write_jsonl(folder.results, [*([merged.run] if merged.run else []), *merged.adapters.values(), *merged.records])
@@ -308,12 +322,18 @@ def cmd_list(args) -> int:
 def cmd_report(args) -> int:
     from conformance.reports.results import load_results, results_path
 
+    from conformance.outdir import OutputFolder
+
     path = results_path(Path(args.results))
     results = load_results(path, args.salvage)
     if not results.records:
         raise UsageError(f"{path} holds no results: nothing to report")
-    out = _writable_dir(Path(args.out) if args.out else path.parent)
-    return _render(path, out, salvage=args.salvage, results=results)
+    folder = OutputFolder(Path(args.out) if args.out else path.parent)
+    folder.acquire("render", beside=path)
+    try:
+        return _render(path, folder.path, salvage=args.salvage, results=results, report_only=True)
+    finally:
+        folder.release()
 
 
 class _Terminated(Exception):

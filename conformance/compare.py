@@ -58,7 +58,7 @@ def numeric_array(value) -> np.ndarray:
     requires grad, strings, objects) is the adapter's wrong output, scored `fail`."""
     try:
         array = np.asarray(value)
-    except Exception as exc:
+    except BaseException as exc:
         raise TypeError(f"a {type(value).__name__} that numpy cannot convert ({type(exc).__name__}: {exc})") from None
     if array.dtype.kind not in "fiub" and array.dtype.name != "bfloat16":
         raise TypeError(f"a {type(value).__name__} of dtype {array.dtype}, not numbers")

@@ -1,7 +1,9 @@
 """One case through one adapter: materialize, build, call, differentiate, score.
 
 Runs inside the adapter's worker process and returns the finished records, so
-only small JSON crosses the process boundary.
+only small JSON crosses the process boundary.  Every call into the adapter
+catches BaseException: an adapter's SystemExit or KeyboardInterrupt is that
+check's `error`, and the worker's life is the runner's to end (by signal).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ CHECKS = ("forward", "grad_x", "grad_scale")
 # Checks of the configuration side of the contract, on cases with a trained-looking
 # (random positive) scale: enough to cover every layout and dtype at small cost.
 CONFIG_CHECKS = ("structure", "config_roundtrip", "save_load")
+ALL_CHECKS = CHECKS + CONFIG_CHECKS + (INVALID_CHECK,)  # every check a record may name
 
 
 def checks_for(case) -> tuple[str, ...]:
@@ -70,7 +73,7 @@ def _score_check(case, name: str, check: str, tol, seconds: float, common: dict,
     """Score one result; an exception of the scoring itself is that check's `error`, nothing more."""
     try:
         return _scored(case, name, check, score(*args, tol, **kwargs), tol, seconds, common)
-    except Exception as exc:
+    except BaseException as exc:
         return record(case, name, check, "error", _suite_error("scoring", exc), **common)
 
 
@@ -94,7 +97,7 @@ def checked_config(adapter: Adapter, layer) -> tuple[dict | None, str]:
     """(config, "") or (None, why it is unusable): a dict that JSON can write."""
     try:
         config = adapter.config(layer)
-    except Exception as exc:
+    except BaseException as exc:
         return None, _framework_error("config", exc)
     if not isinstance(config, dict):
         return None, f"config() returned {type(config).__name__}, not a dict"
@@ -117,13 +120,13 @@ def evaluate(adapter: Adapter, case) -> list[dict]:
 
     try:
         reason = adapter.supports(spec)
-    except Exception as exc:
+    except BaseException as exc:
         return all_checks("error", _framework_error("supports", exc))
     if reason:
         return all_checks("unsupported", str(reason))
     try:
         layer = adapter.build(spec)
-    except Exception as exc:
+    except BaseException as exc:
         return all_checks("error", _framework_error("build", exc))
     config, config_problem = checked_config(adapter, layer)
     eps = _epsilon_used(case, config)
@@ -140,7 +143,7 @@ def evaluate(adapter: Adapter, case) -> list[dict]:
     y = None
     try:
         y = adapter.call(layer, arrays.x)
-    except Exception as exc:
+    except BaseException as exc:
         out.append(record(case, name, "forward", "error", _framework_error("call", exc), **common))
     else:
         out.append(_score_check(case, name, "forward", tolerance.forward(prec.compute, n), time.perf_counter() - start,
@@ -161,7 +164,7 @@ def _gradients(adapter, case, layer, arrays, ref, common) -> list[dict]:
         dx, dscale = adapter.grad(layer, arrays.x, arrays.dy)  # a non-pair raises here: the adapter's error
     except NotImplementedError:
         return [record(case, name, c, "unsupported", "the adapter has no gradients", **common) for c in CHECKS[1:]]
-    except Exception as exc:
+    except BaseException as exc:
         msg = _framework_error("grad", exc)
         return [record(case, name, c, "error", msg, **common) for c in CHECKS[1:]]
     seconds = time.perf_counter() - start
@@ -197,7 +200,7 @@ def configuration_checks(adapter: Adapter, case: Case, layer, arrays, y, config:
         params = _parameters(adapter, layer)
     except NotImplementedError:
         params = None
-    except Exception as exc:
+    except BaseException as exc:
         return [record(case, name, c, "error", _framework_error("parameters", exc)) for c in CONFIG_CHECKS]
     if params is None:
         out.append(record(case, name, "structure", "unsupported", "the adapter does not expose parameters()"))
@@ -221,7 +224,7 @@ def configuration_checks(adapter: Adapter, case: Case, layer, arrays, y, config:
         except NotImplementedError:
             out.append(record(case, name, check, "unsupported", f"the adapter does not implement {check}"))
             continue
-        except Exception as exc:
+        except BaseException as exc:
             out.append(record(case, name, check, "error", _framework_error(check, exc)))
             continue
         out.append(_guarded(case, name, check, lambda: _same_layer(case, name, check, (y, params, config),
@@ -239,7 +242,7 @@ def _parameters(adapter: Adapter, layer) -> dict:
 def _guarded(case, name: str, check: str, make_record) -> dict:
     try:
         return make_record()
-    except Exception as exc:
+    except BaseException as exc:
         return record(case, name, check, "error", _suite_error(f"the {check} check", exc))
 
 
@@ -296,17 +299,17 @@ def evaluate_invalid(adapter: Adapter, inv: Invalid) -> dict:
 
     try:
         reason = adapter.supports(spec)
-    except Exception as exc:  # the adapter's translation itself cannot express it
+    except BaseException as exc:  # the adapter's translation itself cannot express it
         reason = f"cannot be expressed ({type(exc).__name__}: {exc})"
     if reason:
         return rec("unsupported", "not expressible", str(reason))
     try:
         layer = adapter.build(spec)
-    except Exception as exc:
+    except BaseException as exc:
         return rec("pass", "error at build", _framework_error("build", exc))
     try:
         y = adapter.call(layer, x)
-    except Exception as exc:
+    except BaseException as exc:
         return rec("pass", "error at call", _framework_error("call", exc))
     try:
         y = numeric_array(y)

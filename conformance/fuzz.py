@@ -17,11 +17,14 @@ from conformance.worker import evaluate_safely
 BAD = ("fail", "error")
 
 
-def fuzz(adapter, seed: int, budget: int, announce=lambda case: None) -> tuple[int, Case | None, list[dict]]:
+def fuzz(adapter, seed: int, budget: int, announce=lambda case: None,
+         checked=lambda case, records: None) -> tuple[int, Case | None, list[dict]]:
     """(examples tried, the minimal failing case or None, its records).
 
-    `announce(case)` is called before each example, so the runner knows which
-    case is in flight if the worker crashes or hangs."""
+    `announce(case)` is called before each example and `checked(case, records)`
+    after it (records only when it fails), so the runner knows which case is in
+    flight if the worker crashes or hangs, and the failure shrunk so far if
+    fuzzing is stopped by time."""
     from hypothesis import HealthCheck, given, settings, strategies as st
     from hypothesis import seed as hseed
 
@@ -43,7 +46,9 @@ def fuzz(adapter, seed: int, budget: int, announce=lambda case: None) -> tuple[i
         tried += 1
         announce(case)
         records = evaluate_safely(adapter, case.id)
-        if any(r["status"] in BAD for r in records):
+        bad = any(r["status"] in BAD for r in records)
+        checked(case, records if bad else [])
+        if bad:
             last_failure["case"], last_failure["records"] = case, records
             raise AssertionError(case.id)
 
@@ -57,8 +62,8 @@ def fuzz(adapter, seed: int, budget: int, announce=lambda case: None) -> tuple[i
 
 def main(argv: list[str]) -> int:
     """`python -m conformance.fuzz REF SEED BUDGET SECONDS`: the worker protocol of
-    conformance.worker, with {"event": "case"} before each example and one
-    {"event": "result"} at the end.  SECONDS > 0 fuzzes in rounds of BUDGET examples
+    conformance.worker, with {"event": "case"} before each example, {"event":
+    "checked"} after it and one {"event": "result"} at the end.  SECONDS > 0 fuzzes in rounds of BUDGET examples
     (seeds SEED, SEED+1, ...) until that much time is spent or a failure is found."""
     import os
     import platform
@@ -81,7 +86,8 @@ def main(argv: list[str]) -> int:
         send({"event": "ready", "name": adapter.name, "versions": versions})
         start, tried, round_ = time.monotonic(), 0, 0
         while True:
-            n, case, records = fuzz(adapter, seed + round_, budget, lambda c: send({"event": "case", "case": c.id}))
+            n, case, records = fuzz(adapter, seed + round_, budget, lambda c: send({"event": "case", "case": c.id}),
+                                    lambda c, rs: send({"event": "checked", "case": c.id, "records": rs}))
             tried, round_ = tried + n, round_ + 1
             if case or seconds <= 0 or time.monotonic() - start >= seconds:
                 break

@@ -7,6 +7,7 @@ time of each adapter, hangs included.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -18,8 +19,9 @@ from conformance.evaluate import checks_for, record
 from conformance.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
 from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, worker_env
 
-GRACE_S = 5.0  # past --time, how long a worker may take to report the round it is finishing
-
+# When --time runs out, how long the example in flight may take to finish: longer, and it is
+# reported as unfinished (a hang?), never as "no failure".
+GRACE_S = 2.0
 
 @dataclass(frozen=True)
 class FuzzOutcome:
@@ -37,38 +39,59 @@ def _case_error(adapter: AdapterRef, case_id: str, message: str) -> list[dict]:
 
 def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None, case_timeout: float,
              log: Path, stop: threading.Event) -> FuzzOutcome:
+    """Fuzz one adapter in its worker.  --time counts from when the adapter has loaded."""
     argv = [sys.executable, "-m", "conformance.fuzz", adapter.ref, str(seed), str(budget), str(seconds or 0)]
-    deadline = time.monotonic() + seconds + GRACE_S if seconds else None
     worker = WorkerProcess(argv, worker_env(adapter), log, stop)
-    ready, tried, in_flight = False, 0, None
+    ready, tried, deadline = False, 0, math.inf
+    in_flight, started, failing = None, 0.0, None  # the example running, since when; the last failure seen
+
+    def case_lost(why: str) -> FuzzOutcome:
+        return FuzzOutcome(tried, in_flight, why, tuple(_case_error(adapter, in_flight, why)))
+
+    def time_up() -> FuzzOutcome:
+        if failing:
+            return FuzzOutcome(tried, failing[0], failing[1] + " (shrinking stopped by --time)", failing[2])
+        if in_flight:
+            return FuzzOutcome(tried, None, f"--time ran out while case {in_flight} had run for "
+                               f"{time.monotonic() - started:.0f}s: a hang? rerun it with `conformance run "
+                               f"--case {in_flight} --timeout SECONDS`", broken=True)
+        return FuzzOutcome(tried, None, "time spent")
+
     try:
         while True:
-            limit = case_timeout if ready else LOAD_TIMEOUT_S
-            left = deadline - time.monotonic() if deadline else limit
+            now = time.monotonic()
+            if now >= deadline + (GRACE_S if in_flight else 0.0):
+                return time_up()
+            until = now + LOAD_TIMEOUT_S if not ready else min(
+                (started if in_flight else now) + case_timeout,
+                deadline + (GRACE_S if in_flight else 0.0))
             try:
-                message = worker.message(max(0.0, min(limit, left)))
+                message = worker.message(max(0.0, until - now))
             except WorkerStopped:
                 return FuzzOutcome(tried, None, "interrupted", broken=True)
             except WorkerSilent:
-                if deadline and left <= limit:  # the time ran out, not the case
-                    note = f"; stopped by --time while case {in_flight} ran" if in_flight else ""
-                    return FuzzOutcome(tried, None, f"time spent{note}")
                 if not ready:
-                    return FuzzOutcome(0, None, f"worker did not load within {limit:.0f}s", broken=True)
-                why = f"case timed out after {limit:g}s; worker killed"
-                return FuzzOutcome(tried, in_flight, why, tuple(_case_error(adapter, in_flight, why)))
+                    return FuzzOutcome(0, None, f"worker did not load within {LOAD_TIMEOUT_S:.0f}s", broken=True)
+                if time.monotonic() < deadline:
+                    return case_lost(f"case timed out after {case_timeout:g}s; worker killed")
+                return time_up()
             except (WorkerExited, WorkerGarbled) as exc:
                 if not ready or in_flight is None:
-                    return FuzzOutcome(tried, None, f"fuzz worker ended while loading ({exc})", broken=True)
-                why = f"worker crashed on this case ({exc})"
-                return FuzzOutcome(tried, in_flight, why, tuple(_case_error(adapter, in_flight, why)))
+                    return FuzzOutcome(tried, None, f"fuzz worker ended outside an example ({exc})", broken=True)
+                return case_lost(f"worker crashed on this case ({exc})")
             event = message.get("event")
             if event == "ready":
                 ready = True
+                deadline = time.monotonic() + seconds if seconds else math.inf
             elif event == "load_error":
                 return FuzzOutcome(0, None, f"adapter failed to load: {message.get('message')}", broken=True)
             elif event == "case":
-                tried, in_flight = tried + 1, message.get("case")
+                tried, in_flight, started = tried + 1, message.get("case"), time.monotonic()
+            elif event == "checked":
+                in_flight = None
+                bad = [r for r in message.get("records", []) if r["status"] in ("fail", "error")]
+                if bad:
+                    failing = (message["case"], bad[0]["message"], tuple(message["records"]))
             elif event == "result":
                 bad = [r for r in message["records"] if r["status"] in ("fail", "error")]
                 return FuzzOutcome(message["tried"], message["case"], bad[0]["message"] if bad else "",

@@ -65,11 +65,13 @@ class OutputFolder:
         return found
 
     # -- opening -----------------------------------------------------------------------
-    def acquire(self, mode: str) -> None:
-        """Lock the folder for a run; `mode` is "new", "overwrite" or "resume".
+    def acquire(self, mode: str, beside: Path | None = None) -> None:
+        """Lock the folder; `mode` is "new", "overwrite" or "resume" (a run, fuzz or merge
+        writing results) or "render" (report or diff writing beside results).
 
-        UsageError (nothing changed) if the folder is not writable, in use, holds a
-        previous run and mode is "new", or has a folder where a file goes."""
+        UsageError (nothing changed) if the folder is not writable, in use, is not
+        empty and mode is "new", has a folder where a file goes, or (with `beside`,
+        the results file reports will describe) holds other results."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             created = not (self.path / LOCK).exists()
@@ -87,6 +89,8 @@ class OutputFolder:
                              "wait for it to end or choose another --out") from None
         try:
             self._check_layout()
+            if beside is not None:
+                self._check_beside(beside)
             previous = self._held_by_previous_run()
             if previous and mode == "new":
                 hint = " (an unfinished run: --resume continues it)" if self.partial.exists() else ""
@@ -100,8 +104,8 @@ class OutputFolder:
                                  "--overwrite to write the run's files beside what is there")
             self._lock_file.seek(0)
             self._lock_file.truncate()
-            self._lock_file.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                                  f"{' '.join(sys.argv)[:200]}\n")
+            command = " ".join(sys.argv)[:200].encode("utf-8", "backslashreplace").decode()  # argv may hold any bytes
+            self._lock_file.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: {command}\n")
             self._lock_file.flush()
         except OSError as exc:
             self.release()
@@ -123,6 +127,13 @@ class OutputFolder:
         probe.write_text("")
         probe.unlink()
 
+    def _check_beside(self, results_file: Path) -> None:
+        """Reports go beside the results they describe: refuse a folder holding other results."""
+        mine = self.results
+        if mine.exists() and not (results_file.exists() and mine.samefile(results_file)):
+            raise UsageError(f"{self.path} holds other results ({mine.name}); reports of {results_file} would sit "
+                             "beside results they do not describe: choose another --out")
+
     def start(self, mode: str) -> None:
         """Clear what the new run replaces: stale reports, and logs unless resuming."""
         for name in REPORTS:
@@ -133,6 +144,10 @@ class OutputFolder:
         self.logs.mkdir(exist_ok=True)
         for stale in self.logs.glob(STALE_PREFIX + "*"):  # left by a run that was killed outright
             shutil.rmtree(stale, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Drop this run's partial results (it has none to keep)."""
+        self.partial.unlink(missing_ok=True)
 
     def finish(self) -> None:
         """The partial results become the folder's results (atomically)."""
@@ -148,7 +163,7 @@ def write_atomic(path: Path, text: str) -> None:
     """Write `path` under a temporary name and rename it: readers see old or new, never half."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")  # paths in reports may hold any bytes
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

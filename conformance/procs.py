@@ -19,7 +19,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ EXIT_PARENT_GONE = 70  # a worker that outlived its parent stops with this code
 # of the adapter may still hold the pipe open, so EOF cannot be waited for).
 DRAIN_S = 1.0
 POLL_S = 0.2
+PAUSE_S = 1.0  # a poll that returns this much late means this process was not running
 
 
 def become_subreaper() -> None:
@@ -117,12 +117,14 @@ def reap_strays(keep: set[int]) -> None:
                 pass
 
 
-def watch_parent(stream=None) -> None:
-    """In a worker: when the parent's end of stdin closes, kill what we started and exit."""
-    stream = stream or sys.stdin.buffer
+def watch_parent(fd: int = 0) -> None:
+    """In a worker: when the parent's end of stdin closes, kill what we started and exit.
+
+    Reads the raw descriptor: a thread blocked in sys.stdin's buffered reader holds
+    its lock, and interpreter shutdown then aborts (SIGABRT) on it."""
 
     def watch():
-        while stream.read(4096):
+        while os.read(fd, 4096):
             pass
         kill_descendants(os.getpid())
         os._exit(EXIT_PARENT_GONE)
@@ -186,6 +188,7 @@ class WorkerProcess:
         """The next message; raises WorkerExited, WorkerSilent, WorkerGarbled or WorkerStopped."""
         deadline = time.monotonic() + timeout
         exited_at = None
+        last = time.monotonic()
         while True:
             if self.stop.is_set():
                 raise WorkerStopped()
@@ -193,6 +196,9 @@ class WorkerProcess:
                 line = self._lines.get(timeout=POLL_S)
             except queue.Empty:
                 now = time.monotonic()
+                if now - last > POLL_S + PAUSE_S:  # we were stopped (SIGSTOP, a suspended laptop):
+                    deadline += now - last - POLL_S  # that time is not the case's
+                last = now
                 if self.proc.poll() is not None:
                     exited_at = exited_at or now
                     if now - exited_at >= DRAIN_S:  # exited; a child of it may hold the pipe

@@ -45,5 +45,6 @@ def plan_resume(path: Path, record: dict) -> ResumePlan:
         by_pair.setdefault((r["adapter"], r["case"]), set()).add(r["check"])
     done = frozenset(pair for pair, checks in by_pair.items() if checks >= set(checks_for(parse_case(pair[1]))))
     kept = [r for r in previous.records if (r["adapter"], r["case"]) in done]
-    return ResumePlan([previous.run, *previous.adapters.values(), *kept], done,
+    # The fresh run record, not the file's: what the run expects is recomputed, never carried over.
+    return ResumePlan([record, *previous.adapters.values(), *kept], done,
                       {name: meta.get("versions", {}) for name, meta in previous.adapters.items()})

@@ -40,6 +40,7 @@ class ResultsWriter:
         self._lock = threading.Lock()
         self._on_error = on_error
         self.error: OSError | None = None
+        self.results_written = 0
 
     def write(self, records: list[dict]) -> None:
         with self._lock:
@@ -48,6 +49,7 @@ class ResultsWriter:
             try:
                 self._file.write("".join(json.dumps(r) + "\n" for r in records))
                 self._file.flush()
+                self.results_written += sum(r.get("record") == "result" for r in records)
             except OSError as exc:
                 self.error = exc
         if self.error:
@@ -135,6 +137,10 @@ class Runner:
         self._announced: set[str] = set(self.previous_versions)
         self._lock = threading.Lock()
         self._workers: set[WorkerProcess] = set()
+
+    @property
+    def wrote_results(self) -> bool:
+        return self.writer.results_written > 0
 
     def stop(self) -> None:
         """Stop the run now: no new worker starts, every live one is killed with what it started."""

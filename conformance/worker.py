@@ -58,7 +58,7 @@ def _optional(adapter, method: str, fallback, on_error):
         value = getattr(adapter, method)() if hasattr(adapter, method) else fallback
         json.dumps(value)
         return value
-    except Exception as exc:
+    except BaseException as exc:
         return on_error(f"{method}() raised {type(exc).__name__}: {exc}")
 
 
@@ -72,7 +72,7 @@ def evaluate_safely(adapter, case_id: str) -> list[dict]:
         records = evaluate(adapter, case)
         json.dumps(records)  # what the adapter put into a record must cross the pipe
         return records
-    except Exception as exc:
+    except BaseException as exc:
         return harness_error_records(adapter.name, case, exc)
 
 

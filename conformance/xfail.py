@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import UsageError
+from conformance.evaluate import ALL_CHECKS
 from conformance.inputs import read_toml
 
 
@@ -55,6 +56,12 @@ class XfailList:
                                  f"unknown keys: {sorted(unknown)}")
             if not all(isinstance(v, str) for v in item.values()):
                 raise UsageError(f"xfail file {path}, entry #{k}: `case`, `adapter`, `check` and `reason` are strings")
+            if not item["reason"].strip():
+                raise UsageError(f"xfail file {path}, entry #{k}: `reason` is empty; say why the discrepancy is known")
+            check = item.get("check", "*")
+            if not any(fnmatch.fnmatchcase(c, check) for c in ALL_CHECKS):
+                raise UsageError(f"xfail file {path}, entry #{k}: `check` {check!r} matches no check "
+                                 f"({', '.join(ALL_CHECKS)})")
             entries.append(Entry(item["case"], item.get("adapter", "*"), item.get("check", "*"), item["reason"]))
         if set(data) - {"xfail"}:
             raise UsageError(f"xfail file {path}: only [[xfail]] tables are allowed, found {sorted(set(data) - {'xfail'})}")

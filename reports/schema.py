@@ -8,6 +8,7 @@ the suite does not understand would be a report that lies.
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -45,6 +46,24 @@ def _check_types(obj: dict, fields: dict, required: tuple[str, ...]) -> str | No
     return None
 
 
+@functools.cache
+def known_checks() -> tuple[str, ...]:
+    from conformance.evaluate import ALL_CHECKS
+
+    return ALL_CHECKS
+
+
+@functools.lru_cache(maxsize=65536)  # records repeat each case id once per check
+def _case_problem(case_id: str) -> str | None:
+    from conformance.cases.case import parse_case
+
+    try:
+        parse_case(case_id)
+    except ValueError as exc:
+        return f"field 'case' is not a case id: {exc}"
+    return None
+
+
 def problem(obj) -> str | None:
     """Why a parsed line is not a valid record, or None."""
     if not isinstance(obj, dict):
@@ -54,6 +73,10 @@ def problem(obj) -> str | None:
         why = _check_types(obj, RESULT_FIELDS, RESULT_REQUIRED)
         if why is None and obj["status"] not in STATUSES:
             why = f"unknown status {obj['status']!r} (known: {', '.join(STATUSES)})"
+        if why is None and obj["check"] not in known_checks():
+            why = f"unknown check {obj['check']!r} (known: {', '.join(known_checks())})"
+        if why is None:
+            why = _case_problem(obj["case"])
         return why
     if kind == "adapter":
         why = _check_types(obj, ADAPTER_FIELDS, ("adapter",))
@@ -64,6 +87,8 @@ def problem(obj) -> str | None:
         why = _check_types(obj, RUN_FIELDS, ("suite", "digest", "expected"))
         if why is None and not all(obj[k] >= 0 for k in ("cases", "expected") if k in obj):
             why = "`cases` and `expected` count pairs: they cannot be negative"
+        if why is None and "cases" in obj and obj["expected"] != obj["cases"] * len(obj.get("adapters", [])):
+            why = "`expected` is not `cases` times the number of `adapters`"
         return why
     return f"unknown record kind {kind!r} (known: run, adapter, result)"
 
@@ -75,6 +100,8 @@ def read_records(path: Path, salvage: bool = False):
     mid-write leaves: with `salvage` it is dropped, otherwise it is an error
     that says so."""
     try:
+        if path.exists() and not path.is_file():
+            raise UsageError(f"results file {path} is not a regular file")
         f = open(path, "rb")
     except OSError as exc:
         raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}; give a results.jsonl or the folder holding it") from None

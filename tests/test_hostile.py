@@ -35,7 +35,8 @@ class Run:
         env = {**os.environ, "PYTHONPATH": str(ROOT), TOKEN_VAR: self.token, "TMPDIR": str(self.tmpdir)}
         self.start = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", *args], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     errors="replace")
         self.stdout = self.stderr = ""
 
     def wait(self, timeout: float = 300) -> int:
@@ -191,6 +192,82 @@ def test_overwrite_keeps_the_previous_results_until_it_has_its_own(tmp_path):
     assert run.survivors() == []
 
 
+def test_an_overwrite_stopped_before_any_result_keeps_the_previous_run(tmp_path):
+    out = tmp_path / "out"
+    assert cli(tmp_path, "run", "--suite", "smoke", "--adapters", "numpy-reference", "--out", str(out)).proc.returncode == 0
+    before = (out / "results.jsonl").read_bytes()
+    run = Run(tmp_path, "run", "--suite", "smoke", "--adapter", HOSTILE + "HangsAlways", "--out", str(out),
+              "--overwrite", "--timeout", "300")
+    wait_for_results(out / "results.partial.jsonl", 0)
+    time.sleep(1.0)
+    run.proc.send_signal(signal.SIGINT)
+    assert run.wait(60) == 130
+    assert "the previous run in" in run.stderr and "is kept" in run.stderr
+    assert (out / "results.jsonl").read_bytes() == before
+    assert "PASS: 118 of 118" in (out / "report.md").read_text()  # its reports again, not the stopped run's
+    run.assert_clean()
+
+
+@pytest.fixture
+def finished(tmp_path):
+    """A folder holding a finished smoke run of the numpy reference."""
+    out = tmp_path / "finished"
+    assert cli(tmp_path, "run", "--suite", "smoke", "--adapters", "numpy-reference", "--out", str(out)).proc.returncode == 0
+    return out
+
+
+def _unchanged(folder: Path):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["fuzz", "--adapters", "numpy-reference", "--budget", "2", "--out", "{out}"], "already holds a run"),
+    (["merge", "{other}", "--out", "{out}"], "already holds a run"),
+    (["report", "{other}", "--out", "{out}"], "holds other results (results.jsonl)"),
+    (["report", "{out}/results.partial.jsonl", "--salvage"], "holds other results (results.jsonl)"),
+])
+def test_commands_never_put_files_beside_results_they_do_not_describe(tmp_path, finished, argv, says):
+    other = tmp_path / "other"
+    assert cli(tmp_path, "run", "--suite", "smoke", "--case", "f32/*", "--adapters", "numpy-reference",
+               "--out", str(other)).proc.returncode == 0
+    (finished / "results.partial.jsonl").write_text((other / "results.jsonl").read_text())
+    before = _unchanged(finished)
+    usage_error(cli(tmp_path, *[a.format(out=finished, other=other) for a in argv]), says)
+    assert _unchanged(finished) == before
+
+
+@pytest.mark.parametrize("argv", [["report", "{base}"], ["diff", "{base}", "{base}"]])
+def test_report_and_diff_respect_a_running_runs_lock(tmp_path, finished, argv):
+    out = tmp_path / "out"
+    first = Run(tmp_path, "run", "--suite", "smoke", "--adapter", HOSTILE + "HangsAlways", "--out", str(out),
+                "--timeout", "300")
+    wait_for_results(out / "results.partial.jsonl", 0)
+    usage_error(cli(tmp_path, *[a.format(base=finished) for a in argv], "--out", str(out)), "is in use by another run")
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait(60) == 143
+
+
+def test_time_the_cli_spends_stopped_is_not_counted_against_a_case(tmp_path):
+    out = tmp_path / "out"
+    run = Run(tmp_path, "run", "--suite", "smoke", "--adapter", HOSTILE + "Slow", "--out", str(out), "--jobs", "1",
+              "--timeout", "3")
+    wait_for_results(out / "results.partial.jsonl", 3)
+    run.proc.send_signal(signal.SIGSTOP)
+    time.sleep(5)
+    run.proc.send_signal(signal.SIGCONT)
+    assert run.wait(120) == 0, run.stdout + run.stderr
+    assert all(r["status"] == "pass" for r in results(out))
+    run.assert_clean()
+
+
+def test_odd_bytes_in_a_path_are_written_as_given(tmp_path):
+    out = os.fsdecode(bytes(tmp_path) + b"/out\xff\xfe")
+    run = cli(tmp_path, "run", "--suite", "smoke", "--adapters", "numpy-reference", "--out", out)
+    assert run.proc.returncode == 0, run.stderr
+    assert (Path(out) / "report.md").exists()
+    run.assert_clean()
+
+
 def test_a_folder_holding_other_files_is_refused_without_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -244,9 +321,17 @@ def test_fuzz_reports_crashes_hangs_and_unloadable_adapters_as_failures(tmp_path
 
 def test_fuzz_time_bounds_the_wall_time_through_a_hang(tmp_path):
     run = cli(tmp_path, "fuzz", "--adapter", HOSTILE + "HangsAlways", "--time", "2", "--out", str(tmp_path / "f"))
-    assert run.proc.returncode == 0, run.stderr
-    assert "stopped by --time while case" in run.stdout
-    assert run.elapsed < 30  # 2 s + the grace of a finishing round + imports, not the 120 s case timeout
+    assert run.proc.returncode == 1, run.stderr  # a case that never finished is no verdict, never "no failure"
+    assert "stopped without a verdict: --time ran out while case f16/" in run.stdout
+    assert run.elapsed < 30  # 2 s + 2 s for the example in flight + imports, not the 120 s case timeout
+    run.assert_clean()
+
+
+def test_fuzz_time_stops_a_slow_adapter_between_examples(tmp_path):
+    run = cli(tmp_path, "fuzz", "--adapter", HOSTILE + "SlowExact", "--time", "2", "--out", str(tmp_path / "f"))
+    assert run.proc.returncode == 0, (run.stdout, run.stderr)
+    assert "no failure (time spent)" in run.stdout
+    assert run.elapsed < 20  # 2 s, the example in flight, imports
     run.assert_clean()
 
 
@@ -307,6 +392,10 @@ def _statuses(out: Path) -> dict:
     ("SupportsRaises", lambda c, k: c.startswith("f16/"), "supports raised RuntimeError: supports exploded"),
     ("ConfigNone", lambda c, k: k in ("config_roundtrip", "save_load") or "/epsdefault/" in c, "config() returned NoneType"),
     ("ConfigArrays", lambda c, k: k in ("config_roundtrip", "save_load") or "/epsdefault/" in c, "not JSON-safe"),
+    ("ArrayRaisesSystemExit", lambda c, k: k == "forward" and c.startswith("f16/"), "numpy cannot convert (SystemExit"),
+    ("ConfigRaisesKeyboardInterrupt", lambda c, k: k in ("config_roundtrip", "save_load") or "/epsdefault/" in c,
+     "config raised KeyboardInterrupt"),
+    ("ExitInCall", lambda c, k: k == "forward" and c.startswith("f16/"), "call raised SystemExit"),
 ])
 def test_harness_faults_cost_only_their_own_check(tmp_path, adapter, broken, says):
     out = tmp_path / "out"
@@ -344,6 +433,9 @@ def _edit(lines: list[str], k: int, **changes) -> list[str]:
     (lambda ls: ls[:-1] + [ls[-1][:40]], "is truncated (a run killed mid-write?)"),
     (lambda ls: ls[:3] + ["\xff not utf-8\n"] + ls[3:], "line 4 is not UTF-8"),
     (lambda ls: [], "holds no results"),
+    (lambda ls: _edit(ls, 5, check="nope"), "unknown check 'nope'"),
+    (lambda ls: _edit(ls, 5, case="../../etc"), "field 'case' is not a case id"),
+    (lambda ls: _edit(ls, 0, expected=10**30), "`expected` is not `cases` times the number of `adapters`"),
 ])
 def test_report_refuses_input_it_does_not_understand_and_writes_nothing(tmp_path, good_run, mangle, says):
     path = tmp_path / "results.jsonl"
@@ -351,6 +443,13 @@ def test_report_refuses_input_it_does_not_understand_and_writes_nothing(tmp_path
     path.write_bytes(data.encode("utf-8").replace("\xff".encode(), b"\xff"))
     usage_error(cli(tmp_path, "report", str(path)), says)
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["results.jsonl"]
+
+
+@pytest.mark.parametrize("command", [["report", "{r}"], ["merge", "{r}", "--out", "{tmp}/m"], ["diff", "{r}", "{r}"]])
+def test_a_fifo_is_not_read_as_results(tmp_path, command):
+    os.mkfifo(tmp_path / "results.jsonl")
+    run = cli(tmp_path, *[a.format(r=tmp_path / "results.jsonl", tmp=tmp_path) for a in command], timeout=60)
+    usage_error(run, "is not a regular file")
 
 
 def test_salvage_keeps_the_complete_lines_of_a_truncated_file(tmp_path, good_run):
@@ -419,6 +518,11 @@ NUMPY = ["--adapters", "numpy-reference"]
     (["run", "--suite", _file("g.toml", b"[[grid]]\nlayouts = [{shape = [true], axis = [-1]}]")], "must be a list of integers"),
     (["run", "--suite", _file("g.toml", b"[[grid]]\nseeds = [\"3\"]")], "`seeds` holds '3'"),
     (["run", "--suite", _file("g.toml", b"[[grid]]\nepsilons = [true]")], "`epsilons` holds True"),
+    (["run", "--case", "f32/0x100000000000000/ax1/eps1e-06/normal/rand/s0"], "beyond the suite's limits"),
+    (["run", "--shard", "5/99999999999999"], "selects none of the suite's cases"),
+    (["run", "--shard", "\u0661/\u0662"], "must be K/N"),
+    (["run", "--xfail", _file("x.toml", b'[[xfail]]\ncase = "*"\ncheck = "nosuch"\nreason = "r"')], "matches no check"),
+    (["run", "--xfail", _file("x.toml", b'[[xfail]]\ncase = "*"\nreason = " "')], "`reason` is empty"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, says):
     argv = [a(tmp_path) if callable(a) else a for a in argv]

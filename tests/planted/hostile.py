@@ -156,3 +156,53 @@ class ConfigArrays(NumpyReference):
 
     def config(self, layer):
         return {**super().config(layer), "scale": np.ones(3)}
+
+
+class SlowExact(NumpyReference):
+    """The float64 oracle rounded once to the case's dtypes, 50 ms a call: nothing to find, slowly."""
+
+    name = "hostile-slow-exact"
+
+    def _exact(self, layer, x, dy):
+        from conformance.oracle import oracle
+
+        scale = layer.scale.reshape(layer.scale_shape)
+        return oracle(x, scale, np.zeros(x.shape) if dy is None else dy, layer.axes, layer.epsilon)
+
+    def call(self, layer, x):
+        time.sleep(0.05)
+        return self._exact(layer, x, None).y.astype(x.dtype)
+
+    def grad(self, layer, x, dy):
+        ref = self._exact(layer, x, dy)
+        return ref.dx.astype(x.dtype), ref.dscale.astype(layer.scale.dtype)
+
+
+class _Exits:
+    def __array__(self, *args, **kwargs):
+        raise SystemExit(0)
+
+
+class ArrayRaisesSystemExit(NumpyReference):
+    """Returns, on float16, an object whose conversion to an array raises SystemExit."""
+
+    name = "hostile-array-exit"
+
+    def call(self, layer, x):
+        return _Exits() if x.dtype == np.float16 else super().call(layer, x)
+
+
+class ConfigRaisesKeyboardInterrupt(NumpyReference):
+    name = "hostile-config-kbd"
+
+    def config(self, layer):
+        raise KeyboardInterrupt
+
+
+class ExitInCall(NumpyReference):
+    name = "hostile-exit-in-call"
+
+    def call(self, layer, x):
+        if x.dtype == np.float16:
+            sys.exit(0)
+        return super().call(layer, x)
