@@ -150,11 +150,11 @@ def shard(cases, spec: str | None):
 
 
 def cmd_run(args) -> int:
+    from conformance.adapter_refs import resolve
     from conformance.cases.suites import load_suite
     from conformance.outdir import OutputFolder
     from conformance.reports.results import write_jsonl
     from conformance.resume import ResumePlan, plan_resume, run_record
-    from conformance.adapter_refs import resolve
     from conformance.runner import DEFAULT_CASE_TIMEOUT_S, Progress, Runner
     from conformance.xfail import XfailList
 
@@ -198,13 +198,13 @@ def cmd_run(args) -> int:
         folder.release()
 
 
-def _render(results_file: Path, out: Path, note: str = "", exit_code: int | None = None, salvage: bool = False,
-            results=None, report_only: bool = False) -> int:
+def _render(results_file: Path, out: Path, note: str = "", exit_code: int | None = None, results=None,
+            report_only: bool = False) -> int:
     """Write the reports of a results file, print the verdict; the exit code of a run or report."""
     from conformance.reports.render import write_reports
     from conformance.reports.results import load_results, verdict
 
-    results = results or load_results(results_file, salvage)
+    results = results or load_results(results_file)
     try:
         written = write_reports(results, out)
     except OSError as exc:
@@ -220,9 +220,9 @@ def _render(results_file: Path, out: Path, note: str = "", exit_code: int | None
 def cmd_fuzz(args) -> int:
     import threading
 
+    from conformance.adapter_refs import resolve
     from conformance.fuzz_run import fuzz_adapters
     from conformance.outdir import OutputFolder
-    from conformance.adapter_refs import resolve
     from conformance.runner import DEFAULT_CASE_TIMEOUT_S
 
     if args.budget is not None and args.time is not None:
@@ -262,9 +262,9 @@ def cmd_diff(args) -> int:
 
     baseline = load_results(Path(args.baseline), args.salvage)
     current = load_results(Path(args.current), args.salvage)
-    for name, r in (("baseline", baseline), ("current results", current)):
+    for what, path, r in (("baseline", args.baseline, baseline), ("current results", args.current, current)):
         if not r.records:
-            raise UsageError(f"the {name} ({getattr(args, name.split()[0])}) hold no results: nothing to compare")
+            raise UsageError(f"the {what} ({path}) hold no results: nothing to compare")
     d = diff(baseline, current)
     if not d["compared"]:
         raise UsageError("the baseline and the current results share no (adapter, case, check): nothing to compare")
@@ -320,9 +320,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from conformance.reports.results import load_results, results_path
-
     from conformance.outdir import OutputFolder
+    from conformance.reports.results import load_results, results_path
 
     path = results_path(Path(args.results))
     results = load_results(path, args.salvage)
@@ -331,7 +330,7 @@ def cmd_report(args) -> int:
     folder = OutputFolder(Path(args.out) if args.out else path.parent)
     folder.acquire("render", beside=path)
     try:
-        return _render(path, folder.path, salvage=args.salvage, results=results, report_only=True)
+        return _render(path, folder.path, results=results, report_only=True)
     finally:
         folder.release()
 
