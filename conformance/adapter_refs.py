@@ -88,3 +88,10 @@ def resolve(refs: list[str]) -> list[AdapterRef]:
             raise UsageError(f"adapters {clash.ref!r} and {ref!r} are both named {name!r}; names must be unique")
         out.append(AdapterRef(ref, name, env))
     return out
+
+
+def adapter_flag(ref: str) -> str:
+    """The command-line option that selects the adapter `ref`, as a user would type it."""
+    import shlex
+
+    return f"--adapter {shlex.quote(ref)}" if ":" in ref else f"--adapters {shlex.quote(ref)}"

@@ -21,11 +21,16 @@ from conformance.cases.case import Case, layer_spec, materialize
 from conformance.cases.invalid import CHECK as INVALID_CHECK
 from conformance.cases.invalid import Invalid
 from conformance.compare import Score, numeric_array, score
+from conformance.diagnose import attach_diagnosis, diagnose, diagnosis
+from conformance.hypotheses import Arrays
 from conformance.dtypes import FORMATS, dtype_name
 from conformance.oracle import oracle
 from conformance.spec import LayerSpec, canonical_axes
 
-CHECKS = ("forward", "grad_x", "grad_scale")
+GRAD_CHECKS = ("grad_x", "grad_scale")
+# out_dtype: the forward output's dtype, judged apart from its values (a right value in
+# float32 for a float16 input is a dtype finding, not a wrong number).
+CHECKS = ("forward", "out_dtype", *GRAD_CHECKS)
 # Checks of the configuration side of the contract, on cases with a trained-looking
 # (random positive) scale: enough to cover every layout and dtype at small cost.
 CONFIG_CHECKS = ("structure", "config_roundtrip", "save_load")
@@ -69,21 +74,45 @@ def _scored(case, name: str, check: str, s: Score, tol, seconds: float, common: 
                   seconds=seconds, **common)
 
 
-def _score_check(case, name: str, check: str, tol, seconds: float, common: dict, *args, **kwargs) -> dict:
-    """Score one result; an exception of the scoring itself is that check's `error`, nothing more."""
+def _score_check(case, name: str, check: str, tol, seconds: float, common: dict, result, expected, fmt,
+                 expected_dtype: str, diagnoser=None, **kwargs) -> dict:
+    """Score one result, and diagnose it if it does not pass; an exception of the scoring
+    itself is that check's `error`, nothing more."""
     try:
-        return _scored(case, name, check, score(*args, tol, **kwargs), tol, seconds, common)
+        s = score(result, expected, fmt, expected_dtype, tol, **kwargs)
+        out = _scored(case, name, check, s, tol, seconds, common)
     except BaseException as exc:
         return record(case, name, check, "error", _suite_error("scoring", exc), **common)
+    if s.status != "pass" and diagnoser is not None and "out_dtype" in s.metrics:
+        try:
+            out["diagnosis"] = diagnoser(check, numeric_array(result), expected, fmt, tol, kwargs.get("magnitude"))
+        except BaseException as exc:
+            out["diagnosis"] = diagnosis("unexplained", "unexplained", _suite_error("the diagnosis", exc))
+    return out
+
+
+def _out_dtype(case, name: str, y, expected: str, common: dict) -> dict:
+    got = dtype_name(numeric_array(y))
+    if got == expected:
+        return record(case, name, "out_dtype", "pass", metrics={"out_dtype": got}, **common)
+    return record(case, name, "out_dtype", "fail", f"returns {got} for a {case.dtype} case (expected {expected})",
+                  metrics={"out_dtype": got},
+                  diagnosis=diagnosis("out-dtype", "dtype", f"returns {got} where the case's dtype is {expected}"),
+                  **common)
 
 
 def _suite_error(where: str, exc: BaseException) -> str:
     return f"the suite could not finish {where} ({type(exc).__name__}: {exc}); please report this"
 
 
+def error_records(adapter_name: str, case, message: str) -> list[dict]:
+    """An `error` record for every check of a case that could not run (a crash, a hang, a fault)."""
+    return [attach_diagnosis(record(case, adapter_name, check, "error", message)) for check in checks_for(case)]
+
+
 def harness_error_records(adapter_name: str, case, exc: BaseException) -> list[dict]:
     """Records for a case whose evaluation raised where no check could catch it."""
-    return [record(case, adapter_name, check, "error", _suite_error("this case", exc)) for check in checks_for(case)]
+    return error_records(adapter_name, case, _suite_error("this case", exc))
 
 
 def _epsilon_used(case: Case, config: dict | None) -> float | None:
@@ -101,16 +130,20 @@ def checked_config(adapter: Adapter, layer) -> tuple[dict | None, str]:
         return None, _framework_error("config", exc)
     if not isinstance(config, dict):
         return None, f"config() returned {type(config).__name__}, not a dict"
-    try:
-        json.dumps(config)
-    except (TypeError, ValueError) as exc:
-        return None, f"config() is not JSON-safe: {exc}"
-    return config, ""
+    try:  # a plain copy: nothing the adapter's object does later can reach the suite
+        return json.loads(json.dumps(config)), ""
+    except BaseException as exc:
+        return None, f"config() is not JSON-safe: {type(exc).__name__}: {exc}"
 
 
 def evaluate(adapter: Adapter, case) -> list[dict]:
+    """Every record of one case; each non-passing one carries its diagnosis."""
     if isinstance(case, Invalid):
-        return [evaluate_invalid(adapter, case)]
+        return [attach_diagnosis(evaluate_invalid(adapter, case))]
+    return [attach_diagnosis(r) for r in _evaluate(adapter, case)]
+
+
+def _evaluate(adapter: Adapter, case: Case) -> list[dict]:
     name = adapter.name
     arrays = materialize(case)
     spec = layer_spec(case, arrays)
@@ -139,6 +172,12 @@ def evaluate(adapter: Adapter, case) -> list[dict]:
     common = {"epsilon_used": eps}
     out = []
 
+    def diagnoser(check, observed, expected, fmt, tol, magnitude):
+        f64 = lambda v: np.asarray(v).astype(np.float64)  # noqa: E731
+        a = Arrays(f64(arrays.x), f64(arrays.scale), f64(arrays.dy), case.axes, eps, check, f64(observed),
+                   prec.compute.name, prec.param.name)
+        return diagnose(a, expected, fmt, tol, magnitude)
+
     start = time.perf_counter()
     y = None
     try:
@@ -146,36 +185,47 @@ def evaluate(adapter: Adapter, case) -> list[dict]:
     except BaseException as exc:
         out.append(record(case, name, "forward", "error", _framework_error("call", exc), **common))
     else:
+        try:  # the values are judged here, the dtype by out_dtype
+            got_dtype = dtype_name(numeric_array(y))
+        except TypeError:
+            got_dtype = prec.compute.name
         out.append(_score_check(case, name, "forward", tolerance.forward(prec.compute, n), time.perf_counter() - start,
-                                common, y, ref.y, prec.compute, prec.compute.name, axes=case.axes))
+                                common, y, ref.y, prec.compute, got_dtype, diagnoser, axes=case.axes))
         if out[-1]["status"] != "pass" and "out_dtype" not in out[-1]["metrics"]:
             y = None  # not an array: nothing a rebuilt layer's output could be compared with
-    out += _gradients(adapter, case, layer, arrays, ref, common)
+    if y is None:
+        out.append(record(case, name, "out_dtype", "unsupported", "no numeric forward output (see the forward record)",
+                          **common))
+    else:
+        out.append(_out_dtype(case, name, y, prec.compute.name, common))
+    out += _gradients(adapter, case, layer, arrays, ref, common, diagnoser)
     if "structure" in checks_for(case):
         out += configuration_checks(adapter, case, layer, arrays, y, config, config_problem)
     return out
 
 
-def _gradients(adapter, case, layer, arrays, ref, common) -> list[dict]:
+def _gradients(adapter, case, layer, arrays, ref, common, diagnoser=None) -> list[dict]:
     name, prec = adapter.name, case.precision
     n, rows = case.reduction_length, case.rows
     start = time.perf_counter()
     try:
         dx, dscale = adapter.grad(layer, arrays.x, arrays.dy)  # a non-pair raises here: the adapter's error
     except NotImplementedError:
-        return [record(case, name, c, "unsupported", "the adapter has no gradients", **common) for c in CHECKS[1:]]
+        return [record(case, name, c, "unsupported", "the adapter has no gradients", **common) for c in GRAD_CHECKS]
     except BaseException as exc:
         msg = _framework_error("grad", exc)
-        return [record(case, name, c, "error", msg, **common) for c in CHECKS[1:]]
+        return [record(case, name, c, "error", msg, **common) for c in GRAD_CHECKS]
     seconds = time.perf_counter() - start
     out = [_score_check(case, name, "grad_x", tolerance.grad_x(prec.compute, n), seconds, common,
-                        dx, ref.dx, prec.compute, prec.compute.name, magnitude=ref.dx_magnitude, axes=case.axes)]
+                        dx, ref.dx, prec.compute, prec.compute.name, diagnoser, magnitude=ref.dx_magnitude,
+                        axes=case.axes)]
     if dscale is None:
         out.append(record(case, name, "grad_scale", "unsupported", "the layer has no scale gradient", **common))
         return out
     # dscale is in the parameters' dtype, but its error is that of the compute dtype.
     out.append(_score_check(case, name, "grad_scale", tolerance.grad_scale(prec.compute, n, rows), seconds, common,
-                            dscale, ref.dscale, prec.compute, prec.param.name, magnitude=ref.dscale_magnitude))
+                            dscale, ref.dscale, prec.compute, prec.param.name, diagnoser,
+                            magnitude=ref.dscale_magnitude))
     return out
 
 

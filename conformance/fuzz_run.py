@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.cases.case import parse_case
-from conformance.evaluate import checks_for, record
+from conformance.evaluate import error_records
 from conformance.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
-from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, worker_env
+from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, adapter_flag, worker_env
 
 # When --time runs out, how long the example in flight may take to finish: longer, and it is
 # reported as unfinished (a hang?), never as "no failure".
@@ -33,15 +33,15 @@ class FuzzOutcome:
 
 
 def _case_error(adapter: AdapterRef, case_id: str, message: str) -> list[dict]:
-    case = parse_case(case_id)
-    return [record(case, adapter.name, check, "error", message) for check in checks_for(case)]
+    return error_records(adapter.name, parse_case(case_id), message)
 
 
 def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None, case_timeout: float,
              log: Path, stop: threading.Event) -> FuzzOutcome:
     """Fuzz one adapter in its worker.  --time counts from when the adapter has loaded."""
     argv = [sys.executable, "-m", "conformance.fuzz", adapter.ref, str(seed), str(budget), str(seconds or 0)]
-    worker = WorkerProcess(argv, worker_env(adapter), log, stop)
+    env = worker_env(adapter) | {"HYPOTHESIS_STORAGE_DIRECTORY": str(log.parent / ".hypothesis")}  # not the cwd
+    worker = WorkerProcess(argv, env, log, stop)
     ready, tried, deadline = False, 0, math.inf
     in_flight, started, failing = None, 0.0, None  # the example running, since when; the last failure seen
 
@@ -54,7 +54,10 @@ def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None,
         if in_flight:
             return FuzzOutcome(tried, None, f"--time ran out while case {in_flight} had run for "
                                f"{time.monotonic() - started:.0f}s: a hang? rerun it with `conformance run "
-                               f"--case {in_flight} --timeout SECONDS`", broken=True)
+                               f"{adapter_flag(adapter.ref)} --case {in_flight} --timeout SECONDS --out out/rerun "
+                               "--overwrite`", broken=True)
+        if not tried:
+            return FuzzOutcome(0, None, "--time ran out before the first example", broken=True)
         return FuzzOutcome(tried, None, "time spent")
 
     try:

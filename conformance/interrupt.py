@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM during a run: stop at once, keep what finished, exit 128 + the signal.
+"""SIGINT, SIGTERM and SIGHUP during a run: stop at once, keep what finished, exit 128 + the signal.
 
 The handler only records the signal and starts `stop` in a thread: killing
 workers waits on processes, which a signal handler must not do while the main
@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill/CI cancel, a closed terminal
 
 
 class StopOnSignal:

@@ -93,9 +93,14 @@ class OutputFolder:
                 self._check_beside(beside)
             previous = self._held_by_previous_run()
             if previous and mode == "new":
-                hint = " (an unfinished run: --resume continues it)" if self.partial.exists() else ""
+                command = os.path.basename(sys.argv[1]) if len(sys.argv) > 1 else "run"
+                if command == "run":
+                    hint = " (an unfinished run: --resume continues it)" if self.partial.exists() else ""
+                    choices = "use --resume to continue it, --overwrite to replace it"
+                else:
+                    hint, choices = "", "use --overwrite to replace it"
                 raise UsageError(f"output folder {self.path} already holds a run ({', '.join(previous)}){hint}; "
-                                 "use --resume to continue it, --overwrite to replace it, or another --out")
+                                 f"{choices}, or another --out")
             ours = {RESULTS, PARTIAL, LOCK, LOGS, *REPORTS}
             foreign = sorted(p.name for p in self.path.iterdir() if p.name not in ours)
             if foreign and mode == "new":

@@ -48,9 +48,10 @@ class ConformanceItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ConformanceFailure):
-            ref = self.adapter.ref
-            flag = "--adapter" if ":" in ref else "--adapters"
-            return f"{excinfo.value}\nrerun: conformance run {flag} {ref} --case '{self.case.id}' --out out/rerun --overwrite"
+            from conformance.adapter_refs import adapter_flag
+
+            return (f"{excinfo.value}\nrerun: conformance run {adapter_flag(self.adapter.ref)} --case '{self.case.id}' "
+                    "--out out/rerun --overwrite")
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -24,7 +24,7 @@ from pathlib import Path
 from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, resolve, worker_env
 from conformance.cases.case import parse_case
 from conformance.errors import UsageError
-from conformance.evaluate import checks_for, record
+from conformance.evaluate import error_records
 from conformance.outdir import STALE_PREFIX
 from conformance.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped, kill_tree
 
@@ -164,8 +164,7 @@ class Runner:
 
     # -- one task: a worker, restarted after each crash or hang ------------------------
     def _error_records(self, task: _Task, case_id: str, message: str) -> list[dict]:
-        case = parse_case(case_id)
-        return [record(case, task.adapter.name, check, "error", message) for check in checks_for(case)]
+        return error_records(task.adapter.name, parse_case(case_id), message)
 
     def _announce(self, task: _Task, ready: dict) -> None:
         versions = ready.get("versions", {})

@@ -87,9 +87,10 @@ def versions_text(meta: dict) -> str:
 
 def rerun_command(r: dict, adapters: dict[str, dict]) -> str:
     """One line that reruns exactly this case on this adapter."""
+    from conformance.adapter_refs import adapter_flag
+
     ref = adapters.get(r["adapter"], {}).get("ref", r["adapter"])
-    flag = "--adapters" if ":" not in ref else "--adapter"
-    return f"conformance run {flag} {shlex.quote(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
+    return f"conformance run {adapter_flag(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
 
 
 def verdict(results: Results) -> str:

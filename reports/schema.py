@@ -24,9 +24,16 @@ RESULT_FIELDS = {
     "message": (str,), "metrics": (dict,), "tolerance": (dict, _OPTIONAL),
     "dtype": (str,), "shape": (list,), "axis": (list,), "epsilon": (int, float, _OPTIONAL),
     "distribution": (str,), "scale": (str,), "seed": (int,), "seconds": (int, float),
-    "epsilon_used": (int, float, _OPTIONAL), "outcome": (str,),
+    "epsilon_used": (int, float, _OPTIONAL), "outcome": (str,), "diagnosis": (dict,), "finding": (str,),
 }
 RESULT_REQUIRED = ("case", "adapter", "check", "status")
+# The metrics reports compute with; others (parameter shapes, ...) are shown as they are.
+METRIC_FIELDS = {
+    "max_abs": (int, float), "max_rel_rms": (int, float), "max_ulp": (int, float), "max_units": (int, float),
+    "nonfinite_mismatch": (int,), "out_dtype": (str,), "out_shape": (list,),
+}
+TOLERANCE_FIELDS = {"metric": (str,), "limit": (int, float)}
+DIAGNOSIS_FIELDS = {"id": (str,), "class": (str,), "detail": (str,), "evidence": (dict,)}
 ADAPTER_FIELDS = {"adapter": (str,), "ref": (str,), "versions": (dict,), "env": (dict,), "claims": (list,),
                   "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,)}
 RUN_FIELDS = {"suite": (str,), "digest": (str,), "cases": (int,), "adapters": (list,), "expected": (int,),
@@ -71,6 +78,11 @@ def problem(obj) -> str | None:
     kind = obj.get("record", "result")
     if kind == "result":
         why = _check_types(obj, RESULT_FIELDS, RESULT_REQUIRED)
+        for key, fields, required in (("metrics", METRIC_FIELDS, ()), ("tolerance", TOLERANCE_FIELDS, ("metric", "limit")),
+                                      ("diagnosis", DIAGNOSIS_FIELDS, ("id", "class"))):
+            if why is None and isinstance(obj.get(key), dict):
+                inner = _check_types(obj[key], fields, required)
+                why = f"in {key!r}: {inner}" if inner else None
         if why is None and obj["status"] not in STATUSES:
             why = f"unknown status {obj['status']!r} (known: {', '.join(STATUSES)})"
         if why is None and obj["check"] not in known_checks():

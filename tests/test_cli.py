@@ -19,7 +19,7 @@ def test_correct_user_adapter_passes(cli, tmp_path):
     assert p.returncode == 0, p.stderr
     rs = records(out)
     assert rs and all(r["status"] == "pass" for r in rs)
-    assert {r["check"] for r in rs} == {"forward", "grad_x", "grad_scale", "structure", "config_roundtrip", "save_load",
+    assert {r["check"] for r in rs} == {"forward", "out_dtype", "grad_x", "grad_scale", "structure", "config_roundtrip", "save_load",
                                         "invalid_config"}
     assert "PASS" in (out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["failures"] == []

@@ -204,7 +204,7 @@ def test_an_overwrite_stopped_before_any_result_keeps_the_previous_run(tmp_path)
     assert run.wait(60) == 130
     assert "the previous run in" in run.stderr and "is kept" in run.stderr
     assert (out / "results.jsonl").read_bytes() == before
-    assert "PASS: 118 of 118" in (out / "report.md").read_text()  # its reports again, not the stopped run's
+    assert "PASS: 139 of 139" in (out / "report.md").read_text()  # its reports again, not the stopped run's
     run.assert_clean()
 
 
@@ -327,6 +327,13 @@ def test_fuzz_time_bounds_the_wall_time_through_a_hang(tmp_path):
     run.assert_clean()
 
 
+def test_fuzz_with_no_time_for_one_example_has_no_verdict(tmp_path):
+    run = cli(tmp_path, "fuzz", "--adapter", HOSTILE + "SlowExact", "--time", "0.000001", "--out", str(tmp_path / "f"))
+    assert run.proc.returncode == 1, run.stdout
+    assert "before the first example" in run.stdout and "no failure" not in run.stdout
+    run.assert_clean()
+
+
 def test_fuzz_time_stops_a_slow_adapter_between_examples(tmp_path):
     run = cli(tmp_path, "fuzz", "--adapter", HOSTILE + "SlowExact", "--time", "2", "--out", str(tmp_path / "f"))
     assert run.proc.returncode == 0, (run.stdout, run.stderr)
@@ -396,6 +403,8 @@ def _statuses(out: Path) -> dict:
     ("ConfigRaisesKeyboardInterrupt", lambda c, k: k in ("config_roundtrip", "save_load") or "/epsdefault/" in c,
      "config raised KeyboardInterrupt"),
     ("ExitInCall", lambda c, k: k == "forward" and c.startswith("f16/"), "call raised SystemExit"),
+    ("ConfigDictRaises", lambda c, k: k in ("config_roundtrip", "save_load") or "/epsdefault/" in c,
+     "not JSON-safe: RuntimeError"),
 ])
 def test_harness_faults_cost_only_their_own_check(tmp_path, adapter, broken, says):
     out = tmp_path / "out"
@@ -436,6 +445,8 @@ def _edit(lines: list[str], k: int, **changes) -> list[str]:
     (lambda ls: _edit(ls, 5, check="nope"), "unknown check 'nope'"),
     (lambda ls: _edit(ls, 5, case="../../etc"), "field 'case' is not a case id"),
     (lambda ls: _edit(ls, 0, expected=10**30), "`expected` is not `cases` times the number of `adapters`"),
+    (lambda ls: _edit(ls, 5, metrics={"max_ulp": "0.1"}), "in 'metrics': field 'max_ulp' is str"),
+    (lambda ls: _edit(ls, 5, metrics={"out_dtype": 5}), "in 'metrics': field 'out_dtype' is int"),
 ])
 def test_report_refuses_input_it_does_not_understand_and_writes_nothing(tmp_path, good_run, mangle, says):
     path = tmp_path / "results.jsonl"

@@ -206,3 +206,23 @@ class ExitInCall(NumpyReference):
         if x.dtype == np.float16:
             sys.exit(0)
         return super().call(layer, x)
+
+
+class _EvilDict(dict):
+    def items(self):
+        raise RuntimeError("items exploded")
+
+    def keys(self):
+        raise RuntimeError("keys exploded")
+
+    def __iter__(self):
+        raise RuntimeError("iter exploded")
+
+
+class ConfigDictRaises(NumpyReference):
+    """config() returns a dict that raises whenever it is read."""
+
+    name = "hostile-config-evil-dict"
+
+    def config(self, layer):
+        return _EvilDict(super().config(layer))

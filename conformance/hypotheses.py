@@ -1,0 +1,390 @@
+"""The catalogue of alternative semantics a diagnosis tries, simplest first.
+
+Each hypothesis is one short numpy function, like an ONNX reference op: given the
+case's arrays (`Arrays`) it returns what an implementation with that other
+semantics would output for one check (`forward`, `grad_x`, `grad_scale`) in
+float64, and a detail naming any parameter it solved from the observed output
+(an effective epsilon, a divisor, a relative error).  It returns None where it
+does not apply (a transposed scale needs two axes).  diagnose.py scores the
+observed result against each prediction with the check's own tolerance; the
+first that passes explains it.
+
+Most semantics are one generalized formula with a different parameter:
+
+    xc = x - mean(x) if centered else x
+    q  = sum(xc**2 over stat_axes) / divisor
+    g  = 1 / sqrt(q + eps)          (or 1 / (sqrt(q) + eps): epsilon outside)
+    y  = xc * g * s                 (s: the scale as the implementation lays it out)
+
+and `general` returns its forward pass and exact gradients.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from conformance.dtypes import FORMATS
+
+
+@dataclass(frozen=True, eq=False)
+class Arrays:
+    """What a hypothesis sees: the case's inputs, its parameters, and the observed result."""
+
+    x: np.ndarray  # float64 values of the case's input
+    scale: np.ndarray  # float64, shaped as the sizes of `axes`
+    dy: np.ndarray  # float64
+    axes: tuple[int, ...]  # sorted, non-negative
+    eps: float
+    check: str  # forward, grad_x, grad_scale
+    observed: np.ndarray  # float64 values the adapter returned for `check`
+    compute: str  # the case's compute dtype name
+    param: str  # the case's parameter dtype name
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    id: str
+    klass: str  # semantics, precision, parameters, range, special-values, dtype
+    title: str  # what a maintainer would write, completed by the finding's adapters
+    checks: tuple[str, ...]
+    predict: Callable[[Arrays], tuple[np.ndarray, str] | None]
+
+
+# -- the generalized formula -------------------------------------------------------------
+def placed(scale: np.ndarray, rank: int, axes: tuple[int, ...]) -> np.ndarray:
+    shape = [1] * rank
+    for a, size in zip(axes, scale.shape):
+        shape[a] = size
+    return scale.reshape(shape)
+
+
+def general(a: Arrays, *, s_b=None, stat_axes=None, eps=None, eps_outside=False, divisor=None, centered=False,
+            x=None, layout=None, grad_terms=(1.0, 1.0), dscale_factor=1.0, dscale_rms=True, gain=1.0,
+            exact_derivative=True):
+    """(y, dx, dscale) of the generalized formula; `layout` undoes `s_b`'s placement for dscale.
+
+    `gain` multiplies 1/rms (an approximate rsqrt); with `exact_derivative` False the
+    gradient is the reference's formula (dx = g*s*dy - x*g**3*mean(s*dy*x)) evaluated with
+    the variant's g, as a kernel that swaps its rsqrt but keeps its backward would do."""
+    x = a.x if x is None else x
+    axes = a.axes if stat_axes is None else stat_axes
+    eps = a.eps if eps is None else eps
+    s_b = placed(a.scale, x.ndim, a.axes) if s_b is None else s_b
+    n = math.prod(x.shape[k] for k in axes) if axes else 1
+    d = n if divisor is None else divisor
+    with np.errstate(all="ignore"):
+        xc = x - np.mean(x, axis=axes, keepdims=True) if centered else x
+        q = np.sum(xc * xc, axis=axes, keepdims=True) / d
+        root = np.sqrt(q)
+        g = gain * (1.0 / (root + eps) if eps_outside else 1.0 / np.sqrt(q + eps))
+        dg = -g * g / (2 * root) if eps_outside and exact_derivative else -0.5 * g ** 3  # dg/dq
+        y = xc * g * s_b
+        sdy = (s_b if grad_terms[1] else 1.0) * a.dy  # grad_terms[1] = 0: dx ignores the scale
+        direct = g * (sdy - (np.mean(sdy, axis=axes, keepdims=True) if centered else 0.0))
+        proj = np.sum(sdy * xc, axis=axes, keepdims=True) * dg * 2.0 / d
+        dx = direct + grad_terms[0] * xc * proj
+        full = a.dy * xc * (g if dscale_rms else 1.0) * dscale_factor
+    return y, dx, (layout or _sum_to_scale(a))(full)
+
+
+def _sum_to_scale(a: Arrays):
+    def reduce(full):
+        other = tuple(k for k in range(full.ndim) if k not in a.axes)
+        return np.sum(full, axis=other)
+    return reduce
+
+
+def _pick(a: Arrays, result) -> np.ndarray:
+    y, dx, dscale = result
+    return {"forward": y, "grad_x": dx, "grad_scale": dscale}[a.check]
+
+
+def _plain(**kw):
+    """A hypothesis that is the generalized formula with fixed parameters; for gradients,
+    both its exact derivative and the reference's backward formula with its 1/rms."""
+    def predict(a: Arrays):
+        if a.check == "forward":
+            return _pick(a, general(a, **kw)), ""
+        return [(_pick(a, general(a, **kw)), ""),
+                (_pick(a, general(a, exact_derivative=False, **kw)), "the backward formula with that 1/rms")]
+    return predict
+
+
+# -- solved parameters ---------------------------------------------------------------------
+def _row_gain(a: Arrays) -> np.ndarray | None:
+    """The observed y / (x * s) per row (median over elements that carry signal)."""
+    s_b = placed(a.scale, a.x.ndim, a.axes)
+    with np.errstate(all="ignore"):
+        base = a.x * s_b
+        ratio = np.where(np.abs(base) > 1e-300, a.observed / base, np.nan)
+    if not np.isfinite(ratio).any():
+        return None
+    moved = np.moveaxis(ratio, a.axes, list(range(ratio.ndim - len(a.axes), ratio.ndim)))
+    rows = moved.reshape(-1, math.prod(ratio.shape[k] for k in a.axes) or 1)
+    return np.nanmedian(rows, axis=1)
+
+
+def _mean_square_rows(a: Arrays) -> np.ndarray:
+    moved = np.moveaxis(a.x, a.axes, list(range(a.x.ndim - len(a.axes), a.x.ndim)))
+    rows = moved.reshape(-1, math.prod(a.x.shape[k] for k in a.axes) or 1)
+    return np.mean(rows * rows, axis=1)
+
+
+KNOWN_EPSILONS = {
+    "float32's machine epsilon": float(np.finfo(np.float32).eps),
+    "float16's machine epsilon": float(np.finfo(np.float16).eps),
+    "bfloat16's machine epsilon": 2.0 ** -7,
+    "float64's machine epsilon": float(np.finfo(np.float64).eps),
+    "1e-5": 1e-5, "1e-6": 1e-6, "1e-8": 1e-8, "1e-12": 1e-12,
+}
+
+
+def _name_epsilon(value: float, requested: float) -> str:
+    if requested and abs(value - float(np.float32(requested))) <= 1e-3 * requested and value != requested:
+        return " (the requested epsilon rounded to float32)"
+    for name, known in KNOWN_EPSILONS.items():
+        if abs(value - known) <= 0.02 * known:
+            return f" (= {name})"
+    return ""
+
+
+def different_epsilon(a: Arrays):
+    if a.check != "forward":  # gradients cannot be solved for epsilon: try the usual suspects
+        candidates = {float(np.float32(a.eps)), *KNOWN_EPSILONS.values()} - {a.eps}
+        return [(_pick(a, general(a, eps=e)), f"effective epsilon {e:.3g}{_name_epsilon(e, a.eps)}, requested {a.eps:g}")
+                for e in sorted(candidates)]
+    gain = _row_gain(a)
+    if gain is None:
+        return None
+    with np.errstate(all="ignore"):
+        solved = 1.0 / (gain * gain) - _mean_square_rows(a)
+    solved = solved[np.isfinite(solved)]
+    if not solved.size:
+        return None
+    eps = float(np.median(solved))
+    if eps < 0 or math.isclose(eps, a.eps, rel_tol=1e-9):
+        return None
+    return _pick(a, general(a, eps=eps)), f"effective epsilon {eps:.3g}{_name_epsilon(eps, a.eps)}, requested {a.eps:g}"
+
+
+def wrong_divisor(a: Arrays):
+    if a.check != "forward":
+        return None
+    gain = _row_gain(a)
+    if gain is None:
+        return None
+    n = math.prod(a.x.shape[k] for k in a.axes) or 1
+    with np.errstate(all="ignore"):
+        solved = n * _mean_square_rows(a) / (1.0 / (gain * gain) - a.eps)
+    solved = solved[np.isfinite(solved) & (solved > 0)]
+    if not solved.size:
+        return None
+    d = float(np.median(solved))
+    if abs(d - n) < 0.5:
+        return None
+    d = float(round(d)) if abs(d - round(d)) < 0.05 else d
+    what = "sums instead of averaging" if abs(d - 1) < 0.05 else f"divides by {d:g} instead of {n}"
+    return _pick(a, general(a, divisor=d)), f"the mean of x² {what}"
+
+
+def _solve_gain(a: Arrays) -> float:
+    """The constant factor on 1/rms that brings the gradient closest to the observed one."""
+    def misfit(c: float) -> float:
+        with np.errstate(all="ignore"):
+            d = _pick(a, general(a, gain=c, exact_derivative=False)) - a.observed
+        return float(np.nansum(d * d))
+
+    best = 1.0
+    for width in (0.05, 0.001, 2e-5):
+        grid = best + np.linspace(-width, width, 101)
+        best = float(grid[int(np.argmin([misfit(c) for c in grid]))])
+    return best
+
+
+def approximate_rsqrt(a: Arrays):
+    if a.check != "forward":
+        c = _solve_gain(a)
+        if c == 1.0:
+            return None
+        return _pick(a, general(a, gain=c, exact_derivative=False)), f"1/rms off by a factor {c:.6g}"
+    exact = general(a)[0]
+    with np.errstate(all="ignore"):
+        ratio = np.where(np.abs(exact) > 1e-300, a.observed / exact, np.nan)
+    if not np.isfinite(ratio).any():
+        return None
+    per_row = np.nanmedian(ratio, axis=a.axes, keepdims=True) if a.axes else ratio
+    per_row = np.where(np.isfinite(per_row), per_row, 1.0)
+    worst = float(np.max(np.abs(per_row - 1.0)))
+    if worst == 0.0:
+        return None
+    return exact * per_row, f"a constant relative error per row, up to {worst:.2g}"
+
+
+# -- range, precision, special values ------------------------------------------------------------
+def _range_rows(a: Arrays) -> tuple[np.ndarray, str] | None:
+    """Rows where x² overflows or the mean of squares underflows in the compute dtype."""
+    fmt = FORMATS["float32" if a.compute in ("float16", "bfloat16") else a.compute]
+    with np.errstate(all="ignore"):
+        sq = (a.x * a.x)
+        over = np.any(sq > fmt.max, axis=a.axes, keepdims=True) if a.axes else sq > fmt.max
+        over |= (np.sum(sq, axis=a.axes, keepdims=True) if a.axes else sq) > fmt.max
+        ms = np.mean(sq, axis=a.axes, keepdims=True) if a.axes else sq
+        under = (ms < fmt.tiny) & (ms > 0) & (ms + a.eps < fmt.tiny * 2 ** 10)
+    if over.any():
+        return np.broadcast_to(over | under, a.x.shape), f"x² overflows {fmt.name} (|x| up to {np.nanmax(np.abs(a.x)):.3g})"
+    if under.any():
+        return np.broadcast_to(under, a.x.shape), f"mean(x²) underflows {fmt.name} (below {fmt.tiny:.3g}) with epsilon {a.eps:g}"
+    sub = (a.x != 0) & (np.abs(a.x) < fmt.tiny)
+    if sub.any():  # products of subnormal inputs round absolutely, not relatively
+        rows = np.any(sub, axis=a.axes, keepdims=True) if a.axes else sub
+        return np.broadcast_to(rows, a.x.shape), f"subnormal inputs of {fmt.name} lose precision in products"
+    return None
+
+
+def range_limit(a: Arrays):
+    """Right everywhere except in rows whose intermediates leave the compute dtype's range."""
+    found = _range_rows(a)
+    if found is None or a.check == "grad_scale":
+        return None if found is None or a.check != "grad_scale" else _range_scale(a, found)
+    rows, detail = found
+    exact = _pick(a, general(a))
+    return np.where(rows, a.observed, exact), detail
+
+
+def _range_scale(a: Arrays, found):
+    # dscale sums over rows: one row out of range can poison every entry; explained if any row is.
+    rows, detail = found
+    return (a.observed, detail) if rows.any() else None
+
+
+def flushed_subnormals(a: Arrays):
+    fmt = FORMATS["float32" if a.compute in ("float16", "bfloat16") else a.compute]
+    sub = (a.x != 0) & (np.abs(a.x) < fmt.tiny)
+    if not sub.any():
+        return None
+    return _pick(a, general(a, x=np.where(sub, 0.0, a.x))), f"{int(sub.sum())} subnormal input(s) of {fmt.name} read as 0"
+
+
+def lower_precision(a: Arrays):
+    """Marker: diagnose.py rescores against the exact result with a lower format's tolerance."""
+    return None
+
+
+def nonfinite_rows(a: Arrays):
+    """Differs only in rows whose input holds NaN/Inf, or where the formula itself is NaN/Inf
+    (0/0 with epsilon 0): IEEE special values propagated another way."""
+    exact = general(a)
+    with np.errstate(all="ignore"):
+        bad = ~np.isfinite(a.x) | ~np.isfinite(exact[0]) | ~np.isfinite(exact[1])
+    if not bad.any():
+        return None
+    rows = np.broadcast_to(np.any(bad, axis=a.axes, keepdims=True) if a.axes else bad, a.x.shape)
+    what = "inputs holding NaN/Inf" if (~np.isfinite(a.x)).any() else "rows where the formula is NaN/Inf (0/0)"
+    if a.check == "grad_scale":
+        return a.observed, f"{what} propagate differently into dscale"
+    return np.where(rows, a.observed, _pick(a, exact)), f"{what} propagate differently"
+
+
+# -- scale layouts ---------------------------------------------------------------------------
+def _scale_variant(kind: str):
+    def predict(a: Arrays):
+        rank, k = a.x.ndim, len(a.axes)
+        if kind == "ignored":
+            return _pick(a, general(a, s_b=np.ones([1] * rank), dscale_factor=0.0)), ""
+        if kind == "one-plus":
+            return _pick(a, general(a, s_b=placed(1.0 + a.scale, rank, a.axes))), ""
+        if kind == "last-axes":  # plain broadcasting: the scale meets the trailing dimensions
+            trailing = tuple(range(rank - k, rank))
+            if trailing == a.axes or a.x.shape[rank - k:] != a.scale.shape:
+                return None
+            return _pick(a, general(a, s_b=placed(a.scale, rank, trailing), layout=_reducer(trailing))), \
+                f"scale laid on axes {list(trailing)} instead of {list(a.axes)}"
+        if kind == "transposed":
+            if k < 2 or a.scale.T.shape != a.scale.shape:
+                return None
+            return _pick(a, general(a, s_b=placed(a.scale.T, rank, a.axes), layout=_reducer(a.axes, transpose=True))), ""
+        raise ValueError(kind)
+    return predict
+
+
+def _reducer(axes: tuple[int, ...], transpose: bool = False):
+    def reduce(full):
+        other = tuple(k for k in range(full.ndim) if k not in axes)
+        out = np.sum(full, axis=other)
+        return out.T if transpose else out
+    return reduce
+
+
+# -- other axes ------------------------------------------------------------------------------------
+def _other_axes(a: Arrays) -> list[tuple[tuple[int, ...], str]]:
+    rank = a.x.ndim
+    options = [((rank - 1,), "the last axis only"), ((a.axes[0],), "the first requested axis only"),
+               (tuple(range(rank - len(a.axes), rank)), "the trailing axes"),
+               (tuple(range(rank)), "every axis, the batch included (statistics shared across rows)")]
+    seen, out = {a.axes}, []
+    for axes, what in options:
+        if rank and axes not in seen:
+            seen.add(axes)
+            out.append((axes, what))
+    return out
+
+
+def other_axes(a: Arrays):
+    """Tried in turn, each with the scale where requested and where plain broadcasting puts
+    it (the trailing axes); the first that explains the result wins."""
+    rank, k = a.x.ndim, len(a.axes)
+    trailing = tuple(range(rank - k, rank))
+    layouts = [(None, None, "")]
+    if trailing != a.axes and a.x.shape[rank - k:] == a.scale.shape:
+        layouts.append((placed(a.scale, rank, trailing), _reducer(trailing), f", and the scale on axes {list(trailing)}"))
+    return [(_pick(a, general(a, stat_axes=axes, s_b=s_b, layout=layout)),
+             f"statistics over {what} ({list(axes)}) instead of {list(a.axes)}{also}")
+            for axes, what in _other_axes(a) for s_b, layout, also in layouts]
+
+
+CATALOGUE: tuple[Hypothesis, ...] = (
+    Hypothesis("special-values", "special-values", "NaN/Inf inputs propagate differently from the formula",
+               ("forward", "grad_x", "grad_scale"), nonfinite_rows),
+    Hypothesis("subnormals-flushed", "range", "subnormal inputs are flushed to zero",
+               ("forward", "grad_x", "grad_scale"), flushed_subnormals),
+    Hypothesis("range", "range", "intermediates overflow or underflow the compute dtype where the result is finite",
+               ("forward", "grad_x", "grad_scale"), range_limit),
+    Hypothesis("lower-precision", "precision", "computed in a lower precision than the input's dtype",
+               ("forward", "grad_x", "grad_scale"), lower_precision),
+    Hypothesis("eps-outside-sqrt", "semantics", "epsilon is added outside the square root",
+               ("forward", "grad_x", "grad_scale"), _plain(eps_outside=True)),
+    Hypothesis("eps-ignored", "parameters", "the requested epsilon is ignored",
+               ("forward", "grad_x", "grad_scale"), _plain(eps=0.0)),
+    Hypothesis("eps-different", "parameters", "another epsilon than the one requested is applied",
+               ("forward", "grad_x", "grad_scale"), different_epsilon),
+    Hypothesis("divisor", "semantics", "the mean of squares uses another divisor",
+               ("forward",), wrong_divisor),
+    Hypothesis("scale-ignored", "semantics", "the scale is not applied",
+               ("forward", "grad_x", "grad_scale"), _scale_variant("ignored")),
+    Hypothesis("scale-one-plus", "parameters", "the scale is applied as (1 + w)",
+               ("forward", "grad_x", "grad_scale"), _scale_variant("one-plus")),
+    Hypothesis("scale-wrong-axis", "semantics", "the scale is applied along the trailing axes, not the normalized ones",
+               ("forward", "grad_x", "grad_scale"), _scale_variant("last-axes")),
+    Hypothesis("scale-transposed", "semantics", "a multi-axis scale is applied transposed",
+               ("forward", "grad_x", "grad_scale"), _scale_variant("transposed")),
+    Hypothesis("other-axes", "semantics", "the statistics are taken over other axes than requested",
+               ("forward", "grad_x", "grad_scale"), other_axes),
+    Hypothesis("mean-subtracted", "semantics", "the mean is subtracted (LayerNorm, not RMS normalization)",
+               ("forward", "grad_x", "grad_scale"), _plain(centered=True)),
+    Hypothesis("approximate-rsqrt", "precision", "the reciprocal square root is approximate",
+               ("forward", "grad_x", "grad_scale"), approximate_rsqrt),
+    Hypothesis("grad-no-projection", "semantics", "dx treats 1/rms as a constant (the projection term is missing)",
+               ("grad_x",), _plain(grad_terms=(0.0, 1.0))),
+    Hypothesis("grad-projection-sign", "semantics", "dx adds the projection term instead of subtracting it",
+               ("grad_x",), _plain(grad_terms=(-1.0, 1.0))),
+    Hypothesis("grad-scale-ignored", "semantics", "dx ignores the scale",
+               ("grad_x",), _plain(grad_terms=(1.0, 0.0))),
+    Hypothesis("dscale-mean", "semantics", "dscale is averaged over the rows instead of summed",
+               ("grad_scale",), lambda a: (general(a)[2] / max(1, a.x.size // max(1, a.scale.size)), "")),
+    Hypothesis("dscale-no-rms", "semantics", "dscale misses the 1/rms factor",
+               ("grad_scale",), _plain(dscale_rms=False)),
+)
+BY_ID = {h.id: h for h in CATALOGUE}
