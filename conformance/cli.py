@@ -43,6 +43,35 @@ BUDGET = _number(int, 1, 10**7)
 SEED = _number(int, 0, 2**63 - 1)
 
 
+def _classes(text: str) -> frozenset:
+    """--fail-on: "all", or finding classes separated by commas."""
+    from conformance.diagnose import CLASSES
+
+    if text.strip() == "all":
+        return frozenset(CLASSES)
+    chosen = frozenset(c.strip() for c in text.split(",") if c.strip())
+    unknown = sorted(chosen - set(CLASSES))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 'all' or classes from {', '.join(CLASSES)}")
+    return chosen
+
+
+SHARE = _number(float, 0.0, 1.0)
+
+
+def _gating_options(p) -> None:
+    p.add_argument("--fail-on", type=_classes, default=None, metavar="CLASSES",
+                   help="finding classes that fail the run, comma-separated, or 'all' (default: all but range)")
+    p.add_argument("--min-coverage", type=SHARE, default=0.0, metavar="P",
+                   help="least share (0-1) of its checks each adapter must run (default 0: at least one pass)")
+
+
+def _gate(args):
+    from conformance.reports.findings import DEFAULT_FAIL_ON, Gate
+
+    return Gate(args.fail_on if args.fail_on is not None else DEFAULT_FAIL_ON, args.min_coverage)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, like every other input error
         raise UsageError(f"{message} (see `{self.prog} --help`)")
@@ -65,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     again = run.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out: only (adapter, case) pairs without results")
     again.add_argument("--overwrite", action="store_true", help="replace the run in --out (kept until this run has results)")
+    _gating_options(run)
 
     fz = sub.add_parser("fuzz", help="draw random cases with hypothesis, shrink failures to a minimal case")
     fz.add_argument("--adapters", default=None, help="comma-separated built-in adapters, or 'all'")
@@ -89,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="which part wins where two disagree on one result (default: refuse)")
     mg.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
     mg.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
+    _gating_options(mg)
 
     sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
 
@@ -96,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("results", help="results.jsonl or the folder holding it")
     rep.add_argument("--out", default=None, help="folder for the reports (default: beside the results)")
     rep.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
+    _gating_options(rep)
     return p
 
 
@@ -191,30 +223,36 @@ def cmd_run(args) -> int:
             if caught.signum and folder.results.exists() and not runner.wrote_results:
                 folder.discard()  # nothing to replace the previous run with: keep it, and its reports
                 print(f"stopped before any result; the previous run in {folder.path} is kept", file=sys.stderr)
-                return _render(folder.results, folder.path, exit_code=caught.exit_code)
+                return _render(folder.results, folder.path, _gate(args), exit_code=caught.exit_code)
             folder.finish()
-            return _render(folder.results, folder.path, f" ({time.monotonic() - start:.1f}s)", caught.exit_code)
+            return _render(folder.results, folder.path, _gate(args), f" ({time.monotonic() - start:.1f}s)",
+                           caught.exit_code)
     finally:
         folder.release()
 
 
-def _render(results_file: Path, out: Path, note: str = "", exit_code: int | None = None, results=None,
+def _render(results_file: Path, out: Path, gate, note: str = "", exit_code: int | None = None, results=None,
             report_only: bool = False) -> int:
     """Write the reports of a results file, print the verdict; the exit code of a run or report."""
+    import dataclasses
+
     from conformance.reports.render import write_reports
     from conformance.reports.results import load_results, verdict
 
-    results = results or load_results(results_file)
+    results = dataclasses.replace(results, gate=gate) if results else load_results(results_file, gate=gate)
     try:
         written = write_reports(results, out)
     except OSError as exc:
         raise UsageError(f"cannot write the reports into {out}: {exc.strerror or exc}; the results are in "
                          f"{results_file} (`conformance report` renders them again)") from None
     print(f"{verdict(results)}{note}")
+    for f in results.judgement.gating[:20]:
+        print(f"  {f['class']}: {f['title']} [{', '.join(f['adapters'])}] ({f['results']} results)")
+    print(f"gating: {results.gate.describe()} (--fail-on, --min-coverage)")
     print("wrote " + ", ".join(str(p) for p in [*([] if report_only else [results_file]), *written]))
     if exit_code is not None:
         return exit_code
-    return EXIT_FAIL if results.failing or results.incomplete else EXIT_PASS
+    return EXIT_FAIL if results.failed else EXIT_PASS
 
 
 def cmd_fuzz(args) -> int:
@@ -302,7 +340,7 @@ def cmd_merge(args) -> int:
     try:
         folder.start("overwrite")
         write_jsonl(folder.results, [*([merged.run] if merged.run else []), *merged.adapters.values(), *merged.records])
-        return _render(folder.results, folder.path, results=merged)
+        return _render(folder.results, folder.path, _gate(args), results=merged)
     finally:
         folder.release()
 
@@ -330,7 +368,7 @@ def cmd_report(args) -> int:
     folder = OutputFolder(Path(args.out) if args.out else path.parent)
     folder.acquire("render", beside=path)
     try:
-        return _render(path, folder.path, results=results, report_only=True)
+        return _render(path, folder.path, _gate(args), results=results, report_only=True)
     finally:
         folder.release()
 

@@ -142,16 +142,36 @@ def of_error(message: str) -> dict:
 
 
 CONFIGURATION_CHECKS = ("structure", "config_roundtrip", "save_load", "invalid_config")
+FAMILIES = {"forward": "forward", "out_dtype": "dtype", "grad_x": "gradient", "grad_scale": "gradient",
+            **{c: "configuration" for c in CONFIGURATION_CHECKS[:3]}, "invalid_config": "invalid-configuration"}
+# One adapter's exception, configuration problem or unexplained result says nothing about another's.
+PER_ADAPTER = ("crash", "configuration", "unexplained")
+
+
+def finding_id(r: dict) -> str | None:
+    """The stable id of the finding a diagnosed record belongs to: check family / diagnosis (/ adapter)."""
+    d = r.get("diagnosis")
+    if not d:
+        return None
+    if d["class"] == "crash":  # a build that raises errors every check of the case: one finding
+        return f"crash/{d['id']}/{r['adapter']}"
+    fid = f"{FAMILIES.get(r['check'], r['check'])}/{d['id']}"
+    return f"{fid}/{r['adapter']}" if d["class"] in PER_ADAPTER else fid
 
 
 def attach_diagnosis(r: dict) -> dict:
-    """A record that fails or errors without a numeric diagnosis gets one from what it is."""
-    if r["status"] in ("pass", "unsupported") or "diagnosis" in r:
+    """A record that fails or errors gets its diagnosis (from what it is, if not numeric) and finding."""
+    if r["status"] in ("pass", "unsupported"):
         return r
+    r = r if "diagnosis" in r else r | {"diagnosis": _non_numeric(r)}
+    return r | {"finding": finding_id(r)}
+
+
+def _non_numeric(r: dict) -> dict:
     if r["status"] == "error":
-        return r | {"diagnosis": of_error(r.get("message", ""))}
+        return of_error(r.get("message", ""))
     if r["check"] in CONFIGURATION_CHECKS:
-        what = r.get("outcome") or r["check"]
-        return r | {"diagnosis": diagnosis(f"{r['check']}-{what.replace(' ', '-')}" if r.get("outcome") else r["check"],
-                                           "configuration", r.get("message", ""))}
-    return r | {"diagnosis": diagnosis("unexplained", "unexplained", r.get("message", ""))}
+        outcome = r.get("outcome")
+        return diagnosis(f"{r['check']}-{outcome.replace(' ', '-')}" if outcome else r["check"], "configuration",
+                         r.get("message", ""))
+    return diagnosis("unexplained", "unexplained", r.get("message", ""))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def run_record(suite: str, cases: list, adapter_names: list[str]) -> dict:
     ids = sorted(c.id for c in cases)
     digest = hashlib.sha256(json.dumps([ids, sorted(adapter_names)]).encode()).hexdigest()[:16]
     return {"record": "run", "suite": suite, "digest": digest, "cases": len(ids), "adapters": sorted(adapter_names),
-            "expected": len(ids) * len(adapter_names)}
+            "expected": len(ids) * len(adapter_names), "cwd": os.getcwd()}  # where a user's adapter imports from
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,29 @@ code{font-size:12px} details{margin:6px 0} .legend span{display:inline-block;wid
 """
 
 SCRIPT = """
-const ids = ["heatmap-forward", "heatmap-gradients", "agreement", "defaults", "configuration", "invalid", "failures"];
+const ids = ["findings", "heatmap-forward", "heatmap-gradients", "agreement", "defaults", "configuration", "invalid",
+             "failures"];
 const missing = ids.filter(id => !document.getElementById(id));
+// Findings filter: by adapter and class; also from the address (report.html#adapter=torch&class=range).
+function applyFilter() {
+  const a = document.getElementById("filter-adapter").value, c = document.getElementById("filter-class").value;
+  let shown = 0;
+  for (const row of document.querySelectorAll("#findings tr.finding")) {
+    const ok = (!a || row.dataset.adapters.split(" ").includes(a)) && (!c || row.dataset.class === c);
+    row.hidden = !ok;
+    shown += ok;
+  }
+  document.getElementById("findings-shown").textContent = shown;
+}
+if (document.getElementById("filter-adapter")) {
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  for (const key of ["adapter", "class"]) {
+    const select = document.getElementById("filter-" + key);
+    if (wanted.get(key)) { select.value = wanted.get(key); }
+    select.addEventListener("change", applyFilter);
+  }
+  applyFilter();
+}
 if (missing.length) { console.error("report sections missing: " + missing.join(", ")); }
 else { document.body.dataset.ready = "yes"; }
 """
@@ -165,7 +186,7 @@ def _failures(results: Results) -> str:
     by_adapter: dict = defaultdict(list)
     for r in results.failing:
         by_adapter[r["adapter"]].append(r)
-    out = [f'<h2>Failing results ({len(results.failing)})</h2><div id="failures">']
+    out = [f'<h2>Failing results ({len(results.failing)}), by adapter</h2><div id="failures">']
     if not results.failing:
         out.append("<p>None.</p>")
     for a, rs in sorted(by_adapter.items()):
@@ -178,11 +199,42 @@ def _failures(results: Results) -> str:
         for r in rs[:MAX_LISTED]:
             out.append(f"<tr><td class='name'><code>{_e(r['case'])}</code></td><td>{_e(r['check'])}</td>"
                        f"<td class='fail'>{_e(r['status'])}</td><td>{_num(scored_error(r))}</td>"
-                       f"<td class='name'>{_e(r.get('message', ''))}<br><code>{_e(rerun_command(r, results.adapters))}</code></td></tr>")
+                       f"<td class='name'>{_e(r.get('message', ''))}<br><code>{_e(rerun_command(r, results.adapters, results.run))}</code></td></tr>")
         if len(rs) > MAX_LISTED:
             out.append(f"<tr><td class='name' colspan=5>… {len(rs) - MAX_LISTED} more in report.json</td></tr>")
         out.append("</table></details>")
     out.append("</div>")
+    return "".join(out)
+
+
+def _findings(results: Results) -> str:
+    fs = results.findings
+    gating = {f["id"] for f in results.judgement.gating}
+    adapters = sorted({a for f in fs for a in f["adapters"]})
+    classes = sorted({f["class"] for f in fs})
+    options = lambda values, what: "".join([f"<option value=''>every {what}</option>"]  # noqa: E731
+                                           + [f"<option value='{_e(v)}'>{_e(v)}</option>" for v in values])
+    out = [f"<h2>Findings ({len(fs)})</h2><div id='findings'><p>Gating: {_e(results.gate.describe())}. "
+           f"<label>adapter <select id='filter-adapter'>{options(adapters, 'adapter')}</select></label> "
+           f"<label>class <select id='filter-class'>{options(classes, 'class')}</select></label> "
+           f"showing <span id='findings-shown'>{len(fs)}</span></p>"]
+    if not fs:
+        return "".join(out) + "<p>None: every result passed or is unsupported.</p></div>"
+    out.append("<table><tr><th></th><th class='name'>finding</th><th>class</th><th class='name'>adapters</th>"
+               "<th>results</th></tr>")
+    for f in fs:
+        e = f.get("evidence") or {}
+        evidence = (f"at {e['index']}: got {_num(e['got'])}, expected {_num(e['expected'])}"
+                    + (f", predicted {_num(e['predicted'])}" if "predicted" in e else "")) if e else ""
+        verdict_cell = "<b class='fail'>fails</b>" if f["id"] in gating else "shown"
+        out.append(
+            f"<tr class='finding' data-adapters='{_e(' '.join(f['adapters']))}' data-class='{_e(f['class'])}'>"
+            f"<td>{verdict_cell}</td><td class='name'><details><summary>{_e(f['title'])}</summary>"
+            f"<p>{_e(f['detail'])}</p><p>smallest case <code>{_e(f['smallest']['case'])}</code> "
+            f"({_e(f['smallest']['adapter'])}, {_e(f['smallest']['check'])}) {_e(evidence)}</p>"
+            f"<p><code>{_e(f['rerun'])}</code></p><p>id <code>{_e(f['id'])}</code></p></details></td>"
+            f"<td>{_e(f['class'])}</td><td class='name'>{_e(', '.join(f['adapters']))}</td><td>{f['results']}</td></tr>")
+    out.append("</table></div>")
     return "".join(out)
 
 
@@ -202,8 +254,8 @@ def render(results: Results) -> str:
     legend = ('<p class="legend">colour = pass rate: <span style="background:hsl(0,65%,80%)"></span> 0% '
               '<span style="background:hsl(60,65%,80%)"></span> 50% <span style="background:hsl(120,65%,80%)"></span> 100%</p>')
     body = "".join([
-        f'<h1>RMS normalization conformance</h1><p class="verdict {"fail" if results.failing else "pass"}">{_e(v)}</p>',
-        legend,
+        f'<h1>RMS normalization conformance</h1><p class="verdict {"fail" if results.failed else "pass"}">{_e(v)}</p>',
+        _findings(results), legend,
         _heatmap(results, ("forward",), "heatmap-forward", "Forward: pass rate and worst error", "ULP"),
         _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients", "Gradients: pass rate and worst error", "u"),
         _agreement(results), _defaults(results), _configuration(results), _failures(results), _versions(results),

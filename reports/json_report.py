@@ -1,22 +1,30 @@
-"""report.json: the same summary as report.md, for machines."""
+"""report.json: the same summary as report.md, for machines: findings first."""
 from __future__ import annotations
 
+from conformance.reports.findings import coverage
 from conformance.reports.results import (
     Results, configuration_table, defaults_table, invalid_table, rerun_command, table, verdict,
 )
 
 
 def render(results: Results) -> dict:
+    v = results.judgement
     return {
         "verdict": verdict(results),
+        "failed": results.failed,
+        "gating": {"fail_on": sorted(results.gate.fail_on), "min_coverage": results.gate.min_coverage,
+                   "gating_findings": [f["id"] for f in v.gating], "uncovered": v.uncovered},
+        "findings": results.findings,
+        "coverage": coverage(results.records),
         "adapters": results.adapters,
         "table": table(results),
         "defaults": defaults_table(results),
         "configuration": configuration_table(results),
         "invalid_configurations": invalid_table(results),
         "failures": [
-            {k: r.get(k) for k in ("case", "adapter", "check", "status", "metrics", "tolerance", "message")}
-            | {"rerun": rerun_command(r, results.adapters)}
+            {k: r.get(k) for k in ("case", "adapter", "check", "status", "metrics", "tolerance", "message", "diagnosis",
+                                   "finding")}
+            | {"rerun": rerun_command(r, results.adapters, results.run)}
             for r in results.failing
         ],
     }

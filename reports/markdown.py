@@ -1,12 +1,11 @@
 """report.md: verdict, the adapter x dtype table, the failing cases with rerun commands."""
 from __future__ import annotations
 
+from conformance.reports.findings import RESULTS_SHOWN
 from conformance.reports.results import (
-    STATUSES, Results, configuration_table, defaults_table, invalid_table, rerun_command, table, verdict,
-    versions_text,
+    STATUSES, Results, configuration_table, defaults_table, invalid_table, table, verdict, versions_text,
 )
 
-MAX_FAILURES_LISTED = 60
 
 
 def _fmt(v) -> str:
@@ -17,10 +16,46 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _evidence(f: dict) -> str:
+    e = f.get("evidence") or {}
+    if not e:
+        return ""
+    text = f"at {e['index']}: got {_fmt(e['got'])}, expected {_fmt(e['expected'])}"
+    return text + (f", the hypothesis predicts {_fmt(e['predicted'])}" if "predicted" in e else "")
+
+
+def _findings(results: Results) -> list[str]:
+    v = results.judgement
+    gating = {f["id"] for f in v.gating}
+    out = ["## Findings", "", f"Gating: {results.gate.describe()}.", ""]
+    if not results.findings:
+        return out + ["None: every result passed or is unsupported.", ""]
+    out += ["| | finding | class | adapters | results | smallest case |", "|---|---|---|---|---:|---|"]
+    for f in results.findings:
+        mark = "**fails**" if f["id"] in gating else "shown"
+        out.append(f"| {mark} | {f['title']} | {f['class']} | {', '.join(f['adapters'])} | {f['results']} | "
+                   f"`{f['smallest']['case']}` |")
+    for f in results.findings:
+        out += ["", f"### {f['title']}", "",
+                f"- id `{f['id']}`, class **{f['class']}**, {f['results']} result(s): "
+                + ", ".join(f"{a} {n}" for a, n in f["per_adapter"].items()),
+                f"- why: {f['detail']}" + (f" ({len(f['details'])} variants)" if len(f["details"]) > 1 else "")]
+        if f.get("evidence"):
+            out.append(f"- evidence (`{f['smallest']['case']}`, {f['smallest']['adapter']}, {f['smallest']['check']}): "
+                       f"{_evidence(f)}")
+        out.append(f"- rerun: `{f['rerun']}`")
+        shown = f["records"][:RESULTS_SHOWN]
+        out += [f"  - {r['adapter']} `{r['case']}` {r['check']}: {r['status']}" for r in shown]
+        if f["results"] > len(shown):
+            out.append(f"  - … {f['results'] - len(shown)} more result(s) of this finding in report.json")
+    return out + [""]
+
+
 def render(results: Results) -> str:
     lines = ["# RMS normalization conformance", "", f"**{verdict(results)}**", ""]
+    lines += _findings(results)
     if results.adapters:
-        lines += ["| adapter | versions |", "|---|---|"]
+        lines += ["## Versions", "", "| adapter | versions |", "|---|---|"]
         for name, meta in sorted(results.adapters.items()):
             lines.append(f"| {name} | {versions_text(meta)} |")
         lines.append("")
@@ -31,20 +66,6 @@ def render(results: Results) -> str:
         lines.append(f"| {row['adapter']} | {row['dtype']} | "
                      + " | ".join(str(row[s]) for s in STATUSES) + f" | {_fmt(row['worst_ulp'])} |")
     lines += _defaults(results) + _configuration(results)
-    failing = results.failing
-    lines += ["", f"## Failing results ({len(failing)})", ""]
-    if not failing:
-        lines.append("None.")
-    for r in failing[:MAX_FAILURES_LISTED]:
-        m = r.get("metrics") or {}
-        metrics = ", ".join(f"{k} {_fmt(m[k])}" for k in ("max_ulp", "max_units", "max_rel_rms", "max_abs") if k in m)
-        lines += [
-            f"- **{r['adapter']}** `{r['case']}` {r['check']}: {r['status']}" + (f" ({metrics})" if metrics else ""),
-            f"  - {r.get('message', '')}",
-            f"  - rerun: `{rerun_command(r, results.adapters)}`",
-        ]
-    if len(failing) > MAX_FAILURES_LISTED:
-        lines.append(f"- … and {len(failing) - MAX_FAILURES_LISTED} more in report.json")
     return "\n".join(lines) + "\n"
 
 

@@ -6,9 +6,11 @@ import math
 import shlex
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from conformance.errors import UsageError
+from conformance.reports.findings import Gate, Verdict, coverage, findings, judge
 from conformance.reports.schema import STATUSES, read_records
 
 
@@ -17,10 +19,24 @@ class Results:
     records: list[dict]
     adapters: dict[str, dict] = field(default_factory=dict)  # name -> its "adapter" record
     run: dict | None = None  # the "run" record: what the run set out to do
+    gate: Gate = Gate()  # what fails the run: the user's policy, not the file's
 
     @property
     def failing(self) -> list[dict]:
         return [r for r in self.records if r["status"] in ("fail", "error")]
+
+    @cached_property
+    def findings(self) -> list[dict]:
+        return findings(self.records, lambda r: rerun_command(r, self.adapters, self.run))
+
+    @cached_property
+    def judgement(self) -> Verdict:
+        return judge(self.findings, coverage(self.records), self.gate)
+
+    @property
+    def failed(self) -> bool:
+        """What the exit code says: a gating finding, an adapter without coverage, or an unfinished run."""
+        return self.judgement.failed or self.incomplete
 
     @property
     def finished_pairs(self) -> int:
@@ -44,7 +60,7 @@ def write_jsonl(path: Path, objects) -> None:
     write_atomic(path, "".join(json.dumps(obj) + "\n" for obj in objects))
 
 
-def load_results(path: Path, salvage: bool = False) -> Results:
+def load_results(path: Path, salvage: bool = False, gate: Gate = Gate()) -> Results:
     """Every record of a results file, validated (reports/schema.py); UsageError naming the first bad line."""
     path = results_path(Path(path))
     records, adapters, run = [], {}, None
@@ -66,7 +82,7 @@ def load_results(path: Path, salvage: bool = False) -> Results:
                                  f"({key[0]} {key[1]} {key[2]}): the same run twice in one file?")
             seen[key] = n
             records.append(obj)
-    return Results(records, adapters, run)
+    return Results(records, adapters, run, gate)
 
 
 def versions_text(meta: dict) -> str:
@@ -85,25 +101,41 @@ def versions_text(meta: dict) -> str:
     return ", ".join(texts)
 
 
-def rerun_command(r: dict, adapters: dict[str, dict]) -> str:
-    """One line that reruns exactly this case on this adapter."""
+def rerun_command(r: dict, adapters: dict[str, dict], run: dict | None = None) -> str:
+    """One line that reruns exactly this case on this adapter (a user's adapter module is found
+    from the folder the run was started in)."""
     from conformance.adapter_refs import adapter_flag
 
     ref = adapters.get(r["adapter"], {}).get("ref", r["adapter"])
-    return f"conformance run {adapter_flag(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
+    where = (run or {}).get("cwd")
+    prefix = f"PYTHONPATH={shlex.quote(where)} " if ":" in ref and where else ""
+    return f"{prefix}conformance run {adapter_flag(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
+
+
+def _by_class(fs: list[dict]) -> str:
+    counts = Counter(f["class"] for f in fs)
+    return ", ".join(f"{c} {n}" for c, n in counts.most_common())
 
 
 def verdict(results: Results) -> str:
-    bad = len(results.failing)
-    total = len(results.records)
-    known = sum(r["status"] in ("xfail", "xpass") for r in results.records)
-    extra = f" ({known} known discrepancies: xfail/xpass)" if known else ""
-    head = "FAIL" if bad else "PASS"
+    """One line: what failed the run (findings by class, coverage), then the record counts."""
+    v = results.judgement
+    bad, total = len(results.failing), len(results.records)
+    head = "FAIL" if v.failed else "PASS"
     if results.incomplete:
         head = f"INTERRUPTED after {results.finished_pairs} of {results.run['expected']} (adapter, case) pairs; {head}"
     if not total:
         return f"{head}: no results"
-    return f"{head}: {total - bad} of {total} results pass or are unsupported, {bad} fail or error{extra}"
+    parts = []
+    if v.gating:
+        parts.append(f"{len(v.gating)} finding(s) fail the run ({_by_class(v.gating)})")
+    if v.other:
+        parts.append(f"{len(v.other)} finding(s) shown, not gating ({_by_class(v.other)})")
+    parts += [f"{a}: {why}" for a, why in v.uncovered.items()]
+    known = sum(r["status"] in ("xfail", "xpass") for r in results.records)
+    extra = f", {known} known discrepancies (xfail/xpass)" if known else ""
+    return (f"{head}: {'; '.join(parts) or 'no findings'}; {total - bad} of {total} results pass or are "
+            f"unsupported, {bad} fail or error{extra}")
 
 
 def table(results: Results) -> list[dict]:

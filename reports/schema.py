@@ -37,7 +37,7 @@ DIAGNOSIS_FIELDS = {"id": (str,), "class": (str,), "detail": (str,), "evidence":
 ADAPTER_FIELDS = {"adapter": (str,), "ref": (str,), "versions": (dict,), "env": (dict,), "claims": (list,),
                   "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,)}
 RUN_FIELDS = {"suite": (str,), "digest": (str,), "cases": (int,), "adapters": (list,), "expected": (int,),
-              "parts": (list,)}
+              "parts": (list,), "cwd": (str,)}
 
 
 def _check_types(obj: dict, fields: dict, required: tuple[str, ...]) -> str | None:

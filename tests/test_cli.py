@@ -1,5 +1,9 @@
 """End to end: the CLI on the smoke suite with the numpy reference and planted user adapters."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from conformance.cases.suites import smoke
 
@@ -33,7 +37,10 @@ def test_buggy_user_adapter_is_reported(cli, tmp_path, adapter):
     failed = [r for r in records(out) if r["status"] == "fail"]
     assert failed and all(r["message"] for r in failed)
     md = (out / "report.md").read_text()
-    assert failed[0]["case"] in md and "--adapter tests.planted.adapters:" in md
+    findings = json.loads((out / "report.json").read_text())["findings"]
+    assert {r["finding"] for r in failed} <= {f["id"] for f in findings}  # every failure belongs to a finding
+    assert all(f"`{f['id']}`" in md and f["smallest"]["case"] in md for f in findings)
+    assert "--adapter tests.planted.adapters:" in md
     if adapter == "SloppyRsqrt":  # float32 and float64 fail; the half formats cannot see 3e-4
         assert {r["dtype"] for r in failed} == {"float32", "float64"}
 
@@ -42,11 +49,14 @@ def test_rerun_command_reruns_one_case(cli, tmp_path):
     out = tmp_path / "bad"
     cli("run", "--suite", "smoke", "--adapter", PLANTED + "SloppyRsqrt", "--out", str(out))
     failure = json.loads((out / "report.json").read_text())["failures"][0]
-    args = failure["rerun"].split()[2:]  # drop "conformance run"
-    args[args.index("--out") + 1] = str(tmp_path / "rerun")
-    p = cli("run", *[a.strip("'") for a in args])
-    assert p.returncode == 1
-    assert {r["case"] for r in records(tmp_path / "rerun")} == {failure["case"]}
+    # As printed, in a shell, from another folder: the command says where the user's module is.
+    assert failure["rerun"].startswith("PYTHONPATH=")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    for _ in range(2):  # twice: a rerun replaces its own previous rerun
+        p = subprocess.run(["bash", "-c", failure["rerun"]], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert p.returncode == 1, p.stderr
+    assert {r["case"] for r in records(tmp_path / "out" / "rerun")} == {failure["case"]}
 
 
 def test_crashing_worker_costs_one_case(cli, tmp_path):

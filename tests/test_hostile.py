@@ -204,7 +204,7 @@ def test_an_overwrite_stopped_before_any_result_keeps_the_previous_run(tmp_path)
     assert run.wait(60) == 130
     assert "the previous run in" in run.stderr and "is kept" in run.stderr
     assert (out / "results.jsonl").read_bytes() == before
-    assert "PASS: 139 of 139" in (out / "report.md").read_text()  # its reports again, not the stopped run's
+    assert "139 of 139 results pass" in (out / "report.md").read_text()  # its reports again, not the stopped run's
     run.assert_clean()
 
 

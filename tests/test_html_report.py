@@ -41,11 +41,23 @@ def test_report_renders_every_section_without_console_errors(report, tmp_path):
     p = _browse(report, tmp_path, "--dump-dom")
     dom = p.stdout
     assert 'data-ready="yes"' in dom, "the page's own check found a section missing"
-    for section in ("heatmap-forward", "heatmap-gradients", "agreement", "defaults", "failures", "versions"):
+    for section in ("findings", "heatmap-forward", "heatmap-gradients", "agreement", "defaults", "failures", "versions"):
         assert f'id="{section}"' in dom
     assert "planted-sloppy-rsqrt" in dom and "numpy-reference" in dom
     console = [line for line in p.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
+
+
+def test_findings_table_filters_by_adapter_and_class(report, tmp_path):
+    page = report.with_name("report.html")
+    everything = _browse(page, tmp_path, "--dump-dom").stdout
+    rows = everything.count('class="finding"')
+    assert rows >= 2 and 'data-class="precision"' in everything  # the sloppy rsqrt's finding
+    filtered = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'p2'}", "--dump-dom",
+                               page.as_uri() + "#class=precision"], capture_output=True, text=True, timeout=120).stdout
+    shown = filtered.count('class="finding" data-adapters') - filtered.count("hidden=")
+    assert 0 < shown < rows
+    assert '<span id="findings-shown">' + str(shown) + "</span>" in filtered
 
 
 def test_screenshot(report, tmp_path):
