@@ -1,0 +1,218 @@
+"""One planted bug per entry of the diagnosis catalogue (conformance/hypotheses.py).
+
+Each adapter is the numpy reference with one thing changed, the way real kernels
+get it wrong; tests/test_diagnosis.py checks that each gets exactly its diagnosis.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from conformance.adapters.numpy_reference import NumpyReference, _compute_dtype
+
+
+def _placed(layer, scale):
+    return np.reshape(scale, layer.shape)
+
+
+class _Formula(NumpyReference):
+    """The reference with hooks: the statistic, the scale, the gradient terms."""
+
+    def _stats_axes(self, layer):
+        return layer.axes
+
+    def _ms(self, layer, xc):
+        return np.mean(xc * xc, axis=self._stats_axes(layer), keepdims=True)
+
+    def _rrms(self, layer, xc):
+        return 1.0 / np.sqrt(self._ms(layer, xc) + layer.epsilon)
+
+    def _scale(self, layer, ct):
+        return layer.scale.astype(ct)
+
+    def call(self, layer, x):
+        ct = _compute_dtype(x)
+        xc = x.astype(ct)
+        with np.errstate(all="ignore"):
+            y = xc * self._rrms(layer, xc).astype(ct) * self._scale(layer, ct)
+        return y.astype(x.dtype)
+
+
+class EpsIgnored(_Formula):
+    name = "planted-eps-ignored"
+
+    def _rrms(self, layer, xc):
+        return 1.0 / np.sqrt(self._ms(layer, xc))
+
+
+class EpsTimesTen(_Formula):
+    name = "planted-eps-times-ten"
+
+    def _rrms(self, layer, xc):
+        return 1.0 / np.sqrt(self._ms(layer, xc) + 10 * layer.epsilon)
+
+
+class SumNotMean(_Formula):
+    name = "planted-sum-not-mean"
+
+    def _ms(self, layer, xc):
+        return np.sum(xc * xc, axis=layer.axes, keepdims=True)
+
+
+class ScaleIgnored(_Formula):
+    name = "planted-scale-ignored"
+
+    def _scale(self, layer, ct):
+        return np.ones((), ct)
+
+
+class ScaleOnePlus(_Formula):
+    name = "planted-scale-one-plus"
+
+    def _scale(self, layer, ct):
+        return 1 + layer.scale.astype(ct)
+
+
+class ScaleOnLastAxis(_Formula):
+    """Plain broadcasting of a (n,) scale: it meets the last axis, whichever axis is normalized."""
+
+    name = "planted-scale-last-axis"
+
+    def _scale(self, layer, ct):
+        return layer.scale.reshape(layer.scale_shape).astype(ct)
+
+
+class ScaleTransposed(_Formula):
+    name = "planted-scale-transposed"
+
+    def _scale(self, layer, ct):
+        return _placed(layer, layer.scale.reshape(layer.scale_shape).T).astype(ct)
+
+
+class LastAxisOnly(_Formula):
+    name = "planted-last-axis-only"
+
+    def _stats_axes(self, layer):
+        return (len(layer.shape) - 1,)
+
+
+class LayerNorm(_Formula):
+    name = "planted-layernorm"
+
+    def call(self, layer, x):
+        xc = x.astype(np.float64)
+        xc = xc - np.mean(xc, axis=layer.axes, keepdims=True)
+        y = xc / np.sqrt(np.mean(xc * xc, axis=layer.axes, keepdims=True) + layer.epsilon) * layer.scale
+        return y.astype(x.dtype)
+
+
+class Float32Inside(_Formula):
+    name = "planted-float32-inside"
+
+    def call(self, layer, x):
+        return super().call(layer, x.astype(np.float32)).astype(x.dtype)
+
+
+class FlushesSubnormals(_Formula):
+    name = "planted-flushes-subnormals"
+
+    def call(self, layer, x):
+        tiny = np.finfo(_compute_dtype(x)).tiny
+        return super().call(layer, np.where(np.abs(x) < tiny, 0, x).astype(x.dtype))
+
+
+class ZeroForNaN(_Formula):
+    """Rows holding NaN/Inf come out as finite numbers (nan_to_num on the output)."""
+
+    name = "planted-zero-for-nan"
+
+    def call(self, layer, x):
+        return np.nan_to_num(super().call(layer, x), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class Float32Out(_Formula):
+    """Right values, float32 out for a float16 input (type promotion in model code)."""
+
+    name = "planted-float32-out"
+
+    def call(self, layer, x):
+        return super().call(layer, x).astype(np.float32)
+
+
+class _Backward(NumpyReference):
+    """The reference backward with hooks on its terms."""
+
+    projection_sign = 1.0
+    scale_in_dx = True
+    dscale_rows_mean = False
+    dscale_rms = True
+
+    def grad(self, layer, x, dy):
+        ct = _compute_dtype(x)
+        xc, dyc, s = x.astype(ct), dy.astype(ct), layer.scale.astype(ct)
+        with np.errstate(all="ignore"):
+            r = self._rrms(layer, xc).astype(ct)
+            sdy = s * dyc if self.scale_in_dx else dyc
+            proj = np.mean(sdy * xc, axis=layer.axes, keepdims=True)
+            dx = r * sdy - self.projection_sign * xc * r**3 * proj
+            other = tuple(a for a in range(x.ndim) if a not in layer.axes)
+            dscale = np.sum(dyc * xc * (r if self.dscale_rms else 1), axis=other)
+            if self.dscale_rows_mean:
+                dscale = dscale / ct.type(x.size // max(1, dscale.size))
+        return dx.astype(x.dtype), dscale.astype(layer.scale.dtype)
+
+
+class NoProjection(_Backward):
+    name = "planted-no-projection"
+    projection_sign = 0.0
+
+
+class ProjectionSignFlipped(_Backward):
+    name = "planted-projection-sign"
+    projection_sign = -1.0
+
+
+class DxIgnoresScale(_Backward):
+    name = "planted-dx-ignores-scale"
+    scale_in_dx = False
+
+
+class DscaleMean(_Backward):
+    name = "planted-dscale-mean"
+    dscale_rows_mean = True
+
+
+class DscaleNoRms(_Backward):
+    name = "planted-dscale-no-rms"
+    dscale_rms = False
+
+
+class OneUlpNoise(NumpyReference):
+    """A correct kernel whose results are off by up to one ULP, at random: nothing to find."""
+
+    name = "planted-one-ulp-noise"
+
+    @staticmethod
+    def _nudge(a):
+        """±1 in the last bit of finite non-zero values (any float format, bfloat16 included)."""
+        a = np.ascontiguousarray(a)
+        bits = a.view(np.dtype(f"u{a.dtype.itemsize}")).copy()
+        rng = np.random.default_rng(a.size)
+        step = rng.integers(-1, 2, a.shape).astype(bits.dtype)  # -1, 0 or +1 (wraps as unsigned)
+        with np.errstate(invalid="ignore"):
+            movable = np.isfinite(a.astype(np.float64)) & (a != 0)
+        bits = np.where(movable, bits + step, bits).astype(bits.dtype)
+        return bits.view(a.dtype).reshape(a.shape)
+
+    def call(self, layer, x):
+        return self._nudge(super().call(layer, x))
+
+    def grad(self, layer, x, dy):
+        dx, dscale = super().grad(layer, x, dy)
+        return self._nudge(dx), self._nudge(dscale)
+
+
+class DeclinesEverything(NumpyReference):
+    name = "planted-declines-everything"
+
+    def supports(self, spec):
+        return "this adapter declines every case"

@@ -1,0 +1,127 @@
+"""Diagnosis: each planted bug gets exactly its catalogue entry; correct kernels get none;
+the verdict gates on finding classes and coverage."""
+import json
+
+import pytest
+
+from conformance.hypotheses import CATALOGUE
+
+P = "tests.planted.diagnosable:"
+NORMAL = "f32/4x32/ax-1/eps1e-06/normal/rand/s0"
+TINY = "f32/4x32/ax-1/eps1e-05/tiny/rand/s0"  # mean(x²) ~ 1e-6: epsilon's placement shows
+
+# planted adapter -> (case, checks that must carry the diagnosis, diagnosis id)
+PLANTED = {
+    "ZeroForNaN": ("f32/4x32/ax-1/eps1e-06/nonfinite/rand/s0", ("forward",), "special-values"),
+    "FlushesSubnormals": ("f32/4x32/ax-1/eps1e-06/subnormal/rand/s0", ("forward",), "subnormals-flushed"),
+    "Float32Inside": ("f64/4x32/ax-1/eps1e-06/normal/rand/s0", ("forward",), "lower-precision"),
+    "EpsIgnored": (TINY, ("forward",), "eps-ignored"),
+    "EpsTimesTen": (TINY, ("forward",), "eps-different"),
+    "SumNotMean": (NORMAL, ("forward",), "divisor"),
+    "ScaleIgnored": (NORMAL, ("forward",), "scale-ignored"),
+    "ScaleOnePlus": (NORMAL, ("forward",), "scale-one-plus"),
+    "ScaleOnLastAxis": ("f32/2x8x8/ax1/eps1e-06/normal/rand/s0", ("forward",), "scale-wrong-axis"),
+    "ScaleTransposed": ("f32/2x8x8/ax-2,-1/eps1e-06/normal/rand/s0", ("forward",), "scale-transposed"),
+    "LastAxisOnly": ("f32/2x4x8/ax-2,-1/eps1e-06/normal/rand/s0", ("forward",), "other-axes"),
+    "LayerNorm": (NORMAL, ("forward",), "mean-subtracted"),
+    "Float32Out": ("f16/4x32/ax-1/eps1e-06/normal/rand/s0", ("out_dtype",), "out-dtype"),
+    "NoProjection": (NORMAL, ("grad_x",), "grad-no-projection"),
+    "ProjectionSignFlipped": (NORMAL, ("grad_x",), "grad-projection-sign"),
+    "DxIgnoresScale": (NORMAL, ("grad_x",), "grad-scale-ignored"),
+    "DscaleMean": (NORMAL, ("grad_scale",), "dscale-mean"),
+    "DscaleNoRms": (NORMAL, ("grad_scale",), "dscale-no-rms"),
+}
+# Planted elsewhere: the eps-outside and sloppy-rsqrt kernels of tests/planted/adapters.py, and
+# numpy's own range limit on huge inputs.
+ELSEWHERE = {
+    "tests.planted.adapters:EpsOutsideSqrt": (TINY, ("forward", "grad_x", "grad_scale"), "eps-outside-sqrt"),
+    "tests.planted.adapters:SloppyRsqrt": (NORMAL, ("forward", "grad_x", "grad_scale"), "approximate-rsqrt"),
+    "numpy-reference": ("f32/4x32/ax-1/eps1e-06/huge/rand/s0", ("forward", "grad_x", "grad_scale"), "range"),
+}
+
+
+def _records(out):
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    return [r for r in lines if r.get("record") == "result"]
+
+
+def test_every_catalogue_entry_is_planted():
+    planted = {v[2] for v in [*PLANTED.values(), *ELSEWHERE.values()]}
+    assert {h.id for h in CATALOGUE} <= planted
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    from tests.conftest import run_cli
+
+    out = tmp_path_factory.mktemp("diagnosis")
+    refs = [P + name for name in PLANTED] + [r for r in ELSEWHERE if ":" in r]
+    cases = sorted({case for case, _, _ in [*PLANTED.values(), *ELSEWHERE.values()]})
+    args = ["run", "--adapters", "numpy-reference", "--out", str(out)]
+    for ref in refs:
+        args += ["--adapter", ref]
+    for case in cases:
+        args += ["--case", case]
+    p = run_cli(*args)
+    assert p.returncode == 1, p.stderr
+    return _records(out)
+
+
+def _adapter_name(ref: str) -> str:
+    from conformance.adapter import adapter_name, import_adapter
+
+    return adapter_name(import_adapter(ref), ref)
+
+
+@pytest.mark.parametrize("ref, expectation", [(P + k, v) for k, v in PLANTED.items()] + list(ELSEWHERE.items()),
+                         ids=[*PLANTED, *[r.rsplit(":")[-1] for r in ELSEWHERE]])
+def test_a_planted_bug_gets_exactly_its_diagnosis(planted_run, ref, expectation):
+    case, checks, diagnosis = expectation
+    name = _adapter_name(ref)
+    mine = {r["check"]: r for r in planted_run if r["adapter"] == name and r["case"] == case}
+    for check in checks:
+        r = mine[check]
+        assert r["status"] == "fail", (check, r["status"], r["message"])
+        assert r["diagnosis"]["id"] == diagnosis, (check, r["diagnosis"], r["message"])
+        assert r["finding"].split("/")[1] == diagnosis
+
+
+def test_solved_parameters_are_reported(planted_run):
+    by = {(r["adapter"], r["check"]): r for r in planted_run if r["case"] == TINY}
+    eps = by[("planted-eps-times-ten", "forward")]["diagnosis"]["detail"]
+    assert "effective epsilon 0.0001" in eps and "requested 1e-05" in eps
+    divisor = next(r for r in planted_run if r["adapter"] == "planted-sum-not-mean" and r["check"] == "forward"
+                   and r["case"] == NORMAL)
+    assert "sums instead of averaging" in divisor["diagnosis"]["detail"]
+
+
+def test_a_correct_kernel_with_one_ulp_noise_gets_no_diagnosis(cli, tmp_path):
+    p = cli("run", "--suite", "smoke", "--adapter", P + "OneUlpNoise", "--out", str(tmp_path / "o"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    rs = _records(tmp_path / "o")
+    assert rs and not [r for r in rs if "diagnosis" in r]
+
+
+def test_numpy_reference_passes_the_standard_suite_unless_range_findings_gate(cli, tmp_path):
+    p = cli("run", "--suite", "standard", "--adapters", "numpy-reference", "--out", str(tmp_path / "std"))
+    assert p.returncode == 0, p.stdout
+    report = json.loads((tmp_path / "std" / "report.json").read_text())
+    assert report["findings"] and {f["class"] for f in report["findings"]} == {"range"}  # shown, not gating
+    assert "not gating (range" in p.stdout
+    again = cli("report", str(tmp_path / "std"), "--fail-on", "all")
+    assert again.returncode == 1 and "fail the run (range" in again.stdout
+
+
+def test_an_adapter_that_declines_every_case_fails_the_run(cli, tmp_path):
+    p = cli("run", "--suite", "smoke", "--adapter", P + "DeclinesEverything", "--out", str(tmp_path / "o"))
+    assert p.returncode == 1
+    assert "planted-declines-everything: no passing result" in p.stdout
+
+
+def test_min_coverage_raises_the_bar(cli, tmp_path):
+    # torch declines non-trailing axes and rank 0: with a high bar, its coverage fails the run.
+    p = cli("run", "--suite", "smoke", "--adapters", "numpy-reference", "--out", str(tmp_path / "o"),
+            "--min-coverage", "1")
+    assert p.returncode == 0, p.stdout  # numpy runs every check
+    p = cli("report", str(tmp_path / "o"), "--min-coverage", "1.5")
+    assert p.returncode == 2 and "--min-coverage" in p.stderr
