@@ -51,6 +51,7 @@ regress: $(STAMP)
 baseline: $(STAMP)
 	$(BIN)/conformance run --suite standard --adapters all --out out/baseline --overwrite; test $$? -le 1
 	mkdir -p reports/baseline && cp out/baseline/results.jsonl $(BASELINE)
+	$(BIN)/conformance report out/baseline --findings reports/baseline/findings.md; test $$? -le 1
 
 clean:
 	rm -rf $(VENV) out

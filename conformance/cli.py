@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("current", help="current results.jsonl or its folder")
     df.add_argument("--out", default=None, help="folder for diff.md and diff.json (default: beside CURRENT)")
     df.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
+    _gating_options(df)
 
     mg = sub.add_parser("merge", help="merge results of shards (or any runs) and render the reports")
     mg.add_argument("results", nargs="+", help="results.jsonl files or their folders")
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("results", help="results.jsonl or the folder holding it")
     rep.add_argument("--out", default=None, help="folder for the reports (default: beside the results)")
     rep.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
+    rep.add_argument("--findings", default=None, metavar="FILE", help="also write the findings alone, as Markdown, to FILE")
     _gating_options(rep)
     return p
 
@@ -295,7 +297,7 @@ def cmd_diff(args) -> int:
     import json
 
     from conformance.outdir import OutputFolder
-    from conformance.reports.diff import diff, render_markdown
+    from conformance.reports.diff import diff, regressed, render_markdown
     from conformance.reports.results import load_results, results_path
 
     baseline = load_results(Path(args.baseline), args.salvage)
@@ -304,6 +306,7 @@ def cmd_diff(args) -> int:
         if not r.records:
             raise UsageError(f"the {what} ({path}) hold no results: nothing to compare")
     d = diff(baseline, current)
+    failed = regressed(d, _gate(args))
     if not d["compared"]:
         raise UsageError("the baseline and the current results share no (adapter, case, check): nothing to compare")
     folder = OutputFolder(Path(args.out) if args.out else results_path(Path(args.current)).parent)
@@ -311,15 +314,19 @@ def cmd_diff(args) -> int:
     try:
         out = folder.path
         write_atomic(out / "diff.json", json.dumps(d, indent=1) + "\n")
-        md = render_markdown(d)
+        md = render_markdown(d, failed)
         write_atomic(out / "diff.md", md)
     finally:
         folder.release()
     print(md.splitlines()[2])
+    for f in d["new_findings"]:
+        print(f"  new finding: {f['title']} [{', '.join(f['adapters'])}] ({f['class']}, {f['results']} results) {f['id']}")
+    for f in d["resolved_findings"]:
+        print(f"  resolved finding: {f['title']} [{', '.join(f['adapters'])}] {f['id']}")
     for r in d["regressions"][:20]:
         print(f"  regression: {r['adapter']} {r['case']} {r['check']}: {r['baseline']} -> {r['current']}")
     print(f"wrote {out / 'diff.md'}, {out / 'diff.json'}")
-    return EXIT_FAIL if d["regressions"] else EXIT_PASS
+    return EXIT_FAIL if failed else EXIT_PASS
 
 
 def cmd_merge(args) -> int:
@@ -368,7 +375,15 @@ def cmd_report(args) -> int:
     folder = OutputFolder(Path(args.out) if args.out else path.parent)
     folder.acquire("render", beside=path)
     try:
-        return _render(path, folder.path, _gate(args), results=results, report_only=True)
+        code = _render(path, folder.path, _gate(args), results=results, report_only=True)
+        if args.findings:
+            import dataclasses
+
+            from conformance.reports.markdown import render_findings
+
+            write_atomic(Path(args.findings), render_findings(dataclasses.replace(results, gate=_gate(args))))
+            print(f"wrote {args.findings}")
+        return code
     finally:
         folder.release()
 

@@ -1,6 +1,8 @@
 """Regression diff of two result sets (`conformance diff BASELINE CURRENT`).
 
-Regressions: a pass that is now fail or error (or unsupported); a result whose
+Findings: new and resolved findings (reports/findings.py) by their stable ids; a new
+finding of a class that gates (--fail-on) is a regression too.
+Record regressions: a pass that is now fail or error (or unsupported); a result whose
 scored error grew by more than GROWTH_FACTOR and by more than GROWTH_UNITS
 (ULPs for the forward pass, unit roundoffs for gradients) - below that, error
 changes are reordering noise of a framework upgrade, not a regression; a
@@ -46,14 +48,30 @@ def diff(baseline: Results, current: Results) -> dict:
             if vb.get(pkg) != vc.get(pkg):
                 versions.append({"adapter": name, "package": pkg, "baseline": vb.get(pkg), "current": vc.get(pkg)})
     new = sorted(set(cur) - set(base))
+    base_f = {f["id"]: f for f in baseline.findings}
+    cur_f = {f["id"]: f for f in current.findings}
+    summary = lambda f: {k: f[k] for k in ("id", "class", "title", "adapters", "results", "smallest", "rerun")}  # noqa: E731
     return {"regressions": regressions, "improvements": improvements, "version_changes": versions,
-            "new_results": len(new), "compared": len(set(base) & set(cur))}
+            "new_results": len(new), "compared": len(set(base) & set(cur)),
+            "new_findings": [summary(cur_f[i]) for i in sorted(set(cur_f) - set(base_f))],
+            "resolved_findings": [summary(base_f[i]) for i in sorted(set(base_f) - set(cur_f))]}
 
 
-def render_markdown(d: dict) -> str:
-    verdict = f"{len(d['regressions'])} regression(s), {len(d['improvements'])} improvement(s)"
-    lines = ["# Conformance diff", "", f"**{'REGRESSED' if d['regressions'] else 'CLEAN'}: {verdict}** "
+def regressed(d: dict, gate) -> bool:
+    """Exit 1: a record regressed, or a finding of a gating class is new."""
+    return bool(d["regressions"] or [f for f in d["new_findings"] if f["class"] in gate.fail_on])
+
+
+def render_markdown(d: dict, failed: bool) -> str:
+    verdict = (f"{len(d['regressions'])} regression(s), {len(d['improvements'])} improvement(s), "
+               f"{len(d['new_findings'])} new finding(s), {len(d['resolved_findings'])} resolved")
+    lines = ["# Conformance diff", "", f"**{'REGRESSED' if failed else 'CLEAN'}: {verdict}** "
              f"({d['compared']} results compared, {d['new_results']} new)", ""]
+    for title, rows in (("New findings", d["new_findings"]), ("Resolved findings", d["resolved_findings"])):
+        lines += [f"## {title} ({len(rows)})", ""]
+        lines += [f"- **{f['title']}** ({f['class']}; {', '.join(f['adapters'])}; {f['results']} results; "
+                  f"`{f['id']}`) — smallest `{f['smallest']['case']}`; rerun `{f['rerun']}`" for f in rows] or ["None."]
+        lines.append("")
     for title, rows in (("Regressions", d["regressions"]), ("Improvements", d["improvements"])):
         lines += [f"## {title} ({len(rows)})", ""]
         lines += [f"- **{r['adapter']}** `{r['case']}` {r['check']}: {r['baseline']} → {r['current']}"

@@ -125,3 +125,26 @@ def test_min_coverage_raises_the_bar(cli, tmp_path):
     assert p.returncode == 0, p.stdout  # numpy runs every check
     p = cli("report", str(tmp_path / "o"), "--min-coverage", "1.5")
     assert p.returncode == 2 and "--min-coverage" in p.stderr
+
+
+def test_diff_against_the_committed_baseline_names_a_new_finding(cli, tmp_path):
+    # The committed baseline's numpy-reference results, as the baseline of a kernel named
+    # planted-correct; then that kernel regresses (an approximate rsqrt under the same name).
+    from tests.conftest import ROOT
+
+    lines = [json.loads(x) for x in (ROOT / "reports" / "baseline" / "standard.jsonl").read_text().splitlines()]
+    mine = [r | {"adapter": "planted-correct"} for r in lines
+            if r.get("adapter") == "numpy-reference" and r.get("record") in ("adapter", "result")]
+    assert len(mine) > 500
+    (tmp_path / "baseline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mine))
+    run = cli("run", "--suite", "standard", "--adapter", "tests.planted.adapters:CorrectButSloppy",
+              "--out", str(tmp_path / "now"))
+    assert run.returncode == 1
+    p = cli("diff", str(tmp_path / "baseline.jsonl"), str(tmp_path / "now"))
+    assert p.returncode == 1
+    assert "new finding: forward: the reciprocal square root is approximate [planted-correct]" in p.stdout
+    d = json.loads((tmp_path / "now" / "diff.json").read_text())
+    new = {f["id"] for f in d["new_findings"]}
+    assert "forward/approximate-rsqrt" in new
+    assert "forward/range" not in new  # the kernel's range findings are in the baseline already
+    assert "New findings" in (tmp_path / "now" / "diff.md").read_text()
