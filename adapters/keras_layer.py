@@ -102,6 +102,29 @@ class _Keras(Adapter):
     def call(self, layer, x):
         return self.keras.ops.convert_to_numpy(layer(x))
 
+    def snippet(self, spec) -> dict:
+        """The source of build and call, for `conformance repro` (numpy and Keras only)."""
+        return {
+            "imports": f"""
+                os.environ.update({dict(self.env)!r})  # Keras picks its backend at import
+                import keras
+            """,
+            "build": """
+                kwargs = {"axis": axis[0] if len(axis) == 1 else list(axis), "dtype": dtype}
+                if eps is not None:
+                    kwargs["epsilon"] = eps
+                layer = keras.layers.RMSNormalization(**kwargs)
+                layer.build(input_shape)
+                layer.scale.assign(scale)
+            """,
+            "call": self._snippet_call,
+        }
+
+    _snippet_call = """
+        out = keras.ops.convert_to_numpy(layer(x))
+        y_dtype, y_bytes, y64 = out.dtype.name, np.ascontiguousarray(out).tobytes(), out.astype(np.float64)
+    """
+
     def config(self, layer):
         return layer.get_config()
 
@@ -187,6 +210,14 @@ class KerasJax(_Keras):
         y, _, _ = self._step(layer)([v.value for v in layer.trainable_variables], x, np.zeros_like(x))
         return np.asarray(y)
 
+    _snippet_call = """
+        import jax  # the adapter calls the layer inside a jitted training step, as `fit` does
+
+        step = jax.jit(lambda w, xx: layer.stateless_call(w, [], xx)[0])
+        out = np.asarray(step([v.value for v in layer.trainable_variables], x))
+        y_dtype, y_bytes, y64 = out.dtype.name, np.ascontiguousarray(out).tobytes(), out.astype(np.float64)
+    """
+
     def grad(self, layer, x, dy):
         _, dx, dweights = self._step(layer)([v.value for v in layer.trainable_variables], x, dy)
         return np.asarray(dx), (np.asarray(dweights[0]) if dweights else None)
@@ -201,6 +232,18 @@ class KerasTorch(_Keras):
     def call(self, layer, x):
         with self.backend_module.no_grad():
             return torch_to_numpy(layer(torch_from_numpy(x)))
+
+    _snippet_call = """
+        import torch
+
+        xt = torch.from_numpy(np.ascontiguousarray(x).view(np.int16).copy()).view(torch.bfloat16) \\
+            if x.dtype.name in ("bfloat16", "uint16") else torch.from_numpy(x.copy())
+        with torch.no_grad():
+            out = layer(xt)
+        y_dtype = str(out.dtype).removeprefix("torch.")
+        y_bytes = (out.view(torch.int16) if out.dtype == torch.bfloat16 else out).contiguous().numpy().tobytes()
+        y64 = out.double().numpy()
+    """
 
     def grad(self, layer, x, dy):
         xt = torch_from_numpy(x).requires_grad_(True)

@@ -57,6 +57,31 @@ class TorchRMSNorm(Adapter):
         layer.module(xt).backward(torch_from_numpy(dy))
         return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
 
+    def snippet(self, spec) -> dict:
+        """The source of build and call, for `conformance repro` (numpy and torch only)."""
+        return {
+            "imports": """
+                import torch
+
+                def to_torch(a):  # bfloat16 arrays travel as their 16 bits
+                    if a.dtype.name in ("bfloat16", "uint16"):
+                        return torch.from_numpy(np.ascontiguousarray(a).view(np.int16).copy()).view(torch.bfloat16)
+                    return torch.from_numpy(a.copy())
+            """,
+            "build": """
+                layer = torch.nn.RMSNorm(tuple(input_shape[k] for k in axes), eps=eps, dtype=getattr(torch, param_dtype))
+                with torch.no_grad():
+                    layer.weight.copy_(to_torch(scale))
+            """,
+            "call": """
+                with torch.no_grad():
+                    out = layer(to_torch(x))
+                y_dtype = str(out.dtype).removeprefix("torch.")
+                y_bytes = (out.view(torch.int16) if out.dtype == torch.bfloat16 else out).contiguous().numpy().tobytes()
+                y64 = out.double().numpy()
+            """,
+        }
+
     def defaults(self) -> dict:
         m = self.torch.nn.RMSNorm(8)
         return {"axis": "trailing normalized_shape (required argument)", "epsilon": "None: torch.finfo(x.dtype).eps (documented)",

@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     mg.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
     _gating_options(mg)
 
+    rp = sub.add_parser("repro", help="write inputs.npz and repro.py: one case on one adapter, without the suite")
+    rp.add_argument("case", help="a case id, e.g. f32/4x32/ax-1/eps1e-06/normal/rand/s0")
+    rp.add_argument("--adapter", required=True, metavar="NAME|MODULE:CLASS", help="a built-in adapter or your own")
+    rp.add_argument("--out", default="out/repro", help="folder for inputs.npz and repro.py (default: out/repro)")
+    rp.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+
     sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
 
     rep = sub.add_parser("report", help="render reports from a results.jsonl")
@@ -352,6 +358,36 @@ def cmd_merge(args) -> int:
         folder.release()
 
 
+def cmd_repro(args) -> int:
+    from conformance.adapter_refs import LOAD_TIMEOUT_S, resolve, worker_env
+    from conformance.cases.case import parse_case
+    from conformance.cases.invalid import Invalid
+    from conformance.outdir import OutputFolder
+    from conformance.repro import run
+
+    try:
+        case = parse_case(args.case)
+    except ValueError as exc:
+        raise UsageError(f"{exc}") from None
+    if isinstance(case, Invalid):
+        raise UsageError(f"{args.case} is an invalid configuration: there is no formula to reproduce against")
+    (adapter,) = resolve([args.adapter])
+    folder = OutputFolder(Path(args.out))
+    folder.acquire("overwrite" if args.overwrite else "new")
+    try:
+        result = run((adapter.ref, worker_env(adapter)), case.id, folder.path, LOAD_TIMEOUT_S)
+    finally:
+        folder.release()
+    if "error" in result:
+        print(f"{adapter.name}: {result['error']}")
+        return EXIT_FAIL
+    print(f"wrote {folder.path / 'inputs.npz'}, {result['script']}")
+    print(f"{adapter.name} output: {result['dtype']}, sha256 {result['sha256']} (repro.py prints the same when it "
+          "reproduces the adapter)")
+    print(f"run it: python {result['script']}")
+    return EXIT_PASS
+
+
 def cmd_list(args) -> int:
     from conformance.cases.suites import SUITES
     from conformance.runner import probe
@@ -401,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         args = _parser().parse_args(argv)
-        return {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "merge": cmd_merge, "list": cmd_list, "report": cmd_report}[args.command](args)
+        commands = {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "merge": cmd_merge, "list": cmd_list,
+                    "report": cmd_report, "repro": cmd_repro}
+        return commands[args.command](args)
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

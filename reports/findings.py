@@ -53,8 +53,9 @@ def _elements(r: dict) -> int:
     return math.prod(r.get("shape") or [0]) if r.get("shape") else 0
 
 
-def findings(records: list[dict], rerun) -> list[dict]:
-    """Findings of the fail/error records, most important first; `rerun(record)` gives a command."""
+def findings(records: list[dict], commands) -> list[dict]:
+    """Findings of the fail/error records, most important first; `commands(record)` gives
+    the rerun and repro commands of its smallest case."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         if r["status"] in ("fail", "error") and r.get("diagnosis"):
@@ -73,7 +74,7 @@ def findings(records: list[dict], rerun) -> list[dict]:
             "detail": d.get("detail", ""), "details": details[:10],
             "smallest": {"case": smallest["case"], "adapter": smallest["adapter"], "check": smallest["check"]},
             "evidence": d.get("evidence"), "message": smallest.get("message", ""),
-            "rerun": rerun(smallest),
+            **dict(zip(("rerun", "repro"), commands(smallest))),
             "records": [{"case": r["case"], "adapter": r["adapter"], "check": r["check"], "status": r["status"]}
                         for r in sorted(rs, key=lambda r: (r["adapter"], _elements(r), r["case"], r["check"]))],
         })

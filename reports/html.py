@@ -232,7 +232,8 @@ def _findings(results: Results) -> str:
             f"<td>{verdict_cell}</td><td class='name'><details><summary>{_e(f['title'])}</summary>"
             f"<p>{_e(f['detail'])}</p><p>smallest case <code>{_e(f['smallest']['case'])}</code> "
             f"({_e(f['smallest']['adapter'])}, {_e(f['smallest']['check'])}) {_e(evidence)}</p>"
-            f"<p><code>{_e(f['rerun'])}</code></p><p>id <code>{_e(f['id'])}</code></p></details></td>"
+            f"<p>rerun <code>{_e(f['rerun'])}</code></p><p>reproduce <code>{_e(f['repro'])}</code></p>"
+            f"<p>id <code>{_e(f['id'])}</code></p></details></td>"
             f"<td>{_e(f['class'])}</td><td class='name'>{_e(', '.join(f['adapters']))}</td><td>{f['results']}</td></tr>")
     out.append("</table></div>")
     return "".join(out)

@@ -44,6 +44,8 @@ def _findings(results: Results) -> list[str]:
             out.append(f"- evidence (`{f['smallest']['case']}`, {f['smallest']['adapter']}, {f['smallest']['check']}): "
                        f"{_evidence(f)}")
         out.append(f"- rerun: `{f['rerun']}`")
+        if f["family"] in ("forward", "dtype") and f["class"] != "crash":
+            out.append(f"- reproduce without the suite: `{f['repro']}`")
         shown = f["records"][:RESULTS_SHOWN]
         out += [f"  - {r['adapter']} `{r['case']}` {r['check']}: {r['status']}" for r in shown]
         if f["results"] > len(shown):

@@ -27,7 +27,8 @@ class Results:
 
     @cached_property
     def findings(self) -> list[dict]:
-        return findings(self.records, lambda r: rerun_command(r, self.adapters, self.run))
+        return findings(self.records, lambda r: (rerun_command(r, self.adapters, self.run),
+                                                 repro_command(r, self.adapters, self.run)))
 
     @cached_property
     def judgement(self) -> Verdict:
@@ -106,10 +107,20 @@ def rerun_command(r: dict, adapters: dict[str, dict], run: dict | None = None) -
     from the folder the run was started in)."""
     from conformance.adapter_refs import adapter_flag
 
+    ref, prefix = _ref_and_path(r, adapters, run)
+    return f"{prefix}conformance run {adapter_flag(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
+
+
+def repro_command(r: dict, adapters: dict[str, dict], run: dict | None = None) -> str:
+    """One line that writes a reproduction of this case on this adapter (`conformance repro`)."""
+    ref, prefix = _ref_and_path(r, adapters, run)
+    return f"{prefix}conformance repro {shlex.quote(r['case'])} --adapter {shlex.quote(ref)} --out out/repro --overwrite"
+
+
+def _ref_and_path(r: dict, adapters: dict[str, dict], run: dict | None) -> tuple[str, str]:
     ref = adapters.get(r["adapter"], {}).get("ref", r["adapter"])
     where = (run or {}).get("cwd")
-    prefix = f"PYTHONPATH={shlex.quote(where)} " if ":" in ref and where else ""
-    return f"{prefix}conformance run {adapter_flag(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
+    return ref, f"PYTHONPATH={shlex.quote(where)} " if ":" in ref and where else ""
 
 
 def _by_class(fs: list[dict]) -> str:

@@ -148,3 +148,32 @@ def test_diff_against_the_committed_baseline_names_a_new_finding(cli, tmp_path):
     assert "forward/approximate-rsqrt" in new
     assert "forward/range" not in new  # the kernel's range findings are in the baseline already
     assert "New findings" in (tmp_path / "now" / "diff.md").read_text()
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("finding, adapter", [("forward/eps-different", "torch"),
+                                              ("forward/scale-wrong-axis", "keras-tensorflow")])
+def test_repro_script_reproduces_the_adapters_output_bits_without_the_suite(cli, tmp_path, finding, adapter):
+    import os
+    import subprocess
+    import sys
+
+    from conformance.reports.results import load_results
+    from tests.conftest import ROOT
+
+    found = {f["id"]: f for f in load_results(ROOT / "reports" / "baseline" / "standard.jsonl").findings}
+    f = found[finding]
+    assert adapter in f["adapters"]
+    case = next(r["case"] for r in f["records"] if r["adapter"] == adapter and r["check"] == "forward")
+    out = tmp_path / "repro"
+    p = cli("repro", case, "--adapter", adapter, "--out", str(out))
+    assert p.returncode == 0, p.stdout + p.stderr
+    suite_hash = p.stdout.split("sha256 ")[1].split()[0]
+    script = (out / "repro.py").read_text()
+    assert "conformance" not in script.split('"""', 2)[2]  # no import of this project
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND")}
+    run = subprocess.run([sys.executable, "-I", str(out / "repro.py")], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert f"output sha256: {suite_hash}" in run.stdout
+    assert "max |y - formula|" in run.stdout

@@ -1,0 +1,165 @@
+"""`conformance repro CASE --adapter NAME --out DIR`: a reproduction that needs no suite.
+
+DIR/inputs.npz holds the case's arrays (bfloat16 as its bits) and DIR/repro.py
+builds the layer the way the adapter does, runs it, computes the float64 formula
+inline and prints the discrepancy and a hash of the output's bytes: what one
+pastes into an upstream issue.  The adapter's optional `snippet(spec)` gives the
+framework code (imports, build, call; see adapters/torch_nn.py); an adapter
+without one gets a script that imports the adapter (and so needs the suite).
+The command also runs the adapter itself once, in its own environment, and
+prints the same hash, so the script can be checked against the suite.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+SCRIPT_HEAD = '''"""Reproduction of {case} on {adapter} ({versions}).
+
+Written by `conformance repro`; needs numpy and the framework only.  Run: python repro.py
+"""
+import hashlib
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+data = np.load(os.path.join(HERE, "inputs.npz"))
+meta = {meta}
+
+
+def array(name):
+    """An input in its dtype; bfloat16 is stored as its 16 bits (kept as bits without ml_dtypes)."""
+    a = data[name]
+    if meta["dtypes"][name] == "bfloat16":
+        try:
+            import ml_dtypes  # installed with JAX and TensorFlow, which take bfloat16 numpy arrays
+        except ImportError:
+            return a
+        return a.view(ml_dtypes.bfloat16)
+    return a
+
+
+def float64(a):
+    if a.dtype == np.uint16:  # bfloat16 bits: the top half of a float32
+        return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return a.astype(np.float64)
+
+
+x, scale, dy = array("x"), array("scale"), array("dy")
+axis, axes, eps, input_shape = meta["axis"], tuple(meta["axes"]), meta["epsilon"], tuple(meta["shape"])
+dtype, compute_dtype, param_dtype = meta["dtype"], meta["compute_dtype"], meta["param_dtype"]
+'''
+
+SCRIPT_TAIL = '''
+# -- the float64 formula: y = x / sqrt(mean(x**2 over axes) + eps) * scale ---------------------
+eps_used = meta["epsilon_used"]
+x64 = float64(x)
+s64 = np.reshape(float64(scale), [x.shape[k] if k in axes else 1 for k in range(x.ndim)])
+with np.errstate(all="ignore"):
+    formula = x64 / np.sqrt(np.mean(x64 * x64, axis=axes, keepdims=True) + eps_used) * s64
+    gap = np.abs(y64 - formula) if y64.shape == formula.shape else None
+print("output dtype:", y_dtype, "shape:", tuple(y64.shape))
+print("output sha256:", hashlib.sha256(y_bytes).hexdigest())
+if gap is None:
+    print("shape differs from the formula's", formula.shape)
+else:
+    gap = np.where(np.isnan(gap), np.where(np.isnan(y64) == np.isnan(formula), 0.0, np.inf), gap)
+    i = np.unravel_index(int(np.argmax(gap)), gap.shape) if gap.size else ()
+    if gap.size:
+        print(f"max |y - formula| = {{gap[i]:.6g}} at {{[int(k) for k in i]}}: got {{float(y64[i])!r}}, "
+              f"formula {{float(formula[i])!r}} (epsilon {{eps_used!r}})")
+'''
+
+GENERIC = '''
+# This adapter gives no framework snippet: the suite's adapter builds and runs the layer.
+from conformance.adapter import import_adapter
+from conformance.spec import LayerSpec
+
+cls = import_adapter({ref!r})
+adapter = cls()
+adapter.load()
+layer = adapter.build(LayerSpec(input_shape, tuple(axis), eps, dtype, scale))
+y = np.asarray(adapter.call(layer, x))
+y_dtype, y_bytes, y64 = y.dtype.name, np.ascontiguousarray(y).tobytes(), y.astype(np.float64)
+'''
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.uint16) if a.dtype.name == "bfloat16" else a
+
+
+def output_hash(y) -> tuple[str, str]:
+    y = np.ascontiguousarray(np.asarray(y))
+    return y.dtype.name, hashlib.sha256(y.tobytes()).hexdigest()
+
+
+def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, out: Path) -> Path:
+    """inputs.npz and repro.py for `case` on `adapter` (loaded, in this process)."""
+    from conformance.cases.case import layer_spec, materialize
+
+    arrays = materialize(case)
+    spec = layer_spec(case, arrays)
+    np.savez(out / "inputs.npz", x=_bits(arrays.x), scale=_bits(arrays.scale), dy=_bits(arrays.dy))
+    meta = {"dtypes": {k: getattr(arrays, k).dtype.name for k in ("x", "scale", "dy")}, "axis": list(case.axis),
+            "axes": list(case.axes), "epsilon": case.epsilon, "epsilon_used": epsilon_used, "shape": list(case.shape),
+            "dtype": spec.dtype, "compute_dtype": spec.compute_dtype, "param_dtype": spec.param_dtype}
+    head = SCRIPT_HEAD.format(case=case.id, adapter=adapter.name, meta=repr(meta),
+                              versions=", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    snippet = adapter.snippet(spec) if hasattr(adapter, "snippet") else None
+    if snippet:
+        body = "\n# -- the layer, as the adapter builds and calls it " + "-" * 40 + "\n" + "\n".join(
+            textwrap.dedent(snippet[k]).strip() + "\n" for k in ("imports", "build", "call"))
+    else:
+        body = GENERIC.format(ref=adapter_ref)
+    script = out / "repro.py"
+    script.write_text(head + body + SCRIPT_TAIL.replace("{{", "{").replace("}}", "}"))
+    return script
+
+
+def main(argv: list[str]) -> int:
+    """`python -m conformance.repro REF CASE OUT`: in the adapter's environment, write the
+    reproduction and print the adapter's own output hash as JSON."""
+    from conformance.cases.case import layer_spec, materialize, parse_case
+    from conformance.evaluate import checked_config, _epsilon_used
+    from conformance.worker import load_adapter
+
+    ref, case_id, out = argv
+    case = parse_case(case_id)
+    adapter, versions = load_adapter(ref)
+    arrays = materialize(case)
+    spec = layer_spec(case, arrays)
+    reason = adapter.supports(spec)
+    if reason:
+        print(json.dumps({"error": f"{adapter.name} does not support {case.id}: {reason}"}))
+        return 0
+    layer = adapter.build(spec)
+    config, _ = checked_config(adapter, layer)
+    eps = _epsilon_used(case, config)
+    script = write(case, ref, adapter, versions, eps if eps is not None else 0.0, Path(out))
+    dtype, digest = output_hash(adapter.call(layer, arrays.x))
+    print(json.dumps({"script": str(script), "dtype": dtype, "sha256": digest}))
+    return 0
+
+
+def run(adapter_ref_env: tuple[str, dict], case_id: str, out: Path, timeout: float) -> dict:
+    """Run `main` in a child process with the adapter's environment."""
+    ref, env = adapter_ref_env
+    p = subprocess.run([sys.executable, "-m", "conformance.repro", ref, case_id, str(out)], capture_output=True,
+                       text=True, env=env, timeout=timeout, start_new_session=True, stdin=subprocess.DEVNULL)
+    lines = p.stdout.strip().splitlines()
+    if p.returncode or not lines:
+        tail = " | ".join(p.stderr.strip().splitlines()[-2:])[:400]
+        return {"error": f"the adapter could not build or run the case (exit {p.returncode}): {tail}"}
+    return json.loads(lines[-1])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
