@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -80,6 +81,7 @@ else:
 
 GENERIC = '''
 # This adapter gives no framework snippet: the suite's adapter builds and runs the layer.
+sys.path.insert(0, {cwd!r})  # where the adapter's module was imported from
 from conformance.adapter import import_adapter
 from conformance.spec import LayerSpec
 
@@ -90,6 +92,16 @@ layer = adapter.build(LayerSpec(input_shape, tuple(axis), eps, dtype, scale))
 y = np.asarray(adapter.call(layer, x))
 y_dtype, y_bytes, y64 = y.dtype.name, np.ascontiguousarray(y).tobytes(), y.astype(np.float64)
 '''
+
+
+def _import_root(cls: type) -> str:
+    """The folder the adapter's top-level package is imported from."""
+    module = sys.modules[cls.__module__]
+    path = Path(getattr(module, "__file__", "") or ".").resolve()
+    if path.name == "__init__.py":
+        path = path.parent
+    parts = cls.__module__.split(".")
+    return str(path.parents[len(parts) - 1]) if len(path.parents) >= len(parts) else os.getcwd()
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
@@ -118,7 +130,7 @@ def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, 
         body = "\n# -- the layer, as the adapter builds and calls it " + "-" * 40 + "\n" + "\n".join(
             textwrap.dedent(snippet[k]).strip() + "\n" for k in ("imports", "build", "call"))
     else:
-        body = GENERIC.format(ref=adapter_ref)
+        body = GENERIC.format(ref=adapter_ref, cwd=_import_root(type(adapter)))
     script = out / "repro.py"
     script.write_text(head + body + SCRIPT_TAIL.replace("{{", "{").replace("}}", "}"))
     return script

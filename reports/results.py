@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shlex
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -208,14 +207,18 @@ def scored_error(r: dict) -> float | None:
 def agreement(results: Results) -> dict:
     """For every two adapters, on the (case, check) results both produced.
 
-    `disagree`: one passes and the other fails or errors.  `worst_gap`: the largest
-    difference of their errors against the oracle, a lower bound of how far their
-    outputs are apart (triangle inequality); outputs themselves are not stored.
+    `disagree`: one passes and the other fails or errors.  `shared_findings`: the
+    findings both are in (the same discrepancy, e.g. both overflow float32), and
+    `only_a`: findings of the row's adapter the column's is not in.
     """
     by: dict = defaultdict(dict)
     for r in results.records:
         if r["status"] in ("pass", "fail", "error", "xfail", "xpass"):
             by[r["adapter"]][(r["case"], r["check"])] = r
+    of: dict = defaultdict(set)
+    for f in results.findings:
+        for a in f["adapters"]:
+            of[a].add(f["id"])
     names = sorted(by)
     matrix = {}
     for a in names:
@@ -223,10 +226,8 @@ def agreement(results: Results) -> dict:
             shared = set(by[a]) & set(by[b])
             ok = lambda r: r["status"] in ("pass", "xpass")  # noqa: E731
             disagree = sum(ok(by[a][k]) != ok(by[b][k]) for k in shared)
-            gaps = [abs(ea - eb) for k in shared
-                    if (ea := scored_error(by[a][k])) is not None and (eb := scored_error(by[b][k])) is not None
-                    and math.isfinite(ea) and math.isfinite(eb)]
-            matrix[f"{a}|{b}"] = {"shared": len(shared), "disagree": disagree, "worst_gap": max(gaps, default=None)}
+            matrix[f"{a}|{b}"] = {"shared": len(shared), "disagree": disagree,
+                                  "shared_findings": len(of[a] & of[b]), "only_a": len(of[a] - of[b])}
     return {"adapters": names, "matrix": matrix}
 
 
