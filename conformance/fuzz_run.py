@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from conformance.cases.case import parse_case
 from conformance.evaluate import error_records
+from conformance.outdir import STALE_PREFIX
 from conformance.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
 from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, adapter_flag, worker_env
 
@@ -40,7 +43,8 @@ def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None,
              log: Path, stop: threading.Event) -> FuzzOutcome:
     """Fuzz one adapter in its worker.  --time counts from when the adapter has loaded."""
     argv = [sys.executable, "-m", "conformance.fuzz", adapter.ref, str(seed), str(budget), str(seconds or 0)]
-    env = worker_env(adapter) | {"HYPOTHESIS_STORAGE_DIRECTORY": str(log.parent / ".hypothesis")}  # not the cwd
+    tmp = tempfile.mkdtemp(dir=log.parent, prefix=STALE_PREFIX)  # the worker's temporary files, removed below
+    env = worker_env(adapter) | {"HYPOTHESIS_STORAGE_DIRECTORY": str(log.parent / ".hypothesis"), "TMPDIR": tmp}
     worker = WorkerProcess(argv, env, log, stop)
     ready, tried, deadline = False, 0, math.inf
     in_flight, started, failing = None, 0.0, None  # the example running, since when; the last failure seen
@@ -101,6 +105,7 @@ def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None,
                                    tuple(message["records"]))
     finally:
         worker.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def fuzz_adapters(adapters: list[AdapterRef], seed: int, budget: int, seconds: float | None, case_timeout: float,

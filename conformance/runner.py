@@ -215,7 +215,10 @@ class Runner:
                 with self._lock:
                     if self.stopping.is_set():
                         break
-                    worker = WorkerProcess(argv, worker_env(task.adapter), log, self.stopping)
+                    # The worker's own temporary files (save/load checks) live in our temporary folder,
+                    # which goes away even when the worker is killed in the middle of a case.
+                    env = worker_env(task.adapter) | {"TMPDIR": tmp}
+                    worker = WorkerProcess(argv, env, log, self.stopping)
                     self._workers.add(worker)
                 try:
                     outcome = self._drive(task, worker, remaining, emit, log)

@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from conformance.diagnose import CLASSES, FAMILIES, finding_id
 
 DEFAULT_FAIL_ON = frozenset(c for c in CLASSES if c != "range")  # range findings are shown, not gated
+CONFIGURATION_TITLES = {
+    "structure": "the scale parameter is not laid out as the normalized axes",
+    "config_roundtrip": "a layer rebuilt from its own configuration differs",
+    "save_load": "a layer saved and loaded in the framework's format differs",
+    "invalid_config": "an invalid configuration is accepted",
+}
 RESULTS_SHOWN = 5  # per finding in report.md; all of them are in report.json
 
 
@@ -38,14 +44,16 @@ def _title(d: dict, family: str) -> str:
     h = BY_ID.get(d["id"])
     if h:
         return f"{family}: {h.title}"
-    if d["class"] == "crash":
-        return d["id"].replace("-", " ")
+    if d["class"] == "crash":  # "build raised ValueError: The shape of the target variable ..."
+        first = d.get("detail", "").split(": ", 1)[-1].split(" (", 1)[0]
+        return d["id"].replace("-", " ") + (f": {first[:90]}" if first else "")
     if d["id"] == "out-dtype":
         return "the output dtype differs from the input's"
     if d["id"] == "shape-differs":
         return f"{family}: the output shape differs from the input's"
     if d["class"] == "configuration":
-        return f"{family}: {d['id'].replace('_', ' ').replace('-', ' ')} fails"
+        return CONFIGURATION_TITLES.get(d["id"].split("-", 1)[0], d["id"]) + (
+            f" ({d['id'].split('-', 1)[1].replace('-', ' ')})" if "-" in d["id"] else "")
     return f"{family}: the result differs from the formula in a way no hypothesis explains"
 
 
