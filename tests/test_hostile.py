@@ -104,7 +104,7 @@ def wait_for_results(path: Path, cases: int, timeout: float = 60) -> None:
 
 
 # -- signals --------------------------------------------------------------------------------
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_signal_stops_a_hung_run_at_once_and_keeps_what_finished(tmp_path, sig, code):
     out = tmp_path / "out"
     run = Run(tmp_path, "run", "--suite", "smoke", "--adapter", HOSTILE + "SpawnsThenHangs", "--out", str(out),
