@@ -13,6 +13,12 @@ BUILTIN: dict[str, str] = {
     "keras-tensorflow": "conformance.adapters.keras_layer:KerasTensorFlow",
     "tensorflow": "conformance.adapters.tensorflow_ops:TensorFlowOpsRMSNorm",
     "keras-numpy": "conformance.adapters.keras_layer:KerasNumpy",
+    "hf-gemma": "conformance.adapters.hf_transformers:HFGemma",
+    "hf-llama": "conformance.adapters.hf_transformers:HFLlama",
+    "hf-t5": "conformance.adapters.hf_transformers:HFT5",
+    "onnxruntime": "conformance.adapters.onnx_op:OnnxRuntime",
+    "onnx-reference": "conformance.adapters.onnx_op:OnnxReference",
     "torch": "conformance.adapters.torch_nn:TorchRMSNorm",
+    "torch-functional": "conformance.adapters.torch_functional:TorchFunctional",
     "numpy-reference": "conformance.adapters.numpy_reference:NumpyReference",
 }

@@ -258,6 +258,7 @@ class KerasNumpy(_Keras):
     name = "keras-numpy"
     backend = "numpy"
     env = {"KERAS_BACKEND": "numpy"}
+    gradients = False
 
     def grad(self, layer, x, dy):
         raise NotImplementedError("Keras's numpy backend has no autodiff")

@@ -37,6 +37,7 @@ from conformance.spec import LayerSpec
 class Adapter:
     name: str = ""
     env: dict[str, str] = {}
+    gradients: bool = True  # False: forward only; gradient checks are `unsupported` whatever happens
 
     def load(self) -> dict[str, str]:
         """Import the framework; return {package: version} of what the results depend on."""

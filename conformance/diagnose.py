@@ -143,7 +143,8 @@ def of_error(message: str) -> dict:
 
 CONFIGURATION_CHECKS = ("structure", "config_roundtrip", "save_load", "invalid_config")
 FAMILIES = {"forward": "forward", "out_dtype": "dtype", "grad_x": "gradient", "grad_scale": "gradient",
-            **{c: "configuration" for c in CONFIGURATION_CHECKS[:3]}, "invalid_config": "invalid-configuration"}
+            **{c: "configuration" for c in CONFIGURATION_CHECKS[:3]}, "invalid_config": "invalid-configuration",
+            "parameters": "parameters"}
 # One adapter's exception, configuration problem or unexplained result says nothing about another's.
 PER_ADAPTER = ("crash", "configuration", "unexplained")
 

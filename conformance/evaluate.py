@@ -22,6 +22,8 @@ from conformance.cases.invalid import CHECK as INVALID_CHECK
 from conformance.cases.invalid import Invalid
 from conformance.compare import Score, numeric_array, score
 from conformance.diagnose import attach_diagnosis, diagnose, diagnosis
+from conformance.effective import CHECK as PARAMETERS_CHECK
+from conformance.effective import effective_parameters
 from conformance.hypotheses import Arrays
 from conformance.dtypes import FORMATS, dtype_name
 from conformance.oracle import oracle
@@ -34,7 +36,7 @@ CHECKS = ("forward", "out_dtype", *GRAD_CHECKS)
 # Checks of the configuration side of the contract, on cases with a trained-looking
 # (random positive) scale: enough to cover every layout and dtype at small cost.
 CONFIG_CHECKS = ("structure", "config_roundtrip", "save_load")
-ALL_CHECKS = CHECKS + CONFIG_CHECKS + (INVALID_CHECK,)  # every check a record may name
+ALL_CHECKS = CHECKS + CONFIG_CHECKS + (INVALID_CHECK, PARAMETERS_CHECK)  # every check a record may name
 
 
 def checks_for(case) -> tuple[str, ...]:
@@ -89,6 +91,10 @@ def _score_check(case, name: str, check: str, tol, seconds: float, common: dict,
         except BaseException as exc:
             out["diagnosis"] = diagnosis("unexplained", "unexplained", _suite_error("the diagnosis", exc))
     return out
+
+
+def _no_gradients(r: dict) -> dict:
+    return r | {"status": "unsupported", "message": "the adapter has no gradients (forward only)"}
 
 
 def _out_dtype(case, name: str, y, expected: str, common: dict) -> dict:
@@ -160,7 +166,8 @@ def _evaluate(adapter: Adapter, case: Case) -> list[dict]:
     try:
         layer = adapter.build(spec)
     except BaseException as exc:
-        return all_checks("error", _framework_error("build", exc))
+        failed = all_checks("error", _framework_error("build", exc))
+        return [_no_gradients(r) if r["check"] in GRAD_CHECKS and not adapter.gradients else r for r in failed]
     config, config_problem = checked_config(adapter, layer)
     eps = _epsilon_used(case, config)
     if eps is None:
@@ -168,13 +175,18 @@ def _evaluate(adapter: Adapter, case: Case) -> list[dict]:
         return all_checks("error", f"epsilon=None: {why}")
     prec = case.precision
     n = case.reduction_length
-    ref = oracle(arrays.x, arrays.scale, arrays.dy, case.axes, eps)
-    common = {"epsilon_used": eps}
     out = []
+    # Scored against what the layer really applies; the difference from the request is its own check.
+    eps, scale, parameters = effective_parameters(adapter, layer, eps, arrays.scale, prec.param)
+    if parameters:
+        status, message, fields = parameters
+        out.append(record(case, name, PARAMETERS_CHECK, status, message, **fields))
+    ref = oracle(arrays.x, scale, arrays.dy, case.axes, eps)
+    common = {"epsilon_used": eps}
 
     def diagnoser(check, observed, expected, fmt, tol, magnitude):
         f64 = lambda v: np.asarray(v).astype(np.float64)  # noqa: E731
-        a = Arrays(f64(arrays.x), f64(arrays.scale), f64(arrays.dy), case.axes, eps, check, f64(observed),
+        a = Arrays(f64(arrays.x), f64(scale), f64(arrays.dy), case.axes, eps, check, f64(observed),
                    prec.compute.name, prec.param.name)
         return diagnose(a, expected, fmt, tol, magnitude)
 
@@ -208,6 +220,8 @@ def _gradients(adapter, case, layer, arrays, ref, common, diagnoser=None) -> lis
     name, prec = adapter.name, case.precision
     n, rows = case.reduction_length, case.rows
     start = time.perf_counter()
+    if not adapter.gradients:
+        return [_no_gradients(record(case, name, c, "unsupported", "", **common)) for c in GRAD_CHECKS]
     try:
         dx, dscale = adapter.grad(layer, arrays.x, arrays.dy)  # a non-pair raises here: the adapter's error
     except NotImplementedError:

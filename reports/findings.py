@@ -47,6 +47,8 @@ def _title(d: dict, family: str) -> str:
     if d["class"] == "crash":  # "build raised ValueError: The shape of the target variable ..."
         first = d.get("detail", "").split(": ", 1)[-1].split(" (", 1)[0]
         return d["id"].replace("-", " ") + (f": {first[:90]}" if first else "")
+    if d["class"] == "parameters" and d["id"].startswith("effective-"):
+        return "the layer applies other parameters than requested: " + d.get("detail", "")[:80]
     if d["id"] == "out-dtype":
         return "the output dtype differs from the input's"
     if d["id"] == "shape-differs":

@@ -197,3 +197,14 @@ def test_repro_refuses_what_it_cannot_reproduce(cli, tmp_path):
     assert p.returncode == 2 and "invalid configuration" in p.stderr
     p = cli("repro", "f32/2x8x8/ax1/eps1e-06/normal/rand/s0", "--adapter", "torch", "--out", str(tmp_path / "t"))
     assert p.returncode == 1 and "does not support" in p.stdout
+
+
+def test_a_declared_effective_epsilon_is_scored_and_reported(cli, tmp_path):
+    case = "f64/4x32/ax-1/eps0.1/normal/rand/s0"
+    p = cli("run", "--case", case, "--adapter", P + "Float32Epsilon", "--out", str(tmp_path / "o"))
+    assert p.returncode == 1
+    by = {r["check"]: r for r in _records(tmp_path / "o")}
+    assert by["forward"]["status"] == "pass"  # right against the epsilon it applies
+    assert by["parameters"]["status"] == "fail"
+    assert by["parameters"]["diagnosis"]["class"] == "parameters"
+    assert "epsilon stored as float32: 0.10000000149011612 for 0.1" in by["parameters"]["message"]

@@ -10,6 +10,7 @@ import pytest
 from conformance.adapters import BUILTIN
 
 pytestmark = pytest.mark.frameworks
+FORWARD_ONLY = {"keras-numpy", "onnxruntime", "onnx-reference"}  # no autodiff on that backend, ONNX models
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,8 @@ def test_adapter_produces_passes(smoke_run, adapter, check):
     _, rs, _ = smoke_run
     mine = [r for r in rs if r["adapter"] == adapter and r["check"] == check]
     assert len(mine) == 21
-    if adapter == "keras-numpy" and check != "forward":
-        assert all(r["status"] == "unsupported" for r in mine)  # no autodiff on that backend
+    if adapter in FORWARD_ONLY and check != "forward":
+        assert all(r["status"] == "unsupported" for r in mine)  # no gradients, even where build fails
         return
     passes = [r for r in mine if r["status"] == "pass"]
     assert len(passes) >= len(mine) // 2, [r["message"] for r in mine if r["status"] != "pass"][:3]
@@ -76,6 +77,9 @@ def test_report_covers_all_adapters(smoke_run):
 def test_configuration_checks_run_on_every_adapter(smoke_run, adapter, check):
     _, rs, _ = smoke_run
     mine = [r for r in rs if r["adapter"] == adapter and r["check"] == check]
+    if adapter == "torch-functional" and check != "structure":  # a function: nothing to rebuild or save
+        assert mine and all(r["status"] == "unsupported" for r in mine)
+        return
     assert mine and any(r["status"] == "pass" for r in mine), [r["message"] for r in mine][:3]
 
 
@@ -125,3 +129,46 @@ def test_list_shows_every_builtin_adapter_importable(cli):
     for adapter in BUILTIN:
         assert any(line.split()[:2] == ["ok", adapter] for line in p.stdout.splitlines()), p.stdout
     assert "standard (" in p.stdout
+
+
+@pytest.fixture(scope="module")
+def false_alarms(tmp_path_factory):
+    """The smallest cases of three former false alarms, each gone for the right reason."""
+    from tests.conftest import run_cli
+
+    out = tmp_path_factory.mktemp("false-alarms")
+    p = run_cli("run", "--adapters", "hf-gemma,hf-llama,onnx-reference,onnxruntime", "--out", str(out),
+                "--case", "bf16/16/ax-1/eps1e-06/normal/signed/s0", "--case", "mf16/16/ax-1/eps1e-06/normal/rand/s0",
+                "--case", "f64/16/ax-1/eps0.1/normal/rand/s0")
+    assert p.returncode == 1, p.stderr
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return {(r["adapter"], r["case"].split("/")[0], r["check"]): r for r in lines if r.get("record") == "result"}
+
+
+def test_gemma_bfloat16_values_pass_against_the_scale_it_applies(false_alarms):
+    assert false_alarms[("hf-gemma", "bf16", "forward")]["status"] == "pass"
+    parameters = false_alarms[("hf-gemma", "bf16", "parameters")]
+    assert parameters["status"] == "fail" and parameters["diagnosis"]["class"] == "parameters"
+    assert "the scale applied differs" in parameters["message"]
+
+
+@pytest.mark.parametrize("adapter", ["onnx-reference", "onnxruntime"])
+def test_onnx_float64_values_pass_against_its_float32_epsilon(false_alarms, adapter):
+    parameters = false_alarms[(adapter, "f64", "parameters")]
+    assert "epsilon stored as float32: 0.10000000149011612 for 0.1" in parameters["message"]
+    forward = false_alarms[(adapter, "f64", "forward")]
+    # Not a wrong epsilon any more; what is left is the float32 statistics of stash_type=1.
+    assert forward["status"] == "pass" or forward["diagnosis"]["id"] == "lower-precision", forward["message"]
+
+
+def test_llama_mixed_precision_values_pass_and_the_promotion_is_an_out_dtype_finding(false_alarms):
+    assert false_alarms[("hf-llama", "mf16", "forward")]["status"] == "pass"
+    out_dtype = false_alarms[("hf-llama", "mf16", "out_dtype")]
+    assert out_dtype["status"] == "fail" and out_dtype["diagnosis"]["class"] == "dtype"
+    assert "returns float32" in out_dtype["message"]
+
+
+def test_onnxruntime_refuses_a_half_input_with_a_float32_scale(false_alarms):
+    # The opset-23 schema allows it; onnxruntime 1.32 on CPU does not (a finding, asserted so a fix shows).
+    r = false_alarms[("onnxruntime", "mf16", "forward")]
+    assert r["status"] == "error" and "ONNXRuntimeError" in r["message"]

@@ -216,3 +216,20 @@ class DeclinesEverything(NumpyReference):
 
     def supports(self, spec):
         return "this adapter declines every case"
+
+
+class Float32Epsilon(NumpyReference):
+    """Applies float32(epsilon), and says so through effective(): a parameters finding, right values."""
+
+    name = "planted-float32-epsilon"
+
+    def build(self, spec):
+        layer = super().build(spec)
+        layer.epsilon = float(np.float32(layer.epsilon))
+        return layer
+
+    def config(self, layer):
+        return {**super().config(layer), "epsilon": None}  # the requested one is the case's
+
+    def effective(self, layer):
+        return {"epsilon": layer.epsilon}
