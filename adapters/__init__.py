@@ -9,6 +9,8 @@ each framework is imported inside its adapter's `load()`, in its own worker.
 BUILTIN: dict[str, str] = {
     "keras-jax": "conformance.adapters.keras_layer:KerasJax",
     "flax-nnx": "conformance.adapters.flax_nnx:FlaxNNXRMSNorm",
+    "flax-linen": "conformance.adapters.flax_linen:FlaxLinenRMSNorm",
+    "equinox": "conformance.adapters.equinox_nn:EquinoxRMSNorm",
     "keras-torch": "conformance.adapters.keras_layer:KerasTorch",
     "keras-tensorflow": "conformance.adapters.keras_layer:KerasTensorFlow",
     "tensorflow": "conformance.adapters.tensorflow_ops:TensorFlowOpsRMSNorm",

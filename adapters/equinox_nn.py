@@ -1,0 +1,95 @@
+"""`equinox.nn.RMSNorm`, as an Equinox user writes it.
+
+- The module normalizes every axis of the `shape` it is given and is called on one
+  example; a user `jax.vmap`s it over the batch.  So the requested axes must be the
+  trailing ones (others, and an empty axis list, are declined), `shape` is their sizes,
+  and the leading axes are flattened into one vmapped batch axis.
+- `use_bias=False`: an RMS norm has no bias (Equinox's default adds a zero-initialised
+  one); `use_weight=True` with the case's scale in the parameter dtype (`dtype`).
+- Equinox computes in `result_type(x, float32)` and casts back to the input's dtype.
+- Rebuild: a new module from the module's own fields, the weight put back with
+  `eqx.tree_at`; save/load: `eqx.tree_serialise_leaves` / `tree_deserialise_leaves`.
+- `JAX_ENABLE_X64=1`; forward and `jax.vjp` run as one `eqx.filter_jit`-compiled step,
+  reused across cases of the same shapes and dtypes; `call()` returns its primal output.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from conformance.adapter import Adapter
+
+
+class EquinoxRMSNorm(Adapter):
+    name = "equinox"
+    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+
+    def load(self):
+        import equinox as eqx
+        import jax
+
+        self.jax, self.eqx = jax, eqx
+
+        @eqx.filter_jit
+        def step(model, x, dy):
+            # Leading axes flattened into one vmapped batch; the trailing ones are x's own, so a
+            # mismatched input reaches the module (which refuses it) as a user's vmap would.
+            batch = x.reshape((-1, *x.shape[x.ndim - len(model.shape):]))
+            params, static = eqx.partition(model, eqx.is_array)
+
+            def forward(p, xx):
+                return jax.vmap(eqx.combine(p, static))(xx)
+
+            y, pullback = jax.vjp(forward, params, batch)
+            dparams, dx = pullback(dy.reshape(batch.shape).astype(y.dtype))
+            return y.reshape(x.shape), dx.reshape(x.shape), dparams
+
+        self._step = step
+        return {"equinox": eqx.__version__, "jax": jax.__version__}
+
+    def supports(self, spec):
+        if not spec.axes or not spec.is_trailing:
+            return "equinox.nn.RMSNorm normalizes its whole `shape`, vmapped over leading axes: trailing axes only"
+        return None
+
+    def build(self, spec):
+        import jax.numpy as jnp
+
+        shape = tuple(spec.input_shape[a] for a in spec.axes)
+        kwargs = {} if spec.epsilon is None else {"eps": spec.epsilon}
+        model = self.eqx.nn.RMSNorm(shape, use_weight=True, use_bias=False, dtype=jnp.dtype(spec.param_dtype), **kwargs)
+        weight = self.jax.device_put(np.asarray(spec.scale).reshape(shape))
+        return self.eqx.tree_at(lambda m: m.weight, model, weight)
+
+    def call(self, layer, x):
+        if math.prod(x.shape) == 0:
+            return np.zeros(x.shape, x.dtype)  # nothing to vmap over
+        y, _, _ = self._step(layer, x, np.zeros_like(x))
+        return np.asarray(y)
+
+    def grad(self, layer, x, dy):
+        _, dx, dparams = self._step(layer, x, dy)
+        return np.asarray(dx), np.asarray(dparams.weight)
+
+    def rebuild(self, layer):
+        new = self.eqx.nn.RMSNorm(layer.shape, eps=layer.eps, use_weight=layer.use_weight, use_bias=layer.use_bias,
+                                  dtype=np.asarray(layer.weight).dtype)
+        return self.eqx.tree_at(lambda m: m.weight, new, layer.weight)
+
+    def save_load(self, layer, folder):
+        path = f"{folder}/model.eqx"
+        self.eqx.tree_serialise_leaves(path, layer)
+        return self.eqx.tree_deserialise_leaves(path, self.rebuild(layer))
+
+    def parameters(self, layer):
+        return {"weight": np.asarray(layer.weight)}
+
+    def config(self, layer):
+        return {"shape": list(layer.shape), "eps": layer.eps, "epsilon": layer.eps, "use_weight": layer.use_weight,
+                "use_bias": layer.use_bias}
+
+    def defaults(self) -> dict:
+        m = self.eqx.nn.RMSNorm(8)
+        return {"axis": "the whole `shape` (vmap over the rest)", "epsilon": m.eps, "scale_init": "all 1",
+                "parameter_dtype": str(np.asarray(m.weight).dtype) + f", use_bias={m.use_bias}"}

@@ -1,0 +1,94 @@
+"""`flax.linen.RMSNorm`, as a Flax (linen) user writes it.
+
+- `reduction_axes` and `feature_axes` are both the requested axes, as given; linen keeps
+  the scale in the sizes of the feature axes (not flat, unlike `flax.nnx.RMSNorm`).
+- `dtype` (computation/output) is the case's compute dtype and `param_dtype` its
+  parameter dtype; the scale is the case's, loaded through `scale_init`.
+- JAX runs with `JAX_ENABLE_X64=1`, as a user running float64 must set.  Forward and
+  `jax.vjp` of `module.apply` run as one `jax.jit`-compiled step with the module static,
+  so the step is reused across cases with the same module and input (the same compile
+  reuse as flax-nnx); `call()` returns that step's primal output.
+- Rebuild: `module.clone()` (its own attributes) with the same parameters; save/load:
+  the parameter pytree through flax's msgpack serialization.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from conformance.adapter import Adapter
+
+
+@dataclass(frozen=True)
+class _Built:
+    module: object  # static: epsilon, dtypes, axes
+    params: dict
+
+
+class FlaxLinenRMSNorm(Adapter):
+    name = "flax-linen"
+    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+
+    def load(self):
+        import flax
+        import flax.linen as nn
+        import jax
+        import jaxlib
+
+        self.jax, self.nn = jax, nn
+
+        def step(module, params, x, dy):
+            y, pullback = jax.vjp(lambda p, xx: module.apply(p, xx), params, x)
+            dparams, dx = pullback(dy.astype(y.dtype))
+            return y, dx, dparams
+
+        self._step = jax.jit(step, static_argnums=0)
+        return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+    def build(self, spec):
+        import jax.numpy as jnp
+
+        kwargs = {} if spec.epsilon is None else {"epsilon": spec.epsilon}
+        axis = spec.axis if len(spec.axis) != 1 else spec.axis[0]
+        scale = np.asarray(spec.scale)
+        module = self.nn.RMSNorm(dtype=jnp.dtype(spec.compute_dtype), param_dtype=jnp.dtype(spec.param_dtype),
+                                 reduction_axes=axis, feature_axes=axis, **kwargs)
+        shape = tuple(spec.input_shape)
+        params = module.init(self.jax.random.PRNGKey(0), np.zeros(shape, spec.compute_dtype.replace("bfloat16", "float32")))
+        params = self.jax.tree.map(lambda leaf: self.jax.device_put(scale.reshape(leaf.shape).astype(leaf.dtype)), params)
+        return _Built(module, params)
+
+    def call(self, layer, x):
+        y, _, _ = self._step(layer.module, layer.params, x, np.zeros_like(x))
+        return np.asarray(y)
+
+    def grad(self, layer, x, dy):
+        _, dx, dparams = self._step(layer.module, layer.params, x, dy)
+        leaves = self.jax.tree.leaves(dparams)
+        return np.asarray(dx), (np.asarray(leaves[0]) if leaves else None)
+
+    def rebuild(self, layer):
+        return _Built(layer.module.clone(), layer.params)
+
+    def save_load(self, layer, folder):
+        from flax import serialization
+
+        path = f"{folder}/params.msgpack"
+        with open(path, "wb") as f:
+            f.write(serialization.to_bytes(layer.params))
+        with open(path, "rb") as f:
+            return _Built(layer.module.clone(), serialization.from_bytes(layer.params, f.read()))
+
+    def parameters(self, layer):
+        return {"scale": np.asarray(leaf) for leaf in self.jax.tree.leaves(layer.params)}
+
+    def config(self, layer):
+        m = layer.module
+        return {"epsilon": m.epsilon, "dtype": str(np.dtype(m.dtype)), "param_dtype": str(np.dtype(m.param_dtype)),
+                "reduction_axes": m.reduction_axes, "feature_axes": m.feature_axes, "use_scale": m.use_scale}
+
+    def defaults(self) -> dict:
+        m = self.nn.RMSNorm()
+        return {"axis": f"reduction_axes={m.reduction_axes}, feature_axes={m.feature_axes}", "epsilon": m.epsilon,
+                "scale_init": "all 1", "parameter_dtype": str(np.dtype(m.param_dtype))}
