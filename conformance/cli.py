@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default="out/repro", help="folder for inputs.npz and repro.py (default: out/repro)")
     rp.add_argument("--overwrite", action="store_true", help="replace what --out holds")
 
+    sh = sub.add_parser("show", help="write a case's arrays and the float64 oracle's outputs to an .npz, print a summary")
+    sh.add_argument("case", help="a case id, e.g. f32/4x32/ax-1/eps1e-06/normal/rand/s0")
+    sh.add_argument("--out", default=None, help="the .npz file (default: the case id with / as _, in the current folder)")
+    sh.add_argument("--epsilon", type=_number(float, 0.0, 1e6), default=None,
+                    help="the epsilon of the oracle for an `epsdefault` case (an implementation's default)")
+
     sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
 
     rep = sub.add_parser("report", help="render reports from a results.jsonl")
@@ -141,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         from conformance.result_commands import cmd_diff, cmd_merge, cmd_report
-        from conformance.run_commands import cmd_fuzz, cmd_list, cmd_repro, cmd_run
+        from conformance.run_commands import cmd_fuzz, cmd_list, cmd_repro, cmd_run, cmd_show
 
         commands = {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "merge": cmd_merge, "list": cmd_list,
-                    "report": cmd_report, "repro": cmd_repro}
+                    "report": cmd_report, "repro": cmd_repro, "show": cmd_show}
         return commands[args.command](args)
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)

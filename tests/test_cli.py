@@ -171,3 +171,30 @@ def test_structure_check_catches_a_flat_scale(cli, tmp_path):
     structure = {r["case"]: r for r in records(out) if r["check"] == "structure"}
     assert structure["f32/2x4x8/ax-2,-1/eps1e-06/normal/rand/s0"]["status"] == "fail"
     assert structure["f32/4x32/ax-1/eps1e-06/normal/rand/s0"]["status"] == "pass"  # 1-D: flat is the same
+
+
+def test_the_readme_example_adapter_passes_through_the_cli(cli, tmp_path):
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / "examples" / "my_kernel.py").read_text()
+    assert example[example.index("import numpy as np"):] in readme  # the README shows this very file
+    p = cli("run", "--suite", "smoke", "--adapter", "examples.my_kernel:MyRMSNorm", "--out", str(tmp_path / "o"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "PASS: no findings" in p.stdout
+
+
+def test_show_writes_a_cases_arrays_and_the_oracle(cli, tmp_path):
+    import numpy as np
+
+    from conformance.cases.case import materialize, parse_case
+
+    case = "f32/4x32/ax-1/eps1e-06/normal/rand/s0"
+    p = cli("show", case, "--out", str(tmp_path / "c.npz"))
+    assert p.returncode == 0, p.stderr
+    data = np.load(tmp_path / "c.npz")
+    arrays = materialize(parse_case(case))
+    assert np.array_equal(data["x"], arrays.x) and data["y"].shape == (4, 32)
+    assert "y (oracle)" in p.stdout
+    p = cli("show", "f32/4x32/ax-1/epsdefault/normal/rand/s0", "--out", str(tmp_path / "d.npz"))
+    assert p.returncode == 2 and "--epsilon" in p.stderr

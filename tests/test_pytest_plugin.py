@@ -32,3 +32,12 @@ def test_correct_adapter_passes_under_pytest(tmp_path):
     p = _pytest(tmp_path, "--conformance-adapter", "tests.planted.adapters:Correct", "-q")
     assert p.returncode == 0, p.stdout[-2000:]
     assert f"{N_RESULTS} passed" in p.stdout
+
+
+def test_the_readme_example_adapter_passes_under_pytest(tmp_path):
+    p = _pytest(tmp_path, "--conformance-adapter", "examples.my_kernel:MyRMSNorm", "-q")
+    assert p.returncode == 0, p.stdout[-2000:]
+    counts = p.stdout.strip().splitlines()[-1]  # e.g. "124 passed, 15 skipped in 1.2s"
+    passed = int(counts.split(" passed")[0].split()[-1])
+    skipped = int(counts.split(" skipped")[0].split()[-1]) if "skipped" in counts else 0
+    assert passed + skipped == N_RESULTS and passed > skipped and "failed" not in counts, counts
