@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "hf-t5": "conformance.adapters.hf_transformers:HFT5",
     "onnxruntime": "conformance.adapters.onnx_op:OnnxRuntime",
     "onnx-reference": "conformance.adapters.onnx_op:OnnxReference",
+    "torch-onnx": "conformance.adapters.torch_onnx:TorchOnnx",
     "torch": "conformance.adapters.torch_nn:TorchRMSNorm",
     "torch-functional": "conformance.adapters.torch_functional:TorchFunctional",
     "numpy-reference": "conformance.adapters.numpy_reference:NumpyReference",

@@ -10,7 +10,7 @@ import pytest
 from conformance.adapters import BUILTIN
 
 pytestmark = pytest.mark.frameworks
-FORWARD_ONLY = {"keras-numpy", "onnxruntime", "onnx-reference"}  # no autodiff on that backend, ONNX models
+FORWARD_ONLY = {"keras-numpy", "onnxruntime", "onnx-reference", "torch-onnx"}  # no autodiff on that backend, ONNX models
 
 
 @pytest.fixture(scope="module")

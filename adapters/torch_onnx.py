@@ -1,0 +1,82 @@
+"""`torch.nn.RMSNorm` exported with `torch.onnx.export(dynamo=True)` and run in onnxruntime:
+what a model porter gets.
+
+- The module is built as the `torch` adapter builds it (trailing axes only, weight in the
+  parameter dtype, `eps=None` passed through) and exported at opset 23 for the case's
+  input shape and dtype; the exporter (onnxscript) emits one `RMSNormalization` node.
+  An export that fails is recorded as the case's error: that is the finding.
+- Exports are reused across cases with the same module and input (the weight is an
+  initializer, replaced per case), since one costs ~0.6 s.
+- Run by onnxruntime's CPU provider, one thread.  `effective()` reports the epsilon the
+  exported node stores (a 32-bit float attribute).  Forward only.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+import numpy as np
+
+from conformance.adapters._convert import torch_dtype
+from conformance.adapters.onnx_op import OnnxRuntime, _Model
+from conformance.adapters.torch_nn import TorchRMSNorm
+
+
+class TorchOnnx(OnnxRuntime):
+    name = "torch-onnx"
+
+    def load(self):
+        import torch
+
+        self.torch = torch
+        versions = super().load()
+        import onnxscript
+
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # torchvision notices, per export
+        self._exported: dict = {}
+        return {**versions, "torch": torch.__version__, "onnxscript": onnxscript.__version__}
+
+    def supports(self, spec):
+        return TorchRMSNorm.supports(self, spec)
+
+    def _export(self, spec):
+        key = (tuple(spec.input_shape), spec.compute_dtype, spec.param_dtype, spec.epsilon, spec.axes)
+        if key not in self._exported:
+            shape = tuple(spec.input_shape[a] for a in spec.axes)
+            module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_dtype(spec.param_dtype))
+            example = self.torch.zeros(spec.input_shape, dtype=torch_dtype(spec.compute_dtype))
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's chatter
+                warnings.simplefilter("ignore")
+                program = self.torch.onnx.export(module, (example,), dynamo=True, opset_version=23)
+            self._exported[key] = program.model_proto
+        return self._exported[key]
+
+    def build(self, spec):
+        from onnx import numpy_helper
+
+        proto = self.onnx.ModelProto()
+        proto.CopyFrom(self._export(spec))
+        for init in proto.graph.initializer:
+            if init.name == "weight":
+                scale = np.asarray(spec.scale)
+                bf16 = spec.param_dtype == "bfloat16"  # a bfloat16 initializer travels as its bits
+                new = numpy_helper.from_array(scale.view(np.uint16) if bf16 else scale, "weight")
+                if bf16:
+                    new.data_type = self.onnx.TensorProto.BFLOAT16
+                init.CopyFrom(new)
+        axis = next((a.i for a in proto.graph.node[0].attribute if a.name == "axis"), spec.axes[0])
+        return _Model(proto, self._runner(proto), axis, spec.epsilon), spec.scale
+
+    def _run(self, session, x, scale):
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+    def config(self, layer):
+        model, _ = layer
+        eps = model.epsilon if model.epsilon is not None else self._attribute_epsilon(model)
+        return {"axis": model.axis, "opset": 23, "epsilon": eps, "nodes": [n.op_type for n in model.proto.graph.node]}
+
+    def defaults(self) -> dict:
+        return {"axis": "trailing normalized_shape", "epsilon": "torch's (eps=None), as exported",
+                "scale_init": "the module's weight, an initializer", "parameter_dtype": "the module's"}
