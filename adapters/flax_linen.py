@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conformance.adapter import Adapter
+from conformance.adapters._jax_step import JittedStep
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class _Built:
     params: dict
 
 
-class FlaxLinenRMSNorm(Adapter):
+class FlaxLinenRMSNorm(JittedStep, Adapter):
     name = "flax-linen"
     env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
 
@@ -59,14 +60,8 @@ class FlaxLinenRMSNorm(Adapter):
         params = self.jax.tree.map(lambda leaf: self.jax.device_put(scale.reshape(leaf.shape).astype(leaf.dtype)), params)
         return _Built(module, params)
 
-    def call(self, layer, x):
-        y, _, _ = self._step(layer.module, layer.params, x, np.zeros_like(x))
-        return np.asarray(y)
-
-    def grad(self, layer, x, dy):
-        _, dx, dparams = self._step(layer.module, layer.params, x, dy)
-        leaves = self.jax.tree.leaves(dparams)
-        return np.asarray(dx), (np.asarray(leaves[0]) if leaves else None)
+    def _step_args(self, layer) -> tuple:
+        return layer.module, layer.params
 
     def rebuild(self, layer):
         return _Built(layer.module.clone(), layer.params)

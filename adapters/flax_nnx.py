@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conformance.adapter import Adapter
+from conformance.adapters._jax_step import JittedStep
 from conformance.adapters._convert import describe_init
 
 
@@ -33,7 +34,7 @@ class _Built:
     scale_shape: tuple  # the case's layout of the scale, which Flax keeps flat
 
 
-class FlaxNNXRMSNorm(Adapter):
+class FlaxNNXRMSNorm(JittedStep, Adapter):
     name = "flax-nnx"
     env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
 
@@ -110,17 +111,13 @@ class FlaxNNXRMSNorm(Adapter):
     def parameters(self, layer):
         return {"scale": np.asarray(layer.module.scale[...])} if layer.module.scale is not None else {}
 
-    def call(self, layer, x):
-        y, _, _ = self._step(layer.graphdef, layer.state, x, np.zeros_like(x))
-        return np.asarray(y)
+    def _step_args(self, layer) -> tuple:
+        return layer.graphdef, layer.state
 
-    def grad(self, layer, x, dy):
-        _, dx, dstate = self._step(layer.graphdef, layer.state, x, dy)
-        leaves = self.jax.tree.leaves(dstate)
+    def _dscale(self, layer, leaves: list):
         # Flax keeps the scale flat (num_features,); report it in the case's layout,
         # as build() loaded it from there.
-        dscale = np.asarray(leaves[0]).reshape(layer.scale_shape) if leaves else None
-        return np.asarray(dx), dscale
+        return np.asarray(leaves[0]).reshape(layer.scale_shape) if leaves else None
 
     def config(self, layer):
         m = layer.module
