@@ -2,7 +2,8 @@
 
 One test item per (adapter, case, check), named `case-id[check]` under a
 collector named after the adapter (node id `conformance::adapter::case-id[check]`), so
-`-k`, `--junitxml` and CI tooling work as for any test.  The selected items'
+`-k`, `--junitxml` and CI tooling work as for any test.  The default suite is `smoke`
+(`--conformance-suite` picks another).  The selected items'
 cases run once, through the same isolated workers as `conformance run`, when the
 first item runs; each item then reports its own record.  `unsupported` is a skip.
 """
@@ -82,9 +83,14 @@ class ConformanceCollector(pytest.Collector):
 @pytest.hookimpl(tryfirst=True)  # before -k / -m deselection
 def pytest_collection_modifyitems(session, config, items):
     if config.getoption("conformance_adapter"):
+        from _pytest.reports import CollectReport
+
         collector = ConformanceCollector.from_parent(session, name="conformance")
         for adapter_collector in collector.collect():
-            items.extend(adapter_collector.collect())
+            added = list(adapter_collector.collect())
+            items.extend(added)
+            # Reported as collected, so pytest's "collected N items" header counts them.
+            config.hook.pytest_collectreport(report=CollectReport(adapter_collector.nodeid, "passed", None, added))
 
 
 def _run_selected(session) -> dict:

@@ -34,6 +34,11 @@ def test_correct_adapter_passes_under_pytest(tmp_path):
     assert f"{N_RESULTS} passed" in p.stdout
 
 
+def test_the_header_counts_the_collected_items(tmp_path):
+    p = _pytest(tmp_path, "--conformance-adapter", "tests.planted.adapters:Correct")
+    assert f"collected {N_RESULTS} items" in p.stdout
+
+
 def test_the_readme_example_adapter_passes_under_pytest(tmp_path):
     p = _pytest(tmp_path, "--conformance-adapter", "examples.my_kernel:MyRMSNorm", "-q")
     assert p.returncode == 0, p.stdout[-2000:]
