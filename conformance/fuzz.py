@@ -65,24 +65,13 @@ def main(argv: list[str]) -> int:
     conformance.worker, with {"event": "case"} before each example, {"event":
     "checked"} after it and one {"event": "result"} at the end.  SECONDS > 0 fuzzes in rounds of BUDGET examples
     (seeds SEED, SEED+1, ...) until that much time is spent or a failure is found."""
-    import os
-    import platform
     import time
 
-    from conformance.procs import become_subreaper, kill_descendants, watch_parent
-    from conformance.worker import _protocol_stream, _sender, load_adapter
+    from conformance.worker import serve
 
-    send = _sender(_protocol_stream())
-    watch_parent()
-    become_subreaper()
     ref, seed, budget, seconds = argv[0], int(argv[1]), int(argv[2]), float(argv[3])
-    try:
-        try:
-            adapter, versions = load_adapter(ref)
-        except BaseException as exc:
-            send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
-            return 3
-        versions.setdefault("python", platform.python_version())
+
+    def search(adapter, versions, send):
         send({"event": "ready", "name": adapter.name, "versions": versions})
         start, tried, round_ = time.monotonic(), 0, 0
         while True:
@@ -92,10 +81,8 @@ def main(argv: list[str]) -> int:
             if case or seconds <= 0 or time.monotonic() - start >= seconds:
                 break
         send({"event": "result", "tried": tried, "case": case.id if case else None, "records": records})
-        send({"event": "end"})
-        return 0
-    finally:
-        kill_descendants(os.getpid())
+
+    return serve(ref, search)
 
 
 if __name__ == "__main__":

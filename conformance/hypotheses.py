@@ -247,17 +247,12 @@ def _range_rows(a: Arrays) -> tuple[np.ndarray, str] | None:
 def range_limit(a: Arrays):
     """Right everywhere except in rows whose intermediates leave the compute dtype's range."""
     found = _range_rows(a)
-    if found is None or a.check == "grad_scale":
-        return None if found is None or a.check != "grad_scale" else _range_scale(a, found)
+    if found is None:
+        return None
     rows, detail = found
-    exact = _pick(a, general(a))
-    return np.where(rows, a.observed, exact), detail
-
-
-def _range_scale(a: Arrays, found):
-    # dscale sums over rows: one row out of range can poison every entry; explained if any row is.
-    rows, detail = found
-    return (a.observed, detail) if rows.any() else None
+    if a.check == "grad_scale":  # dscale sums over rows: one row out of range can poison every entry
+        return a.observed, detail
+    return np.where(rows, a.observed, _pick(a, general(a))), detail
 
 
 def flushed_subnormals(a: Arrays):

@@ -16,15 +16,16 @@ def gate(args):
     return Gate(args.fail_on if args.fail_on is not None else DEFAULT_FAIL_ON, args.min_coverage)
 
 
-def render(results_file: Path, out: Path, gate, note: str = "", exit_code: int | None = None, results=None,
-            report_only: bool = False) -> int:
-    """Write the reports of a results file, print the verdict; the exit code of a run or report."""
+def render(results_file: Path, out: Path, policy, note: str = "", exit_code: int | None = None, results=None,
+           report_only: bool = False) -> int:
+    """Write the reports of a results file under the gating `policy`, print the verdict; the exit
+    code of a run or report."""
     import dataclasses
 
     from conformance.reports.render import write_reports
     from conformance.reports.results import load_results, verdict
 
-    results = dataclasses.replace(results, gate=gate) if results else load_results(results_file, gate=gate)
+    results = dataclasses.replace(results, gate=policy) if results else load_results(results_file, gate=policy)
     try:
         written = write_reports(results, out)
     except OSError as exc:
@@ -104,19 +105,17 @@ def cmd_report(args) -> int:
     from conformance.reports.results import load_results, results_path
 
     path = results_path(Path(args.results))
-    results = load_results(path, args.salvage)
+    results = load_results(path, args.salvage, gate(args))
     if not results.records:
         raise UsageError(f"{path} holds no results: nothing to report")
     folder = OutputFolder(Path(args.out) if args.out else path.parent)
     folder.acquire("render", beside=path)
     try:
-        code = render(path, folder.path, gate(args), results=results, report_only=True)
+        code = render(path, folder.path, results.gate, results=results, report_only=True)
         if args.findings:
-            import dataclasses
-
             from conformance.reports.markdown import render_findings
 
-            write_atomic(Path(args.findings), render_findings(dataclasses.replace(results, gate=gate(args))))
+            write_atomic(Path(args.findings), render_findings(results))
             print(f"wrote {args.findings}")
         return code
     finally:

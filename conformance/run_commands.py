@@ -102,13 +102,15 @@ def cmd_run(args) -> int:
                 raise UsageError(f"--resume: versions differ ({runner.version_mismatch}); use --overwrite to start over")
             for e in xfail.unused() if xfail and not caught.signum else []:
                 print(f"warning: xfail entry matched no result: case={e.case!r} adapter={e.adapter!r} check={e.check!r}", file=sys.stderr)
-            if caught.signum and folder.results.exists() and not runner.wrote_results:
+            # A fresh run stopped before its first result has nothing to replace the previous run with;
+            # a resumed one still holds the records it carried over, so it finishes as usual.
+            if caught.signum and mode != "resume" and folder.results.exists() and not runner.wrote_results:
                 folder.discard()  # nothing to replace the previous run with: keep it, and its reports
                 print(f"stopped before any result; the previous run in {folder.path} is kept", file=sys.stderr)
                 return render(folder.results, folder.path, gate(args), exit_code=caught.exit_code)
             folder.finish()
             return render(folder.results, folder.path, gate(args), f" ({time.monotonic() - start:.1f}s)",
-                           caught.exit_code)
+                          caught.exit_code)
     finally:
         folder.release()
 

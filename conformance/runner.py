@@ -167,28 +167,22 @@ class Runner:
         return error_records(task.adapter.name, parse_case(case_id), message)
 
     def _announce(self, task: _Task, ready: dict) -> None:
-        versions = ready.get("versions", {})
+        """The adapter's record, once per run; on --resume, its versions must be the run's."""
+        name, versions = task.adapter.name, ready.get("versions", {})
         with self._lock:
-            if task.adapter.name in self.previous_versions and versions != self.previous_versions[task.adapter.name]:
-                self.version_mismatch = (f"{task.adapter.name} now loads {versions}, the run being resumed had "
-                                         f"{self.previous_versions[task.adapter.name]}")
-            if self.version_mismatch or task.adapter.name in self._announced:
-                mismatch = self.version_mismatch
-            else:
-                self._announced.add(task.adapter.name)
-                mismatch = None
-                self.writer.write([{
-                    "record": "adapter",
-                    "adapter": task.adapter.name,
-                    "ref": task.adapter.ref,
-                    "env": task.adapter.env,
-                    "versions": versions,
-                    "claims": ready.get("claims", []),
-                    "defaults": ready.get("defaults", {}),
-                    "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-                }])
-        if mismatch:
+            previous = self.previous_versions.get(name)
+            if previous is not None and versions != previous:
+                self.version_mismatch = f"{name} now loads {versions}, the run being resumed had {previous}"
+            first = not self.version_mismatch and name not in self._announced
+            self._announced.add(name)
+        if self.version_mismatch:
             self.stop()
+        elif first:  # outside the lock: a write error stops the run, which takes the lock
+            self.writer.write([{
+                "record": "adapter", "adapter": name, "ref": task.adapter.ref, "env": task.adapter.env,
+                "versions": versions, "claims": ready.get("claims", []), "defaults": ready.get("defaults", {}),
+                "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+            }])
 
     def _run_task(self, task: _Task) -> None:
         remaining = list(task.case_ids)

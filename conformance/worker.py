@@ -76,12 +76,13 @@ def evaluate_safely(adapter, case_id: str) -> list[dict]:
         return harness_error_records(adapter.name, case, exc)
 
 
-def main(argv: list[str]) -> int:
-    proto = _protocol_stream()
+def serve(ref: str, body) -> int:
+    """A worker's life: the private protocol stream and the parent watchdog; load the adapter
+    (a failure is reported as `load_error`, exit 3); `body(adapter, versions, send)`; then
+    `end`.  Nothing the adapter started outlives it."""
+    send = _sender(_protocol_stream())
     watch_parent()
     become_subreaper()
-    send = _sender(proto)
-    ref, cases_file = argv
     try:
         try:
             adapter, versions = load_adapter(ref)
@@ -89,6 +90,17 @@ def main(argv: list[str]) -> int:
             send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
             return 3
         versions.setdefault("python", platform.python_version())
+        body(adapter, versions, send)
+        send({"event": "end"})
+        return 0
+    finally:
+        kill_descendants(os.getpid())
+
+
+def main(argv: list[str]) -> int:
+    ref, cases_file = argv
+
+    def run_cases(adapter, versions, send):
         # Optional: documentation claims checked on the real layer; what a default-constructed
         # layer looks like (axes, epsilon, scale init).
         claims = _optional(adapter, "claims", [], lambda why: [{"claim": "documentation claims", "holds": None, "observed": why}])
@@ -98,10 +110,8 @@ def main(argv: list[str]) -> int:
             ids = [line.strip() for line in f if line.strip()]
         for case_id in ids:
             send({"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)})
-        send({"event": "end"})
-        return 0
-    finally:
-        kill_descendants(os.getpid())  # nothing the adapter started outlives its worker
+
+    return serve(ref, run_cases)
 
 
 if __name__ == "__main__":

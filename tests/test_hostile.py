@@ -159,6 +159,24 @@ def test_interrupt_then_resume_gives_the_records_of_one_uninterrupted_run(tmp_pa
     resumed.assert_clean()
 
 
+def test_a_resume_stopped_before_its_first_result_keeps_what_it_carried_over(tmp_path):
+    out = tmp_path / "out"
+    smoke = ["run", "--suite", "smoke", "--adapter", HOSTILE + "SpawnsThenHangs", "--out", str(out), "--jobs", "1"]
+    assert cli(tmp_path, *smoke, "--timeout", "2").proc.returncode == 1  # a finished (older) run
+    killed = Run(tmp_path, *smoke, "--overwrite", "--timeout", "300")
+    wait_for_results(out / "results.partial.jsonl", 4)
+    killed.proc.kill()
+    killed.wait(30)
+    carried = {r["case"] for r in results(out, "results.partial.jsonl")}
+    resumed = Run(tmp_path, *smoke, "--resume", "--timeout", "300")
+    time.sleep(4)  # it hangs on the first case it runs
+    resumed.proc.send_signal(signal.SIGINT)
+    assert resumed.wait(60) == 130
+    assert {r["case"] for r in results(out)} == carried  # the killed run's records, not the older run's
+    assert "INTERRUPTED after" in (out / "report.md").read_text()
+    resumed.assert_clean()
+
+
 # -- output folders -----------------------------------------------------------------------------
 def test_a_second_run_into_a_busy_folder_names_the_holder(tmp_path):
     out = tmp_path / "out"
