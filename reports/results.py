@@ -131,7 +131,7 @@ def verdict(results: Results) -> str:
     """One line: what failed the run (findings by class, coverage), then the record counts."""
     v = results.judgement
     bad, total = len(results.failing), len(results.records)
-    head = "FAIL" if v.failed else "PASS"
+    head = "FAIL" if results.failed else "PASS"  # an unfinished run is never a pass
     if results.incomplete:
         head = f"INTERRUPTED after {results.finished_pairs} of {results.run['expected']} (adapter, case) pairs; {head}"
     if not total:
