@@ -28,6 +28,12 @@ def torch_dtype(name: str):
     return getattr(torch, name)
 
 
+def torch_param_dtype(spec):
+    """The `dtype=` of a torch module: the case's parameter dtype, or None (torch's
+    default) where the case asks for a layer built with no dtype arguments."""
+    return None if spec.no_dtype_args else torch_dtype(spec.param_dtype)
+
+
 def describe_init(values) -> str:
     """How a freshly initialized parameter looks: "all 1", or random with its mean."""
     flat = np.asarray(values, np.float64).ravel()

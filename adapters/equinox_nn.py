@@ -5,7 +5,8 @@
   trailing ones (others, and an empty axis list, are declined), `shape` is their sizes,
   and the leading axes are flattened into one vmapped batch axis.
 - `use_bias=False`: an RMS norm has no bias (Equinox's default adds a zero-initialised
-  one); `use_weight=True` with the case's scale in the parameter dtype (`dtype`).
+  one); `use_weight=True` with the case's scale in the parameter dtype (`dtype`; not
+  passed for the `default_` precisions, so Equinox's default floating dtype).
 - Equinox computes in `result_type(x, float32)` and casts back to the input's dtype.
 - Rebuild: a new module from the module's own fields, the weight put back with
   `eqx.tree_at`; save/load: `eqx.tree_serialise_leaves` / `tree_deserialise_leaves`.
@@ -19,6 +20,7 @@ import math
 import numpy as np
 
 from conformance.adapter import Adapter
+from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
 
 
 class EquinoxRMSNorm(Adapter):
@@ -58,9 +60,35 @@ class EquinoxRMSNorm(Adapter):
 
         shape = tuple(spec.input_shape[a] for a in spec.axes)
         kwargs = {} if spec.epsilon is None else {"eps": spec.epsilon}
-        model = self.eqx.nn.RMSNorm(shape, use_weight=True, use_bias=False, dtype=jnp.dtype(spec.param_dtype), **kwargs)
+        if not spec.no_dtype_args:
+            kwargs["dtype"] = jnp.dtype(spec.param_dtype)
+        model = self.eqx.nn.RMSNorm(shape, use_weight=True, use_bias=False, **kwargs)
         weight = self.jax.device_put(np.asarray(spec.scale).reshape(shape))
         return self.eqx.tree_at(lambda m: m.weight, model, weight)
+
+    def snippet(self, spec) -> dict:
+        """Build as build() does; call through the same jitted, vmapped training step."""
+        dtype = "" if spec.no_dtype_args else 'kwargs["dtype"] = jnp.dtype(param_dtype)'
+        return {
+            "imports": env_imports(self.env, "import equinox as eqx", "import jax", "import jax.numpy as jnp"),
+            "build": f"""
+                shape = tuple(input_shape[k] for k in axes)
+                kwargs = {{}} if eps is None else {{"eps": eps}}
+                {dtype}
+                layer = eqx.nn.RMSNorm(shape, use_weight=True, use_bias=False, **kwargs)
+                layer = eqx.tree_at(lambda m: m.weight, layer, jax.device_put(np.asarray(scale).reshape(shape)))
+            """,
+            "call": join("""
+                @eqx.filter_jit
+                def step(model, xx, dy):  # leading axes flattened into one vmapped batch, as a user would
+                    batch = xx.reshape((-1, *xx.shape[xx.ndim - len(model.shape):]))
+                    params, static = eqx.partition(model, eqx.is_array)
+                    y, pullback = jax.vjp(lambda p, b: jax.vmap(eqx.combine(p, static))(b), params, batch)
+                    return y.reshape(xx.shape), pullback(dy.reshape(batch.shape).astype(y.dtype))
+
+                out, _ = step(layer, x, np.zeros_like(x))
+            """, NUMPY_OUTPUT),
+        }
 
     def call(self, layer, x):
         if math.prod(x.shape) == 0:

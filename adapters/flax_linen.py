@@ -3,7 +3,8 @@
 - `reduction_axes` and `feature_axes` are both the requested axes, as given; linen keeps
   the scale in the sizes of the feature axes (not flat, unlike `flax.nnx.RMSNorm`).
 - `dtype` (computation/output) is the case's compute dtype and `param_dtype` its
-  parameter dtype; the scale is the case's, loaded through `scale_init`.
+  parameter dtype (neither for the `default_` precisions: Flax's defaults); the scale is
+  the case's, loaded in the parameters' dtype.
 - JAX runs with `JAX_ENABLE_X64=1`, as a user running float64 must set.  Forward and
   `jax.vjp` of `module.apply` run as one `jax.jit`-compiled step with the module static,
   so the step is reused across cases with the same module and input (the same compile
@@ -19,6 +20,7 @@ import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.adapters._jax_step import JittedStep
+from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,37 @@ class FlaxLinenRMSNorm(JittedStep, Adapter):
         kwargs = {} if spec.epsilon is None else {"epsilon": spec.epsilon}
         axis = spec.axis if len(spec.axis) != 1 else spec.axis[0]
         scale = np.asarray(spec.scale)
-        module = self.nn.RMSNorm(dtype=jnp.dtype(spec.compute_dtype), param_dtype=jnp.dtype(spec.param_dtype),
-                                 reduction_axes=axis, feature_axes=axis, **kwargs)
+        if not spec.no_dtype_args:
+            kwargs |= {"dtype": jnp.dtype(spec.compute_dtype), "param_dtype": jnp.dtype(spec.param_dtype)}
+        module = self.nn.RMSNorm(reduction_axes=axis, feature_axes=axis, **kwargs)
         shape = tuple(spec.input_shape)
         params = module.init(self.jax.random.PRNGKey(0), np.zeros(shape, spec.compute_dtype.replace("bfloat16", "float32")))
         params = self.jax.tree.map(lambda leaf: self.jax.device_put(scale.reshape(leaf.shape).astype(leaf.dtype)), params)
         return _Built(module, params)
+
+    def snippet(self, spec) -> dict:
+        """Build as build() does; call through the same jitted training step (forward and vjp)."""
+        dtypes = "" if spec.no_dtype_args else \
+            'kwargs |= {"dtype": jnp.dtype(compute_dtype), "param_dtype": jnp.dtype(param_dtype)}'
+        return {
+            "imports": env_imports(self.env, "import jax", "import jax.numpy as jnp", "import flax.linen as nn"),
+            "build": f"""
+                kwargs = {{}} if eps is None else {{"epsilon": eps}}
+                {dtypes}
+                ax = tuple(axis) if len(axis) != 1 else axis[0]
+                layer = nn.RMSNorm(reduction_axes=ax, feature_axes=ax, **kwargs)
+                params = layer.init(jax.random.PRNGKey(0), np.zeros(input_shape, compute_dtype.replace("bfloat16", "float32")))
+                params = jax.tree.map(lambda leaf: jax.device_put(np.asarray(scale).reshape(leaf.shape).astype(leaf.dtype)),
+                                      params)
+            """,
+            "call": join("""
+                def step(params, xx, dy):  # forward and gradient as one jitted training step
+                    y, pullback = jax.vjp(lambda p, xx: layer.apply(p, xx), params, xx)
+                    return y, pullback(dy.astype(y.dtype))
+
+                out, _ = jax.jit(step)(params, x, np.zeros_like(x))
+            """, NUMPY_OUTPUT),
+        }
 
     def _step_args(self, layer) -> tuple:
         return layer.module, layer.params

@@ -5,7 +5,8 @@
   axes) is the case's scale flattened in ascending axis order.
 - `dtype` (computation/output) is the case's compute dtype and `param_dtype`
   its parameter dtype; Flax's default `param_dtype=float32` would otherwise turn
-  every half-precision output into float32.
+  every half-precision output into float32.  The `default_` precisions pass neither
+  (the layer as `nnx.RMSNorm(n)` makes it), which shows that promotion.
 - JAX runs with `JAX_ENABLE_X64=1`, as a user running float64 must set.
 - Forward and `jax.vjp` run as one `jax.jit`-compiled training step over
   `nnx.split` state; `call()` returns that step's primal output (what a training
@@ -24,6 +25,7 @@ import numpy as np
 from conformance.adapter import Adapter
 from conformance.adapters._jax_step import JittedStep
 from conformance.adapters._convert import describe_init
+from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,10 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
         kwargs = {} if spec.epsilon is None else {"epsilon": spec.epsilon}
         axis = spec.axis if len(spec.axis) != 1 else spec.axis[0]
         flat = np.asarray(spec.scale).reshape(-1)
+        if not spec.no_dtype_args:
+            kwargs |= {"dtype": self.jnp.dtype(spec.compute_dtype), "param_dtype": self.jnp.dtype(spec.param_dtype)}
         layer = self.nnx.RMSNorm(
             math.prod(spec.scale.shape),
-            dtype=self.jnp.dtype(spec.compute_dtype),
-            param_dtype=self.jnp.dtype(spec.param_dtype),
             reduction_axes=axis,
             feature_axes=axis,
             # device_put, not jnp ops: an eager reshape would compile once per shape.
@@ -79,6 +81,32 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
             **kwargs,
         )
         return self._wrap(layer, spec.scale.shape)
+
+    def snippet(self, spec) -> dict:
+        """Build as build() does; call through the same jitted training step (forward and vjp)."""
+        dtypes = "" if spec.no_dtype_args else \
+            'kwargs |= {"dtype": jnp.dtype(compute_dtype), "param_dtype": jnp.dtype(param_dtype)}'
+        return {
+            "imports": env_imports(self.env, "import jax", "import jax.numpy as jnp", "from flax import nnx"),
+            "build": f"""
+                kwargs = {{}} if eps is None else {{"epsilon": eps}}
+                {dtypes}
+                ax = tuple(axis) if len(axis) != 1 else axis[0]
+                flat = np.asarray(scale).reshape(-1)
+                layer = nnx.RMSNorm(flat.size, reduction_axes=ax, feature_axes=ax, rngs=nnx.Rngs(0),
+                                    scale_init=lambda key, shape, dt: jax.device_put(flat.reshape(shape).astype(dt)),
+                                    **kwargs)
+            """,
+            "call": join("""
+                graphdef, state = nnx.split(layer)
+
+                def step(state, xx, dy):  # forward and gradient as one jitted training step
+                    y, pullback = jax.vjp(lambda s, xx: nnx.merge(graphdef, s)(xx), state, xx)
+                    return y, pullback(dy.astype(y.dtype))
+
+                out, _ = jax.jit(step)(state, x, np.zeros_like(x))
+            """, NUMPY_OUTPUT),
+        }
 
     def _wrap(self, module, scale_shape) -> _Built:
         return _Built(*self.nnx.split(module), module, scale_shape)

@@ -5,7 +5,8 @@
   inputs are declined.  `hidden_size` is the last dimension; `eps` is passed when the
   case gives one, else the class's default (1e-6).
 - The module is moved to the case's parameter dtype (`.to(dtype)`, as `from_pretrained`
-  with `torch_dtype` does): float32 weights under the mixed policies, fed half inputs.
+  with `torch_dtype` does): float32 weights under the mixed policies, fed half inputs;
+  not moved at all for the `default_` precisions (float32, as constructed).
   Each class then does its own casting: Llama and T5 compute in float32 and multiply the
   weight after casting back, Gemma multiplies `(1 + weight)` in float32.
 - Gemma's weight is the offset from 1: the adapter loads `scale - 1` in the parameter
@@ -19,7 +20,8 @@ import importlib
 
 import numpy as np
 
-from conformance.adapters._convert import describe_init, torch_dtype, torch_from_numpy, torch_to_numpy
+from conformance.adapters._convert import describe_init, torch_from_numpy, torch_param_dtype, torch_to_numpy
+from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
 from conformance.adapters.torch_nn import TorchRMSNorm, _Built
 
 
@@ -47,10 +49,11 @@ class _HFNorm(TorchRMSNorm):
 
     def _new(self, hidden: int, eps, dtype):
         kwargs = {} if eps is None else {"eps": eps}
-        return self.cls(hidden, **kwargs).to(dtype=dtype)
+        module = self.cls(hidden, **kwargs)
+        return module if dtype is None else module.to(dtype=dtype)
 
     def build(self, spec):
-        module = self._new(spec.input_shape[-1], spec.epsilon, torch_dtype(spec.param_dtype))
+        module = self._new(spec.input_shape[-1], spec.epsilon, torch_param_dtype(spec))
         with self.torch.no_grad():
             module.weight.copy_(torch_from_numpy(self._weight(spec.scale)))
         return _Built(module, spec.compute_dtype)
@@ -72,8 +75,23 @@ class _HFNorm(TorchRMSNorm):
         return {"hidden_size": int(m.weight.shape[0]), "eps": getattr(m, self.eps_attribute),
                 "weight_dtype": str(m.weight.dtype).removeprefix("torch."), "epsilon": getattr(m, self.eps_attribute)}
 
-    def snippet(self, spec):
-        return None  # the suite's adapter builds it (see conformance/repro.py)
+    _snippet_weight = "to_torch(scale)"
+
+    def snippet(self, spec) -> dict:
+        module, _, cls = self.module_path.partition(":")
+        move = "" if spec.no_dtype_args else ".to(dtype=getattr(torch, param_dtype))"
+        return {
+            "imports": join(TORCH_IMPORTS, f"from {module} import {cls}"),
+            "build": f"""
+                layer = ({cls}(input_shape[-1]) if eps is None else {cls}(input_shape[-1], eps=eps)){move}
+                with torch.no_grad():
+                    layer.weight.copy_({self._snippet_weight})
+            """,
+            "call": join("""
+                with torch.no_grad():
+                    out = layer(to_torch(x))
+            """, TORCH_OUTPUT),
+        }
 
 
 class HFLlama(_HFNorm):
@@ -93,6 +111,8 @@ class HFGemma(_HFNorm):
 
     def _weight(self, scale: np.ndarray) -> np.ndarray:
         return (scale.astype(np.float64) - 1.0).astype(scale.dtype)  # the layer applies 1 + w
+
+    _snippet_weight = "(to_torch(scale).double() - 1.0).to(layer.weight.dtype)"  # the layer applies 1 + w
 
     def effective(self, layer) -> dict:
         """The scale the layer multiplies by: 1 + w, in float32, as GemmaRMSNorm.forward computes it."""

@@ -1,16 +1,19 @@
 """`keras.layers.RMSNormalization` on each Keras backend, one class per backend.
 
-- The layer's dtype policy is the case dtype (`"float16"`, ..., `"mixed_float16"`),
+- The layer's dtype policy is the case dtype (`"float16"`, ..., `"mixed_float16"`;
+  none for the `default_` precisions: Keras's global policy, float32),
   `axis` is passed as requested (an int for one axis, a list for several; an
   empty list for rank-0 inputs), `epsilon` is omitted for the layer's default.
 - The layer is built for the case's input shape and its `scale` weight assigned
   from the case.  Keras sorts a list of axes itself; whatever shape the weight
   then has is Keras's, and a mismatch with the case's scale is its error.
-- Gradients: each backend's own autodiff (GradientTape, `jax.vjp` over
-  `stateless_call`, torch autograd); the numpy backend has none.
+- Gradients: each backend's own autodiff (GradientTape, `jax.vjp`, torch autograd);
+  the numpy backend has none.  `dy` is cast to the output's dtype where autodiff
+  requires it (a default-dtype layer fed half precision returns float32).
 - keras-jax: JAX gets `JAX_ENABLE_X64=1`, as a user running float64 must set;
-  forward and `jax.vjp` over `stateless_call` run as one `jax.jit`-compiled
-  training step, as `fit` does; `call()` returns its primal output.  The step is
+  forward and `jax.vjp` of the layer's `__call__` in a `StatelessScope` (the
+  weights as arguments) run as one `jax.jit`-compiled training step, as a model's
+  layers run in `fit`; `call()` returns its primal output.  The step is
   reused across cases of the same shape, dtype, axes and epsilon (XLA
   compilation dominates the run time).  The other backends run eagerly, as a layer called directly does.
 """
@@ -23,6 +26,7 @@ import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.adapters._convert import describe_init, torch_from_numpy, torch_to_numpy  # torch imported lazily
+from conformance.adapters._snippets import NUMPY_OUTPUT, TORCH_IMPORTS, TORCH_OUTPUT, join
 
 
 class _Keras(Adapter):
@@ -91,7 +95,9 @@ class _Keras(Adapter):
         return out
 
     def build(self, spec):
-        kwargs = {"axis": spec.axis[0] if len(spec.axis) == 1 else list(spec.axis), "dtype": spec.dtype}
+        kwargs = {"axis": spec.axis[0] if len(spec.axis) == 1 else list(spec.axis)}
+        if not spec.no_dtype_args:
+            kwargs["dtype"] = spec.dtype
         if spec.epsilon is not None:
             kwargs["epsilon"] = spec.epsilon
         layer = self.keras.layers.RMSNormalization(**kwargs)
@@ -109,8 +115,9 @@ class _Keras(Adapter):
                 os.environ.update({dict(self.env)!r})  # Keras picks its backend at import
                 import keras
             """,
-            "build": """
-                kwargs = {"axis": axis[0] if len(axis) == 1 else list(axis), "dtype": dtype}
+            # The dtype policy as the case names it; none at all for the framework's defaults.
+            "build": f"""
+                kwargs = {{"axis": axis[0] if len(axis) == 1 else list(axis){'' if spec.no_dtype_args else ', "dtype": dtype'}}}
                 if eps is not None:
                     kwargs["epsilon"] = eps
                 layer = keras.layers.RMSNormalization(**kwargs)
@@ -120,10 +127,7 @@ class _Keras(Adapter):
             "call": self._snippet_call,
         }
 
-    _snippet_call = """
-        out = keras.ops.convert_to_numpy(layer(x))
-        y_dtype, y_bytes, y64 = out.dtype.name, np.ascontiguousarray(out).tobytes(), out.astype(np.float64)
-    """
+    _snippet_call = join("out = keras.ops.convert_to_numpy(layer(x))", NUMPY_OUTPUT)
 
     def config(self, layer):
         return layer.get_config()
@@ -169,7 +173,8 @@ class KerasTensorFlow(_Keras):
         with tf.GradientTape() as tape:
             tape.watch(xt)
             y = layer(xt)
-        dx, *dvars = tape.gradient(y, [xt, *variables], output_gradients=tf.constant(dy))
+        # dy in the output's dtype, as autodiff requires (a default-dtype layer returns float32).
+        dx, *dvars = tape.gradient(y, [xt, *variables], output_gradients=tf.cast(tf.constant(dy), y.dtype))
         return dx.numpy(), (dvars[0].numpy() if dvars else None)
 
 
@@ -188,16 +193,21 @@ class KerasJax(_Keras):
 
     def _step(self, layer):
         # Layers with the same config and weight shapes share one compiled step:
-        # stateless_call takes the weights as arguments, so the first layer of a key
+        # the step takes the weights as arguments, so the first layer of a key
         # can stand for all.  Names are unique per layer and do not matter.
         config = {k: v for k, v in layer.get_config().items() if k != "name"}
         key = (json.dumps(config, sort_keys=True, default=str), tuple(tuple(w.shape) for w in layer.weights))
         if key not in self._compiled:
             jax = self.jax
 
+            keras = self.keras
+
             def step(weights, x, dy):
                 def forward(w, xx):
-                    return layer.stateless_call(w, [], xx)[0]
+                    # The layer's __call__ in a stateless scope, as a model's does in `fit`:
+                    # stateless_call() would skip __call__'s input casting and autocasting.
+                    with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, w))):
+                        return layer(xx)
 
                 y, pullback = jax.vjp(forward, weights, x)
                 dweights, dx = pullback(dy.astype(y.dtype))
@@ -210,13 +220,19 @@ class KerasJax(_Keras):
         y, _, _ = self._step(layer)([v.value for v in layer.trainable_variables], x, np.zeros_like(x))
         return np.asarray(y)
 
-    _snippet_call = """
+    _snippet_call = join("""
         import jax  # the adapter calls the layer inside a jitted training step, as `fit` does
 
-        step = jax.jit(lambda w, xx: layer.stateless_call(w, [], xx)[0])
-        out = np.asarray(step([v.value for v in layer.trainable_variables], x))
-        y_dtype, y_bytes, y64 = out.dtype.name, np.ascontiguousarray(out).tobytes(), out.astype(np.float64)
-    """
+        def step(w, xx, dy):
+            def forward(w, xx):  # __call__ in a stateless scope, as a model's layers run in `fit`
+                with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, w))):
+                    return layer(xx)
+
+            y, pullback = jax.vjp(forward, w, xx)
+            return y, pullback(dy.astype(y.dtype))
+
+        out, _ = jax.jit(step)([v.value for v in layer.trainable_variables], x, np.zeros_like(x))
+    """, NUMPY_OUTPUT)
 
     def grad(self, layer, x, dy):
         _, dx, dweights = self._step(layer)([v.value for v in layer.trainable_variables], x, dy)
@@ -233,17 +249,10 @@ class KerasTorch(_Keras):
         with self.backend_module.no_grad():
             return torch_to_numpy(layer(torch_from_numpy(x)))
 
-    _snippet_call = """
-        import torch
-
-        xt = torch.from_numpy(np.ascontiguousarray(x).view(np.int16).copy()).view(torch.bfloat16) \\
-            if x.dtype.name in ("bfloat16", "uint16") else torch.from_numpy(x.copy())
+    _snippet_call = join(TORCH_IMPORTS, """
         with torch.no_grad():
-            out = layer(xt)
-        y_dtype = str(out.dtype).removeprefix("torch.")
-        y_bytes = (out.view(torch.int16) if out.dtype == torch.bfloat16 else out).contiguous().numpy().tobytes()
-        y64 = out.double().numpy()
-    """
+            out = layer(to_torch(x))
+    """, TORCH_OUTPUT)
 
     def grad(self, layer, x, dy):
         xt = torch_from_numpy(x).requires_grad_(True)

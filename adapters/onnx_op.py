@@ -8,7 +8,9 @@
   stores the attribute as a 32-bit float: `effective()` reports that value, which is
   what the operator applies.
 - `stash_type=1`: the statistics in float32, the schema's default.  The scale input has
-  the case's parameter dtype (float32 under the mixed policies, as the schema allows).
+  the case's parameter dtype (float32 under the mixed policies, as the schema allows, and
+  for the `default_` precisions: an ONNX graph has no default, `TensorProto.FLOAT` is what
+  a model builder writes without thinking of it).
 - Forward only: ONNX models have no gradients here (`grad` is unsupported).
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conformance.adapter import Adapter
+from conformance.adapters._snippets import NUMPY_OUTPUT, join
 
 OPSET = 23
 DEFAULT_EPSILON = 1e-5
@@ -70,6 +73,29 @@ class _OnnxRMSNorm(Adapter):
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = 10
         return _Model(model, self._runner(model), axis, spec.epsilon), spec.scale
+
+    _snippet_runtime = ""  # imports and `run(model, feeds)` of the runtime
+
+    def snippet(self, spec) -> dict:
+        """The one-node model as build() writes it, run by the same runtime."""
+        elem = {"float16": "FLOAT16", "bfloat16": "BFLOAT16", "float32": "FLOAT", "float64": "DOUBLE"}
+        return {
+            "imports": join("import onnx\nfrom onnx import TensorProto, helper", self._snippet_runtime),
+            "build": f"""
+                attrs = {{"axis": axes[0], "stash_type": 1}}
+                if eps is not None:
+                    attrs["epsilon"] = eps
+                node = helper.make_node("RMSNormalization", ["X", "scale"], ["Y"], **attrs)
+                graph = helper.make_graph(
+                    [node], "rmsnorm",
+                    [helper.make_tensor_value_info("X", TensorProto.{elem[spec.compute_dtype]}, list(input_shape)),
+                     helper.make_tensor_value_info("scale", TensorProto.{elem[spec.param_dtype]}, list(scale.shape))],
+                    [helper.make_tensor_value_info("Y", TensorProto.{elem[spec.compute_dtype]}, None)])
+                model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})])
+                model.ir_version = 10
+            """,
+            "call": join('out = run(model, {"X": x, "scale": scale})', NUMPY_OUTPUT),
+        }
 
     def call(self, layer, x):
         model, scale = layer
@@ -133,6 +159,17 @@ class OnnxRuntime(_OnnxRMSNorm):
     def _run(self, session, x, scale):
         return session.run(None, {"X": x, "scale": scale})[0]
 
+    _snippet_runtime = """
+        import onnxruntime
+
+        def run(model, feeds):  # the CPU provider, one thread, as the suite runs it
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                                   providers=["CPUExecutionProvider"])
+            return session.run(None, feeds)[0]
+    """
+
 
 class OnnxReference(_OnnxRMSNorm):
     name = "onnx-reference"
@@ -144,3 +181,10 @@ class OnnxReference(_OnnxRMSNorm):
 
     def _run(self, evaluator, x, scale):
         return evaluator.run(None, {"X": x, "scale": scale})[0]
+
+    _snippet_runtime = """
+        from onnx.reference import ReferenceEvaluator
+
+        def run(model, feeds):
+            return ReferenceEvaluator(model).run(None, feeds)[0]
+    """

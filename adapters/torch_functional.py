@@ -2,7 +2,8 @@
 
 - `normalized_shape` is the sizes of the requested axes, which must be trailing (as for
   `torch.nn.RMSNorm`); other axes, rank-0 inputs and an empty axis list are declined.
-- `weight` is a tensor in the case's parameter dtype; `eps` is passed as given, `None`
+- `weight` is a tensor in the case's parameter dtype (torch's default dtype, float32, for
+  the `default_` precisions); `eps` is passed as given, `None`
   for torch's default (`config()` reports `torch.finfo(x.dtype).eps`, as documented).
 - There is no module: no configuration to rebuild from and nothing to save, so
   `rebuild` and `save_load` are unsupported.  Gradients with autograd.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance.adapters._convert import torch_dtype, torch_from_numpy, torch_to_numpy
+from conformance.adapters._convert import torch_dtype, torch_from_numpy, torch_param_dtype, torch_to_numpy
+from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
 from conformance.adapters.torch_nn import TorchRMSNorm
 
 
@@ -27,7 +29,8 @@ class TorchFunctional(TorchRMSNorm):
     name = "torch-functional"
 
     def build(self, spec):
-        weight = torch_from_numpy(spec.scale).to(torch_dtype(spec.param_dtype)).requires_grad_(True)
+        weight = torch_from_numpy(spec.scale).to(torch_param_dtype(spec) or self.torch.get_default_dtype())
+        weight.requires_grad_(True)
         return _Call([spec.input_shape[a] for a in spec.axes], weight, spec.epsilon, spec.compute_dtype)
 
     def _apply(self, layer, xt):
@@ -63,5 +66,16 @@ class TorchFunctional(TorchRMSNorm):
         eps = layer.eps if layer.eps is not None else self.torch.finfo(torch_dtype(layer.input_dtype)).eps
         return {"normalized_shape": list(layer.normalized_shape), "eps": layer.eps, "epsilon": eps}
 
-    def snippet(self, spec):
-        return None
+    def snippet(self, spec) -> dict:
+        dtype = "" if spec.no_dtype_args else ".to(getattr(torch, param_dtype))"
+        return {
+            "imports": TORCH_IMPORTS,
+            "build": f"""
+                weight = to_torch(scale){dtype}
+                normalized_shape = [input_shape[k] for k in axes]
+            """,
+            "call": join("""
+                with torch.no_grad():
+                    out = torch.nn.functional.rms_norm(to_torch(x), normalized_shape, weight, eps)
+            """, TORCH_OUTPUT),
+        }

@@ -4,7 +4,8 @@
   trailing ones: that is all the module can express; other axes, rank-0 inputs
   and an empty axis list are declined by `supports()`.
 - The weight has the parameter dtype of the case (float32 for the mixed
-  policies, fed half-precision inputs: torch's own mixed-dtype path).
+  policies, fed half-precision inputs: torch's own mixed-dtype path); for the
+  `default_` precisions the module gets no `dtype` (torch's default, float32).
 - `eps=None` is passed through; torch documents `torch.finfo(x.dtype).eps`,
   which `config()["epsilon"]` reports.  `claims()` checks that documentation
   against the module (for half inputs the CPU kernel uses float32's epsilon).
@@ -15,13 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance.adapter import Adapter
-from conformance.adapters._convert import describe_init, torch_dtype, torch_from_numpy, torch_to_numpy
+from conformance.adapters._convert import describe_init, torch_dtype, torch_from_numpy, torch_param_dtype, torch_to_numpy
+from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
 
 
 @dataclass
 class _Built:
     module: object
     input_dtype: str
+
+
+def _snippet_dtype(spec) -> str:
+    return "" if spec.no_dtype_args else ", dtype=getattr(torch, param_dtype)"
 
 
 class TorchRMSNorm(Adapter):
@@ -42,7 +48,7 @@ class TorchRMSNorm(Adapter):
 
     def build(self, spec):
         shape = tuple(spec.input_shape[a] for a in spec.axes)
-        module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_dtype(spec.param_dtype))
+        module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_param_dtype(spec))
         with self.torch.no_grad():
             module.weight.copy_(torch_from_numpy(spec.scale))
         return _Built(module, spec.compute_dtype)
@@ -60,26 +66,16 @@ class TorchRMSNorm(Adapter):
     def snippet(self, spec) -> dict:
         """The source of build and call, for `conformance repro` (numpy and torch only)."""
         return {
-            "imports": """
-                import torch
-
-                def to_torch(a):  # bfloat16 arrays travel as their 16 bits
-                    if a.dtype.name in ("bfloat16", "uint16"):
-                        return torch.from_numpy(np.ascontiguousarray(a).view(np.int16).copy()).view(torch.bfloat16)
-                    return torch.from_numpy(a.copy())
-            """,
-            "build": """
-                layer = torch.nn.RMSNorm(tuple(input_shape[k] for k in axes), eps=eps, dtype=getattr(torch, param_dtype))
+            "imports": TORCH_IMPORTS,
+            "build": f"""
+                layer = torch.nn.RMSNorm(tuple(input_shape[k] for k in axes), eps=eps{_snippet_dtype(spec)})
                 with torch.no_grad():
                     layer.weight.copy_(to_torch(scale))
             """,
-            "call": """
+            "call": join("""
                 with torch.no_grad():
                     out = layer(to_torch(x))
-                y_dtype = str(out.dtype).removeprefix("torch.")
-                y_bytes = (out.view(torch.int16) if out.dtype == torch.bfloat16 else out).contiguous().numpy().tobytes()
-                y64 = out.double().numpy()
-            """,
+            """, TORCH_OUTPUT),
         }
 
     def defaults(self) -> dict:

@@ -2,7 +2,7 @@
 what a model porter gets.
 
 - The module is built as the `torch` adapter builds it (trailing axes only, weight in the
-  parameter dtype, `eps=None` passed through) and exported at opset 23 for the case's
+  parameter dtype or torch's default, `eps=None` passed through) and exported at opset 23 for the case's
   input shape and dtype; the exporter (onnxscript) emits one `RMSNormalization` node.
   An export that fails is recorded as the case's error: that is the finding.
 - Exports are reused across cases with the same module and input (the weight is an
@@ -19,7 +19,8 @@ import warnings
 
 import numpy as np
 
-from conformance.adapters._convert import torch_dtype
+from conformance.adapters._convert import torch_dtype, torch_param_dtype
+from conformance.adapters._snippets import NUMPY_OUTPUT, TORCH_IMPORTS, join
 from conformance.adapters.onnx_op import OnnxRuntime, _Model
 from conformance.adapters.torch_nn import TorchRMSNorm
 
@@ -42,10 +43,10 @@ class TorchOnnx(OnnxRuntime):
         return TorchRMSNorm.supports(self, spec)
 
     def _export(self, spec):
-        key = (tuple(spec.input_shape), spec.compute_dtype, spec.param_dtype, spec.epsilon, spec.axes)
+        key = (tuple(spec.input_shape), spec.compute_dtype, torch_param_dtype(spec), spec.epsilon, spec.axes)
         if key not in self._exported:
             shape = tuple(spec.input_shape[a] for a in spec.axes)
-            module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_dtype(spec.param_dtype))
+            module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_param_dtype(spec))
             example = self.torch.zeros(spec.input_shape, dtype=torch_dtype(spec.compute_dtype))
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's chatter
                 warnings.simplefilter("ignore")
@@ -68,6 +69,21 @@ class TorchOnnx(OnnxRuntime):
                 init.CopyFrom(new)
         axis = next((a.i for a in proto.graph.node[0].attribute if a.name == "axis"), spec.axes[0])
         return _Model(proto, self._runner(proto), axis, spec.epsilon), spec.scale
+
+    def snippet(self, spec) -> dict:
+        """The module exported as _export() does (weight loaded first), run as onnxruntime runs it."""
+        dtype = "" if spec.no_dtype_args else ", dtype=getattr(torch, param_dtype)"
+        return {
+            "imports": join(TORCH_IMPORTS, OnnxRuntime._snippet_runtime),
+            "build": f"""
+                module = torch.nn.RMSNorm(tuple(input_shape[k] for k in axes), eps=eps{dtype})
+                with torch.no_grad():
+                    module.weight.copy_(to_torch(scale))
+                example = torch.zeros(input_shape, dtype=getattr(torch, compute_dtype))
+                model = torch.onnx.export(module, (example,), dynamo=True, opset_version=23).model_proto
+            """,
+            "call": join("out = run(model, {model.graph.input[0].name: x})", NUMPY_OUTPUT),
+        }
 
     def _run(self, session, x, scale):
         return session.run(None, {session.get_inputs()[0].name: x})[0]

@@ -166,7 +166,10 @@ def materialize(case: Case) -> CaseArrays:
     n = case.reduction_length
     x64 = DISTRIBUTIONS[case.distribution](rng, case.rows, n, prec.compute)
     x = _from_rows(x64, case.shape, case.axes).astype(prec.compute.np_dtype)
-    scale = SCALES[case.scale](rng, case.scale_shape).astype(prec.param.np_dtype)
+    scale = SCALES[case.scale](rng, case.scale_shape)
+    if prec.framework_defaults:  # exact whether the framework keeps it in float32 or in the input dtype
+        scale = scale.astype(prec.compute.np_dtype)
+    scale = scale.astype(prec.param.np_dtype)
     dy = rng.standard_normal(case.shape).astype(prec.compute.np_dtype)
     return CaseArrays(x.copy(order="C"), scale, dy)
 

@@ -106,6 +106,8 @@ def smoke() -> list[Case]:
     out += [_case(_layout("size-1"), "float32", 1e-6, "normal", "rand")]
     out += [_case(_layout("rank-5"), "float64", 1e-6, "normal", "rand")]
     out += [_case(last, "float32", 1e-6, "zeros", "rand")]
+    # Half precision into a layer built with no dtype arguments: what most users get.
+    out += [_case(last, dtype, 1e-6, "normal", "rand") for dtype in ("default_float16", "default_bfloat16")]
     return out + list(INVALID)
 
 

@@ -64,18 +64,31 @@ class Precision:
     """What a case's `dtype` names: the format of inputs and outputs, and of the scale.
 
     Plain dtypes use one format for both; the Keras-style mixed-precision policies
-    compute in half precision with float32 parameters.
+    compute in half precision with float32 parameters.  The `default_` precisions
+    feed half-precision inputs to a layer built with no dtype arguments at all,
+    whatever the framework then chooses (issue 11: what most users get): the scale
+    is handed over in float32 holding values exact in the input's format, so any
+    default parameter dtype stores it exactly, and neither the parameter's nor
+    dscale's dtype is judged.
     """
 
     name: str
     short: str
     compute: FloatFormat  # x, dy, expected output and dx
     param: FloatFormat  # scale and dscale
+    framework_defaults: bool = False
+
+    @property
+    def param_dtype_judged(self) -> str | None:
+        """The dtype the scale parameter and dscale must have; None where the framework chooses."""
+        return None if self.framework_defaults else self.param.name
 
 
 PRECISIONS: dict[str, Precision] = {
     **{f.name: Precision(f.name, f.short, f, f) for f in FORMATS.values()},
     "mixed_float16": Precision("mixed_float16", "mf16", FORMATS["float16"], FORMATS["float32"]),
     "mixed_bfloat16": Precision("mixed_bfloat16", "mbf16", FORMATS["bfloat16"], FORMATS["float32"]),
+    **{f"default_{h}": Precision(f"default_{h}", f"d{FORMATS[h].short}", FORMATS[h], FORMATS["float32"], True)
+       for h in ("float16", "bfloat16")},
 }
 PRECISION_BY_SHORT: dict[str, Precision] = {p.short: p for p in PRECISIONS.values()}

@@ -238,7 +238,7 @@ def _gradients(adapter, case, layer, arrays, ref, common, diagnoser=None) -> lis
         return out
     # dscale is in the parameters' dtype, but its error is that of the compute dtype.
     out.append(_score_check(case, name, "grad_scale", tolerance.grad_scale(prec.compute, n, rows), seconds, common,
-                            dscale, ref.dscale, prec.compute, prec.param.name, diagnoser,
+                            dscale, ref.dscale, prec.compute, prec.param_dtype_judged, diagnoser,
                             magnitude=ref.dscale_magnitude))
     return out
 
@@ -335,7 +335,7 @@ def _in_tempdir(fn, layer):
 
 def _structure(case: Case, name: str, params: dict) -> dict:
     """The scale parameter as the case lays it out: shape of the normalized axes, parameter dtype."""
-    expected_shape, expected_dtype = case.scale_shape, case.precision.param.name
+    expected_shape, expected_dtype = case.scale_shape, case.precision.param_dtype_judged
     shapes = {k: list(np.shape(v)) for k, v in params.items()}
     dtypes = {k: dtype_name(np.asarray(v)) for k, v in params.items()}
     count = int(sum(np.size(v) for v in params.values()))
@@ -345,7 +345,7 @@ def _structure(case: Case, name: str, params: dict) -> dict:
     for k in params:
         if tuple(shapes[k]) != expected_shape:
             problems.append(f"scale {k!r} has shape {tuple(shapes[k])}, the normalized axes are {expected_shape}")
-        if dtypes[k] != expected_dtype:
+        if expected_dtype and dtypes[k] != expected_dtype:
             problems.append(f"scale {k!r} is {dtypes[k]}, expected {expected_dtype}")
     if count != int(np.prod(expected_shape)):
         problems.append(f"{count} trainable values, expected {int(np.prod(expected_shape))}")

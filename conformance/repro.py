@@ -152,11 +152,17 @@ def main(argv: list[str]) -> int:
     if reason:
         print(json.dumps({"error": f"{adapter.name} does not support {case.id}: {reason}"}))
         return 0
-    layer = adapter.build(spec)
-    config, _ = checked_config(adapter, layer)
-    eps = _epsilon_used(case, config)
+    try:
+        layer = adapter.build(spec)
+        config, _ = checked_config(adapter, layer)
+        eps = _epsilon_used(case, config)
+        y = adapter.call(layer, arrays.x)
+    except Exception as exc:  # a crash finding: the script reproduces the framework's exception
+        script = write(case, ref, adapter, versions, case.epsilon or 0.0, Path(out))
+        print(json.dumps({"script": str(script), "raised": f"{type(exc).__name__}: {exc}"[:400]}))
+        return 0
     script = write(case, ref, adapter, versions, eps if eps is not None else 0.0, Path(out))
-    dtype, digest = output_hash(adapter.call(layer, arrays.x))
+    dtype, digest = output_hash(y)
     print(json.dumps({"script": str(script), "dtype": dtype, "sha256": digest}))
     return 0
 

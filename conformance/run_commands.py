@@ -175,8 +175,12 @@ def cmd_repro(args) -> int:
         print(f"{adapter.name}: {result['error']}")
         return EXIT_FAIL
     print(f"wrote {folder.path / 'inputs.npz'}, {result['script']}")
-    print(f"{adapter.name} output: {result['dtype']}, sha256 {result['sha256']} (repro.py prints the same when it "
-          "reproduces the adapter)")
+    if "raised" in result:
+        print(f"{adapter.name} raises {result['raised'].splitlines()[0]} (repro.py raises the same when it reproduces "
+              "the adapter)")
+    else:
+        print(f"{adapter.name} output: {result['dtype']}, sha256 {result['sha256']} (repro.py prints the same when "
+              "it reproduces the adapter)")
     print(f"run it: python {result['script']}")
     return EXIT_PASS
 

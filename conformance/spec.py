@@ -48,9 +48,17 @@ class LayerSpec:
 
     @property
     def compute_dtype(self) -> str:
-        """The dtype of inputs and outputs ('float16' for 'mixed_float16')."""
-        return self.dtype.removeprefix("mixed_")
+        """The dtype of inputs and outputs ('float16' for 'mixed_float16' and 'default_float16')."""
+        return self.dtype.removeprefix("mixed_").removeprefix("default_")
 
     @property
     def param_dtype(self) -> str:
-        return "float32" if self.dtype.startswith("mixed_") else self.dtype
+        """The dtype `scale` comes in: float32 for the mixed and default precisions."""
+        return "float32" if self.dtype.startswith(("mixed_", "default_")) else self.dtype
+
+    @property
+    def no_dtype_args(self) -> bool:
+        """Build the layer with no dtype arguments at all: the framework's defaults decide
+        (the `default_float16` and `default_bfloat16` precisions).  An adapter that
+        ignores this builds a float32-parameter layer, as for the mixed precisions."""
+        return self.dtype.startswith("default_")

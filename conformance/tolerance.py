@@ -76,3 +76,12 @@ def grad_x(fmt: FloatFormat, n: int) -> Tolerance:
 
 def grad_scale(fmt: FloatFormat, n: int, rows: int) -> Tolerance:
     return Tolerance("units", _oracle_factor(fmt) * (GRAD_BASE_UNITS + _log2(n) / 2 + _log2(rows)))
+
+
+def hvp(fmt: FloatFormat, n: int) -> Tolerance:
+    """The HVP is the gradient of a gradient: r enters squared, three row means (a, b, p in
+    properties.hvp_reference) each carry a reduction's error, and the backward of dx repeats
+    dx's own roundings; scored, like the gradients, against the magnitude of its terms."""
+    r_error = 2 * (_log2(n) / 2)
+    means = 3 * (_log2(n) + 2)
+    return Tolerance("units", _oracle_factor(fmt) * (2 * GRAD_BASE_UNITS + r_error + means))

@@ -8,6 +8,8 @@ import json
 import pytest
 
 from conformance.adapters import BUILTIN
+from conformance.cases.case import Case
+from conformance.cases.suites import smoke
 
 pytestmark = pytest.mark.frameworks
 FORWARD_ONLY = {"keras-numpy", "onnxruntime", "onnx-reference", "torch-onnx"}  # no autodiff on that backend, ONNX models
@@ -36,7 +38,7 @@ def test_adapter_loads_and_reports_versions(smoke_run, adapter):
 def test_adapter_produces_passes(smoke_run, adapter, check):
     _, rs, _ = smoke_run
     mine = [r for r in rs if r["adapter"] == adapter and r["check"] == check]
-    assert len(mine) == 21
+    assert len(mine) == sum(isinstance(c, Case) for c in smoke())  # every numeric case of the suite
     if adapter in FORWARD_ONLY and check != "forward":
         assert all(r["status"] == "unsupported" for r in mine)  # no gradients, even where build fails
         return
@@ -172,3 +174,11 @@ def test_onnxruntime_refuses_a_half_input_with_a_float32_scale(false_alarms):
     # The opset-23 schema allows it; onnxruntime 1.32 on CPU does not (a finding, asserted so a fix shows).
     r = false_alarms[("onnxruntime", "mf16", "forward")]
     assert r["status"] == "error" and "ONNXRuntimeError" in r["message"]
+
+
+@pytest.mark.parametrize("adapter", list(BUILTIN))
+def test_the_default_epsilon_case_runs_on_every_adapter(smoke_run, adapter):
+    """epsilon=None: config() must name the epsilon used, so the case is scored, not an error."""
+    _, rs, _ = smoke_run
+    mine = [r for r in rs if r["adapter"] == adapter and r["case"] == "f32/4x32/ax-1/epsdefault/normal/rand/s0"]
+    assert mine and not [r["message"] for r in mine if r["status"] == "error"]

@@ -13,6 +13,7 @@ CASES = {
     "f32-subnormal": "f32/16/ax-1/eps0.001/subnormal/rand/s0",
     "bf16": "bf16/16/ax-1/eps1e-06/normal/rand/s0",
     "int32": "invalid/input-int32",
+    "default-bf16": "dbf16/16/ax-1/eps1e-06/normal/rand/s0",
 }
 
 
@@ -21,7 +22,8 @@ def upstream(tmp_path_factory):
     from tests.conftest import run_cli
 
     out = tmp_path_factory.mktemp("upstream")
-    args = ["run", "--adapters", "hf-llama,hf-gemma,hf-t5,onnx-reference,onnxruntime,flax-nnx,flax-linen,equinox",
+    args = ["run", "--adapters",
+            "hf-llama,hf-gemma,hf-t5,onnx-reference,onnxruntime,flax-nnx,flax-linen,equinox,torch,keras-jax",
             "--out", str(out)]
     for case in CASES.values():
         args += ["--case", case]
@@ -58,3 +60,19 @@ def test_onnxruntime_has_no_bfloat16_kernel_on_cpu(upstream):
 def test_xla_on_cpu_flushes_subnormal_inputs(upstream, adapter):
     r = upstream[(adapter, CASES["f32-subnormal"], "forward")]
     assert r["status"] == "fail" and r["diagnosis"]["id"] == "subnormals-flushed"
+
+
+@pytest.mark.parametrize("adapter,out_dtype", [
+    ("flax-nnx", "float32"), ("flax-linen", "float32"), ("keras-jax", "float32"), ("hf-llama", "float32"),
+    ("torch", "bfloat16"), ("equinox", "bfloat16"), ("hf-gemma", "bfloat16"),
+])
+def test_a_layer_built_without_dtype_arguments_promotes_or_keeps_half_input(upstream, adapter, out_dtype):
+    """bfloat16 into a layer with the framework's default (float32) parameters: the values are
+    right everywhere; the output dtype is the framework's choice, and frameworks choose apart."""
+    case = CASES["default-bf16"]
+    assert upstream[(adapter, case, "forward")]["status"] == "pass"
+    r = upstream[(adapter, case, "out_dtype")]
+    assert r["metrics"]["out_dtype"] == out_dtype
+    assert r["status"] == ("pass" if out_dtype == "bfloat16" else "fail")
+    if out_dtype != "bfloat16":
+        assert r["diagnosis"]["class"] == "dtype"

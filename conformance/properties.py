@@ -1,0 +1,286 @@
+"""Properties beyond the oracle (issue 12): statements about an implementation that need no
+reference values, or need a reference the first-order oracle does not give.
+
+Each check is one record, defined exactly:
+
+- `batch_invariance`: every row's output is bit-identical whether it is computed in the case's
+  batch or in batches of BATCH_SIZES rows (the case's rows repeated; a batch of 1 is a row alone).
+- `determinism`: three calls of one layer on one input give identical bits.
+- `sign_symmetry`: f(-x) = -f(x), bit for bit.
+- `scale_invariance`: f(2^k x) = f(x) bit for bit, with epsilon 0 (the property holds exactly
+  there: every intermediate is scaled by a power of two), for a k that keeps every scaled input
+  normal and the sum of squares finite in the input's format.
+- `layout`: non-contiguous inputs (LAYOUTS: a transposed view, a strided slice, negative strides,
+  channels-last) give the same bits as the contiguous input; through the adapter's optional
+  `call_layout(layer, x, layout)`, which makes that layout in its framework.
+- `jvp`: the forward-mode derivative (optional `jvp(layer, x, v) -> (y, t)`) against the float64
+  directional derivative, with the gradient's tolerance (the same terms, see tolerance.py).
+- `hvp`: a second-order check (optional `hvp(layer, x, dy, v)`: the gradient in x of
+  <dx(x; dy), v>, through the framework's own autodiff, twice) against the float64 formula.
+
+Every call for a bitwise comparison goes to a freshly built layer (its first call), so a layer
+that changes its output from call to call fails `determinism` and nothing else.  The checks
+run on the cases `applies()` selects (normal inputs, epsilon 0), which each suite includes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from conformance import tolerance
+from conformance.cases.case import Case, CaseArrays, materialize
+from conformance.compare import numeric_array, score
+from conformance.diagnose import diagnosis
+from conformance.oracle import _broadcast_scale
+from conformance.spec import LayerSpec
+
+BITWISE = ("batch_invariance", "determinism", "sign_symmetry", "scale_invariance", "layout")
+PROPERTY_CHECKS = (*BITWISE, "jvp", "hvp")
+BATCH_SIZES = (1, 7, 64, 1000)
+MAX_BATCH_ELEMENTS = 1 << 20  # larger batches are skipped: the property is shown by the smaller ones
+LAYOUTS = ("transposed", "strided", "negative-strides", "channels-last")
+SCALE_EXPONENTS = (3, -3, 1, -1)
+
+TITLES = {
+    "batch-variant": "a row's output depends on the batch it is computed in",
+    "nondeterministic": "repeated calls on the same input give different bits",
+    "sign-asymmetric": "f(-x) differs from -f(x)",
+    "scale-variant": "f(2^k x) differs from f(x) with epsilon 0",
+    "layout-dependent": "a non-contiguous input gives other bits than the contiguous one",
+    "jvp-differs": "the forward-mode derivative differs from the formula",
+    "hvp-differs": "the second-order derivative differs from the formula",
+}
+
+
+def applies(case) -> bool:
+    """The cases the property checks run on: normal inputs with epsilon 0 (scale invariance
+    is exact only there), in every layout and dtype a suite pairs them with."""
+    return isinstance(case, Case) and case.distribution == "normal" and case.epsilon == 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class Subject:
+    """One case on one adapter, as the property checks need it."""
+
+    adapter: object
+    case: Case
+    spec: LayerSpec
+    arrays: CaseArrays
+    eps: float
+
+    def fresh_call(self, x: np.ndarray, spec: LayerSpec | None = None) -> np.ndarray:
+        """The first call of a newly built layer."""
+        layer = self.adapter.build(spec or self.spec)
+        return numeric_array(self.adapter.call(layer, x))
+
+    def respec(self, shape: tuple[int, ...]) -> LayerSpec:
+        s = self.spec
+        return LayerSpec(tuple(shape), s.axis, s.epsilon, s.dtype, s.scale)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """Raw bits, so that -0.0 differs from 0.0 and any NaN equals itself."""
+    a = np.ascontiguousarray(a)
+    return a.view(f"u{a.dtype.itemsize}") if a.dtype.itemsize in (1, 2, 4, 8) else a
+
+
+def _differ(a: np.ndarray, b: np.ndarray) -> str:
+    """'' when a and b are the same bits, else where and how they first differ."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return f"{a.dtype}{list(a.shape)} against {b.dtype}{list(b.shape)}"
+    bad = _bits(a) != _bits(b)
+    if not bad.any():
+        return ""
+    i = tuple(int(k) for k in np.argwhere(bad)[0])
+    return f"{int(bad.sum())} of {bad.size} elements, first at {list(i)}: {a[i]!r} against {b[i]!r}"
+
+
+def _rows(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """(rows, *normalized sizes): the normalized axes moved last."""
+    k = len(axes)
+    moved = np.moveaxis(x, axes, tuple(range(x.ndim - k, x.ndim)))
+    return moved.reshape(-1, *moved.shape[x.ndim - k:])
+
+
+def _batch(rows: np.ndarray, count: int, rank: int, axes: tuple[int, ...]) -> np.ndarray:
+    """`count` rows (the given ones repeated) laid out like the case: the batch along the
+    first other axis, the remaining other axes of size 1."""
+    sel = rows[np.arange(count) % len(rows)]
+    k = len(axes)
+    shaped = sel.reshape((count,) + (1,) * (rank - k - 1) + sel.shape[1:])
+    return np.moveaxis(shaped, tuple(range(rank - k, rank)), axes)
+
+
+# -- the bitwise properties ------------------------------------------------------------------
+def batch_invariance(s: Subject) -> tuple[str, str, dict]:
+    case, x = s.case, s.arrays.x
+    axes, rank = case.axes, len(case.shape)
+    if rank == len(axes) or case.rows == 0:
+        return "unsupported", "the case has no batch axis (every axis is normalized)", {}
+    rows = _rows(x, axes)
+    base = _rows(s.fresh_call(x), axes)
+    tried = []
+    for count in BATCH_SIZES:
+        if count * case.reduction_length > MAX_BATCH_ELEMENTS:
+            continue
+        xb = _batch(rows, count, rank, axes)
+        yb = _rows(s.fresh_call(xb, s.respec(xb.shape)), axes)
+        tried.append(count)
+        why = _differ(yb, base[np.arange(count) % len(base)])
+        if why:
+            return "fail", f"in a batch of {count} rows (the case has {case.rows}): {why}", {"batch_sizes": tried}
+    return "pass", "", {"batch_sizes": tried}
+
+
+def determinism(s: Subject) -> tuple[str, str, dict]:
+    layer = s.adapter.build(s.spec)
+    first = numeric_array(s.adapter.call(layer, s.arrays.x))
+    for call in (2, 3):
+        why = _differ(numeric_array(s.adapter.call(layer, s.arrays.x)), first)
+        if why:
+            return "fail", f"call {call} against call 1: {why}", {}
+    return "pass", "", {}
+
+
+def sign_symmetry(s: Subject) -> tuple[str, str, dict]:
+    y = s.fresh_call(s.arrays.x)
+    why = _differ(s.fresh_call(-s.arrays.x), -y)
+    return ("fail", f"f(-x) against -f(x): {why}", {}) if why else ("pass", "", {})
+
+
+def _scale_exponent(x: np.ndarray, fmt, n: int) -> int | None:
+    """A k for which 2^k x is exact (every nonzero value stays normal) and n max(2^k x)^2 is finite."""
+    a = np.abs(np.asarray(x, np.float64))
+    nonzero = a[a > 0]
+    if not nonzero.size:
+        return None
+    lo, hi = float(nonzero.min()), float(nonzero.max())
+    for k in SCALE_EXPONENTS:
+        if lo * 2.0**k >= fmt.tiny and max(n, 1) * (hi * 2.0**k) ** 2 < fmt.max:
+            return k
+    return None
+
+
+def scale_invariance(s: Subject) -> tuple[str, str, dict]:
+    fmt = s.case.precision.compute
+    k = _scale_exponent(s.arrays.x, fmt, s.case.reduction_length)
+    if k is None:
+        return "unsupported", "no power of two keeps this case's inputs normal and their squares finite", {}
+    scaled = (s.arrays.x.astype(np.float64) * 2.0**k).astype(s.arrays.x.dtype)
+    why = _differ(s.fresh_call(scaled), s.fresh_call(s.arrays.x))
+    return ("fail", f"f(2^{k} x) against f(x): {why}", {"exponent": k}) if why else ("pass", "", {"exponent": k})
+
+
+def layout(s: Subject) -> tuple[str, str, dict]:
+    if not hasattr(s.adapter, "call_layout"):
+        return "unsupported", "the adapter has no call_layout() (its framework has no strided inputs)", {}
+    y = s.fresh_call(s.arrays.x)
+    tried = []
+    for name in LAYOUTS:
+        layer = s.adapter.build(s.spec)
+        try:
+            got = s.adapter.call_layout(layer, s.arrays.x, name)
+        except NotImplementedError:
+            continue
+        tried.append(name)
+        why = _differ(numeric_array(got), y)
+        if why:
+            return "fail", f"{name} input against the contiguous one: {why}", {"layouts": tried}
+    if not tried:
+        return "unsupported", "no non-contiguous layout applies to this case's shape", {}
+    return "pass", "", {"layouts": tried}
+
+
+# -- derivatives against float64 formulas ----------------------------------------------------
+def _tangent(case: Case) -> np.ndarray:
+    """A direction v for jvp and hvp: standard normal, in the compute dtype, from the case's seed."""
+    rng = np.random.default_rng([case.seed, 0x9E37])
+    return rng.standard_normal(case.shape).astype(case.precision.compute.np_dtype)
+
+
+def _row_terms(x, scale, axes, eps):
+    x = np.asarray(x, np.float64)
+    s = _broadcast_scale(np.asarray(scale, np.float64), x.ndim, axes)
+    r = 1.0 / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + eps)
+    return x * r, r, s
+
+
+def jvp_reference(x, scale, v, axes, eps) -> tuple[np.ndarray, np.ndarray]:
+    """(t, magnitude): t = J v = r s (v - xn mean(xn v)), with xn = x r."""
+    v = np.asarray(v, np.float64)
+    with np.errstate(all="ignore"):
+        xn, r, s = _row_terms(x, scale, axes, eps)
+        proj = np.mean(xn * v, axis=axes, keepdims=True)
+        proj_abs = np.mean(np.abs(xn * v), axis=axes, keepdims=True)
+        return r * s * (v - xn * proj), r * np.abs(s) * (np.abs(v) + np.abs(xn) * proj_abs)
+
+
+def hvp_reference(x, scale, dy, v, axes, eps) -> tuple[np.ndarray, np.ndarray]:
+    """(h, magnitude): h = grad_x <dx(x; dy), v> = r^2 (3 p b xn - a xn - b s dy - p v),
+    with a = mean(v s dy), b = mean(v xn), p = mean(s dy xn) over each row."""
+    dy, v = np.asarray(dy, np.float64), np.asarray(v, np.float64)
+    with np.errstate(all="ignore"):
+        xn, r, s = _row_terms(x, scale, axes, eps)
+        sdy = s * dy
+
+        def mean(t):
+            return np.mean(t, axis=axes, keepdims=True)
+
+        a, b, p = mean(v * sdy), mean(v * xn), mean(sdy * xn)
+        h = r * r * (3 * p * b * xn - a * xn - b * sdy - p * v)
+        aa, ba, pa = mean(np.abs(v * sdy)), mean(np.abs(v * xn)), mean(np.abs(sdy * xn))
+        mag = r * r * (3 * pa * ba * np.abs(xn) + aa * np.abs(xn) + ba * np.abs(sdy) + pa * np.abs(v))
+        return h, mag
+
+
+def _scored(s: Subject, got, expected, magnitude, tol) -> tuple[str, str, dict]:
+    fmt = s.case.precision.compute
+    sc = score(got, expected, fmt, fmt.name, tol, magnitude=magnitude)
+    return sc.status, sc.message, {"metrics": sc.metrics, "tolerance": tol.to_json()}
+
+
+def jvp(s: Subject) -> tuple[str, str, dict]:
+    if not hasattr(s.adapter, "jvp"):
+        return "unsupported", "the adapter has no jvp() (forward-mode derivative)", {}
+    v = _tangent(s.case)
+    _, t = s.adapter.jvp(s.adapter.build(s.spec), s.arrays.x, v)
+    ref, mag = jvp_reference(s.arrays.x, s.spec.scale, v, s.case.axes, s.eps)
+    return _scored(s, t, ref, mag, tolerance.grad_x(s.case.precision.compute, s.case.reduction_length))
+
+
+def hvp(s: Subject) -> tuple[str, str, dict]:
+    if not hasattr(s.adapter, "hvp"):
+        return "unsupported", "the adapter has no hvp() (second-order derivative)", {}
+    v = _tangent(s.case)
+    h = s.adapter.hvp(s.adapter.build(s.spec), s.arrays.x, s.arrays.dy, v)
+    ref, mag = hvp_reference(s.arrays.x, s.spec.scale, s.arrays.dy, v, s.case.axes, s.eps)
+    return _scored(s, h, ref, mag, tolerance.hvp(s.case.precision.compute, s.case.reduction_length))
+
+
+CHECKS = {"batch_invariance": batch_invariance, "determinism": determinism, "sign_symmetry": sign_symmetry,
+          "scale_invariance": scale_invariance, "layout": layout, "jvp": jvp, "hvp": hvp}
+DIAGNOSES = {"batch_invariance": "batch-variant", "determinism": "nondeterministic", "sign_symmetry": "sign-asymmetric",
+             "scale_invariance": "scale-variant", "layout": "layout-dependent", "jvp": "jvp-differs",
+             "hvp": "hvp-differs"}
+
+
+def outcome(check: str, s: Subject) -> tuple[str, str, dict]:
+    """(status, message, record fields) of one property check; NotImplementedError from the
+    adapter's optional method is `unsupported`, any other exception propagates (the caller's
+    `error`)."""
+    try:
+        status, message, fields = CHECKS[check](s)
+    except NotImplementedError as exc:
+        return "unsupported", str(exc) or f"the adapter does not implement what {check} needs", {}
+    if status == "fail" and check in DIAGNOSES:
+        fields = fields if "metrics" in fields else {"metrics": fields}
+        fields["diagnosis"] = diagnosis(DIAGNOSES[check], "property", message)
+    elif "metrics" not in fields:
+        fields = {"metrics": fields}
+    return status, message, fields
+
+
+def subject(adapter, case: Case, spec: LayerSpec, eps: float) -> Subject:
+    return Subject(adapter, case, spec, materialize(case), eps)
+
