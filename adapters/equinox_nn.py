@@ -47,7 +47,23 @@ class EquinoxRMSNorm(Adapter):
             dparams, dx = pullback(dy.reshape(batch.shape).astype(y.dtype))
             return y.reshape(x.shape), dx.reshape(x.shape), dparams
 
-        self._step = step
+        def apply(model, x):
+            batch = x.reshape((-1, *x.shape[x.ndim - len(model.shape):]))
+            return jax.vmap(model)(batch).reshape(x.shape)
+
+        @eqx.filter_jit
+        def jvp(model, x, v):
+            return jax.jvp(lambda xx: apply(model, xx), (x,), (v,))
+
+        @eqx.filter_jit
+        def hvp(model, x, dy, v):
+            def inner(xx):  # <dx, v>
+                y, pullback = jax.vjp(lambda z: apply(model, z), xx)
+                return (pullback(dy.astype(y.dtype))[0] * v).sum()
+
+            return jax.grad(inner)(x)
+
+        self._step, self._jvp, self._hvp = step, jvp, hvp
         return {"equinox": eqx.__version__, "jax": jax.__version__}
 
     def supports(self, spec):
@@ -99,6 +115,13 @@ class EquinoxRMSNorm(Adapter):
     def grad(self, layer, x, dy):
         _, dx, dparams = self._step(layer, x, dy)
         return np.asarray(dx), np.asarray(dparams.weight)
+
+    def jvp(self, layer, x, v):
+        y, t = self._jvp(layer, x, v)
+        return np.asarray(y), np.asarray(t)
+
+    def hvp(self, layer, x, dy, v):
+        return np.asarray(self._hvp(layer, x, dy, v))
 
     def rebuild(self, layer):
         new = self.eqx.nn.RMSNorm(layer.shape, eps=layer.eps, use_weight=layer.use_weight, use_bias=layer.use_bias,

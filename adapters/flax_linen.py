@@ -90,6 +90,9 @@ class FlaxLinenRMSNorm(JittedStep, Adapter):
     def _step_args(self, layer) -> tuple:
         return layer.module, layer.params
 
+    def _apply(self, module, params, x):
+        return module.apply(params, x)
+
     def rebuild(self, layer):
         return _Built(layer.module.clone(), layer.params)
 

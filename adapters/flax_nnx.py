@@ -142,6 +142,9 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
     def _step_args(self, layer) -> tuple:
         return layer.graphdef, layer.state
 
+    def _apply(self, graphdef, state, x):
+        return self.nnx.merge(graphdef, state)(x)
+
     def _dscale(self, layer, leaves: list):
         # Flax keeps the scale flat (num_features,); report it in the case's layout,
         # as build() loaded it from there.

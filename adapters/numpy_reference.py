@@ -15,6 +15,7 @@ import ml_dtypes
 import numpy as np
 
 from conformance.adapter import Adapter
+from conformance.layouts import numpy_layout
 
 DEFAULT_EPSILON = 1e-6
 
@@ -72,6 +73,10 @@ class NumpyReference(Adapter):
             other = tuple(a for a in range(x.ndim) if a not in layer.axes)
             dscale = np.sum(dyc * xc * r, axis=other)
         return dx.astype(x.dtype), dscale.astype(layer.scale.dtype)
+
+    def call_layout(self, layer, x, layout):
+        """numpy computes on views as they are: the kernel above, given a non-contiguous view."""
+        return self.call(layer, numpy_layout(x, layout))
 
     def config(self, layer):
         return layer.get_config()

@@ -21,6 +21,7 @@ import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.adapters._snippets import NUMPY_OUTPUT, join
+from conformance.layouts import numpy_layout
 
 OPSET = 23
 DEFAULT_EPSILON = 1e-5
@@ -103,6 +104,11 @@ class _OnnxRMSNorm(Adapter):
 
     def grad(self, layer, x, dy):
         raise NotImplementedError("an ONNX model has no gradients here")
+
+    def call_layout(self, layer, x, layout):
+        """A non-contiguous numpy view fed as it is (the runtime makes what copy it needs)."""
+        model, scale = layer
+        return np.asarray(self._run(model.runner, numpy_layout(x, layout), scale))
 
     def rebuild(self, layer):
         """The same graph, from the model's own serialized form."""

@@ -65,6 +65,27 @@ class TensorFlowOpsRMSNorm(Adapter):
         dx, dscale = tape.gradient(y, [xt, layer.scale], output_gradients=tf.constant(dy))
         return dx.numpy(), dscale.numpy()
 
+    def jvp(self, layer, x, v):
+        """Forward mode, `tf.autodiff.ForwardAccumulator`."""
+        tf = self.tf
+        xt = tf.constant(x)
+        with tf.autodiff.ForwardAccumulator(xt, tf.constant(v)) as acc:
+            y = layer(xt)
+        return y.numpy(), acc.jvp(y).numpy()
+
+    def hvp(self, layer, x, dy, v):
+        """Nested GradientTapes: the gradient of <dx, v>."""
+        tf = self.tf
+        xt = tf.constant(x)
+        with tf.GradientTape() as outer:
+            outer.watch(xt)
+            with tf.GradientTape() as inner:
+                inner.watch(xt)
+                y = layer(xt)
+            dx = inner.gradient(y, xt, output_gradients=tf.cast(tf.constant(dy), y.dtype))
+            total = tf.reduce_sum(dx * tf.constant(v))
+        return outer.gradient(total, xt).numpy()
+
     def config(self, layer):
         return {"axes": layer.axes, "epsilon": layer.epsilon, "scale_dtype": layer.scale.dtype.name}
 

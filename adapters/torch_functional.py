@@ -33,17 +33,13 @@ class TorchFunctional(TorchRMSNorm):
         weight.requires_grad_(True)
         return _Call([spec.input_shape[a] for a in spec.axes], weight, spec.epsilon, spec.compute_dtype)
 
-    def _apply(self, layer, xt):
+    def _forward(self, layer, xt):
         return self.torch.nn.functional.rms_norm(xt, layer.normalized_shape, layer.weight, layer.eps)
-
-    def call(self, layer, x):
-        with self.torch.no_grad():
-            return torch_to_numpy(self._apply(layer, torch_from_numpy(x)))
 
     def grad(self, layer, x, dy):
         xt = torch_from_numpy(x).requires_grad_(True)
         layer.weight.grad = None
-        self._apply(layer, xt).backward(torch_from_numpy(dy))
+        self._forward(layer, xt).backward(torch_from_numpy(dy))
         return torch_to_numpy(xt.grad), torch_to_numpy(layer.weight.grad)
 
     def defaults(self) -> dict:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from conformance.adapter import Adapter
 from conformance.adapters._convert import describe_init, torch_dtype, torch_from_numpy, torch_param_dtype, torch_to_numpy
 from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
+from conformance.layouts import torch_layout
 
 
 @dataclass
@@ -53,15 +54,38 @@ class TorchRMSNorm(Adapter):
             module.weight.copy_(torch_from_numpy(spec.scale))
         return _Built(module, spec.compute_dtype)
 
+    def _forward(self, layer, xt):
+        return layer.module(xt)
+
     def call(self, layer, x):
         with self.torch.no_grad():
-            return torch_to_numpy(layer.module(torch_from_numpy(x)))
+            return torch_to_numpy(self._forward(layer, torch_from_numpy(x)))
 
     def grad(self, layer, x, dy):
         xt = torch_from_numpy(x).requires_grad_(True)
         layer.module.zero_grad(set_to_none=True)
         layer.module(xt).backward(torch_from_numpy(dy))
         return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
+
+    # -- the property checks' methods (conformance/properties.py) --
+    def call_layout(self, layer, x, layout):
+        """The input as a non-contiguous tensor (transposed, strided, channels_last)."""
+        with self.torch.no_grad():
+            return torch_to_numpy(self._forward(layer, torch_layout(x, layout)))
+
+    def jvp(self, layer, x, v):
+        """Forward mode, `torch.func.jvp`."""
+        y, t = self.torch.func.jvp(lambda xx: self._forward(layer, xx), (torch_from_numpy(x),), (torch_from_numpy(v),))
+        return torch_to_numpy(y), torch_to_numpy(t)
+
+    def hvp(self, layer, x, dy, v):
+        """Double backward: the gradient of <dx, v>, dx taken with create_graph=True."""
+        torch = self.torch
+        xt = torch_from_numpy(x).requires_grad_(True)
+        y = self._forward(layer, xt)
+        (dx,) = torch.autograd.grad(y, xt, torch_from_numpy(dy).to(y.dtype), create_graph=True)
+        (h,) = torch.autograd.grad((dx * torch_from_numpy(v)).sum(), xt)
+        return torch_to_numpy(h)
 
     def snippet(self, spec) -> dict:
         """The source of build and call, for `conformance repro` (numpy and torch only)."""

@@ -108,6 +108,7 @@ def smoke() -> list[Case]:
     out += [_case(last, "float32", 1e-6, "zeros", "rand")]
     # Half precision into a layer built with no dtype arguments: what most users get.
     out += [_case(last, dtype, 1e-6, "normal", "rand") for dtype in ("default_float16", "default_bfloat16")]
+    out += [_case(last, "float64", 0.0, "normal", "rand")]  # the property checks (properties.applies)
     return out + list(INVALID)
 
 
@@ -120,10 +121,18 @@ def _edge_cases() -> list[Case]:
     return out
 
 
+def _property_cases() -> list[Case]:
+    """The cases of the property checks (properties.applies: normal inputs, epsilon 0, random
+    scale): each plain dtype once, over a row layout, a multi-axis one and a non-trailing one."""
+    rows, trailing, non_trailing = _layout("last", 1), _layout("trailing"), _layout("non-trailing")
+    return [_case(lay, dt, 0.0, "normal", "rand") for lay, dt in
+            ((rows, "float32"), (rows, "bfloat16"), (trailing, "float16"), (non_trailing, "float64"))]
+
+
 def standard() -> list[Case]:
     configs = pairwise(CONFIG_DIMENSIONS)
     rows = pairwise(DIMENSIONS, base=configs)
-    return _unique([_case(**r) for r in rows] + _edge_cases()) + list(INVALID)
+    return _unique([_case(**r) for r in rows] + _edge_cases() + _property_cases()) + list(INVALID)
 
 
 def exhaustive() -> list[Case]:

@@ -20,7 +20,7 @@ from conformance.dtypes import FORMATS
 from conformance.hypotheses import CATALOGUE, Arrays, placed
 
 CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-values", "crash", "configuration",
-           "unexplained")
+           "property", "unexplained")
 
 
 def diagnosis(id_: str, klass: str, detail: str, evidence: dict | None = None) -> dict:

@@ -15,7 +15,7 @@ import traceback
 
 import numpy as np
 
-from conformance import tolerance
+from conformance import properties, tolerance
 from conformance.adapter import Adapter
 from conformance.cases.case import Case, layer_spec, materialize
 from conformance.cases.invalid import CHECK as INVALID_CHECK
@@ -36,13 +36,15 @@ CHECKS = ("forward", "out_dtype", *GRAD_CHECKS)
 # Checks of the configuration side of the contract, on cases with a trained-looking
 # (random positive) scale: enough to cover every layout and dtype at small cost.
 CONFIG_CHECKS = ("structure", "config_roundtrip", "save_load")
-ALL_CHECKS = CHECKS + CONFIG_CHECKS + (INVALID_CHECK, PARAMETERS_CHECK)  # every check a record may name
+# every check a record may name
+ALL_CHECKS = CHECKS + CONFIG_CHECKS + (INVALID_CHECK, PARAMETERS_CHECK) + properties.PROPERTY_CHECKS
 
 
 def checks_for(case) -> tuple[str, ...]:
     if isinstance(case, Invalid):
         return (INVALID_CHECK,)
-    return CHECKS + CONFIG_CHECKS if case.scale == "rand" else CHECKS
+    out = CHECKS + CONFIG_CHECKS if case.scale == "rand" else CHECKS
+    return out + properties.PROPERTY_CHECKS if properties.applies(case) else out
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras colours its error messages
@@ -96,6 +98,14 @@ def _score_check(case, name: str, check: str, tol, seconds: float, common: dict,
 def _no_gradients(r: dict) -> dict:
     return r | {"status": "unsupported", "message": "the adapter has no gradients (forward only)"}
 
+
+def _not_applicable(adapter: Adapter, r: dict) -> dict:
+    """A record of a check the adapter cannot run whatever the case is `unsupported`, even where
+    the case itself failed (a forward-only adapter's gradients, a property without its method)."""
+    if r["check"] in GRAD_CHECKS and not adapter.gradients:
+        return _no_gradients(r)
+    why = properties.missing(adapter, r["check"])
+    return r | {"status": "unsupported", "message": why} if why else r
 
 def _out_dtype(case, name: str, y, expected: str, common: dict) -> dict:
     got = dtype_name(numeric_array(y))
@@ -167,7 +177,7 @@ def _evaluate(adapter: Adapter, case: Case) -> list[dict]:
         layer = adapter.build(spec)
     except BaseException as exc:
         failed = all_checks("error", _framework_error("build", exc))
-        return [_no_gradients(r) if r["check"] in GRAD_CHECKS and not adapter.gradients else r for r in failed]
+        return [_not_applicable(adapter, r) for r in failed]
     config, config_problem = checked_config(adapter, layer)
     eps = _epsilon_used(case, config)
     if eps is None:
@@ -213,6 +223,24 @@ def _evaluate(adapter: Adapter, case: Case) -> list[dict]:
     out += _gradients(adapter, case, layer, arrays, ref, common, diagnoser)
     if "structure" in checks_for(case):
         out += configuration_checks(adapter, case, layer, arrays, y, config, config_problem)
+    if properties.applies(case):
+        out += property_checks(properties.Subject(adapter, case, spec, arrays, eps), common)
+    return out
+
+
+def property_checks(subject, common: dict) -> list[dict]:
+    """The property checks (conformance/properties.py), each its own record; whatever one of
+    them raises is that check's `error`."""
+    out = []
+    for check in properties.PROPERTY_CHECKS:
+        start = time.perf_counter()
+        try:
+            status, message, fields = properties.outcome(check, subject)
+        except BaseException as exc:
+            out.append(record(subject.case, subject.adapter.name, check, "error", _framework_error(check, exc), **common))
+            continue
+        out.append(record(subject.case, subject.adapter.name, check, status, message,
+                          seconds=round(time.perf_counter() - start, 6), **fields, **common))
     return out
 
 

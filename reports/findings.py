@@ -49,6 +49,10 @@ def _title(d: dict, family: str) -> str:
         return d["id"].replace("-", " ") + (f": {first[:90]}" if first else "")
     if d["class"] == "parameters" and d["id"].startswith("effective-"):
         return "the layer applies other parameters than requested: " + d.get("detail", "")[:80]
+    if d["class"] == "property":
+        from conformance.properties import TITLES
+
+        return f"{family}: {TITLES.get(d['id'], d['id'])}"
     if d["id"] == "out-dtype":
         return "the output dtype differs from the input's"
     if d["id"] == "shape-differs":

@@ -11,8 +11,8 @@ import platform
 from collections import defaultdict
 
 from conformance.reports.results import (
-    STATUSES, Results, agreement, configuration_table, defaults_table, failure_groups, invalid_table, rerun_command,
-    scored_error, verdict, versions_text,
+    STATUSES, Results, agreement, configuration_table, defaults_table, failure_groups, invalid_table, property_table,
+    rerun_command, scored_error, verdict, versions_text,
 )
 
 MAX_LISTED = 40  # failing results listed per adapter; the rest are in report.json
@@ -28,7 +28,7 @@ code{font-size:12px} details{margin:6px 0} .legend span{display:inline-block;wid
 """
 
 SCRIPT = """
-const ids = ["findings", "heatmap-forward", "heatmap-gradients", "agreement", "defaults", "configuration", "invalid",
+const ids = ["findings", "heatmap-forward", "heatmap-gradients", "agreement", "defaults", "properties", "configuration", "invalid",
              "failures"];
 const missing = ids.filter(id => !document.getElementById(id));
 // Findings filter: by adapter and class; also from the address (report.html#adapter=torch&class=range).
@@ -148,6 +148,22 @@ def _defaults(results: Results) -> str:
     return "".join(out)
 
 
+def _properties(results: Results) -> str:
+    from conformance.properties import PROPERTY_CHECKS
+
+    table = property_table(results)
+    if not table:
+        return '<h2>Properties</h2><table id="properties"><tr><td>no property checks in this run</td></tr></table>'
+    out = ['<h2>Properties</h2><table id="properties"><tr><th class="name">adapter</th>'
+           + "".join(f"<th>{_e(c)}</th>" for c in PROPERTY_CHECKS) + "</tr>"]
+    for a, row in table.items():
+        cells = [row.get(c, "–") for c in PROPERTY_CHECKS]
+        out.append(f'<tr><td class="name">{_e(a)}</td>' + "".join(
+            f'<td class="{"fail" if c.startswith("fail") else ("pass" if c.startswith("pass") else "")}">{_e(c)}</td>'
+            for c in cells) + "</tr>")
+    return "".join(out) + "</table>"
+
+
 def _configuration(results: Results) -> str:
     rows = configuration_table(results)
     out = ['<h2>Configuration: structure, config round trip, save/load</h2><table id="configuration">'
@@ -263,7 +279,7 @@ def render(results: Results) -> str:
                  "ULP"),
         _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients",
                  "Gradients: pass rate and worst error (range findings aside)", "u"),
-        _agreement(results), _defaults(results), _configuration(results), _failures(results), _versions(results),
+        _agreement(results), _defaults(results), _properties(results), _configuration(results), _failures(results), _versions(results),
     ])
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>RMSNorm conformance</title>"
             f"<style>{CSS}</style></head><body>{body}<script>{SCRIPT}</script></body></html>\n")

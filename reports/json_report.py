@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from conformance.reports.findings import coverage
 from conformance.reports.results import (
-    Results, configuration_table, defaults_table, invalid_table, rerun_command, table, verdict,
+    Results, configuration_table, defaults_table, invalid_table, property_table, rerun_command, table, verdict,
 )
 
 
@@ -19,6 +19,7 @@ def render(results: Results) -> dict:
         "adapters": results.adapters,
         "table": table(results),
         "defaults": defaults_table(results),
+        "properties": property_table(results),
         "configuration": configuration_table(results),
         "invalid_configurations": invalid_table(results),
         "failures": [

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from conformance.reports.findings import RESULTS_SHOWN
 from conformance.reports.results import (
-    STATUSES, Results, configuration_table, defaults_table, invalid_table, table, verdict, versions_text,
+    STATUSES, Results, configuration_table, defaults_table, invalid_table, property_table, table, verdict, versions_text,
 )
 
 
@@ -75,7 +75,7 @@ def render(results: Results) -> str:
     for row in table(results):
         lines.append(f"| {row['adapter']} | {row['dtype']} | "
                      + " | ".join(str(row[s]) for s in STATUSES) + f" | {_fmt(row['worst_ulp'])} |")
-    lines += _defaults(results) + _configuration(results)
+    lines += _defaults(results) + _properties(results) + _configuration(results)
     return "\n".join(lines) + "\n"
 
 
@@ -95,6 +95,21 @@ def _defaults(results: Results) -> list[str]:
         out += ["", "A default-constructed layer, as each adapter reads it from its framework:", "",
                 "| adapter | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         out += [f"| {a} | " + " | ".join(str(v.get(k, "–")) for k in keys) + " |" for a, v in declared.items()]
+    return out
+
+
+def _properties(results: Results) -> list[str]:
+    from conformance.properties import PROPERTY_CHECKS
+
+    table = property_table(results)
+    if not table:
+        return []
+    out = ["", "## Properties", "", "Bitwise: batch invariance, determinism, sign symmetry, power-of-two scale invariance, "
+           "memory layout; derivatives: forward mode (jvp) and second order (hvp) against float64 formulas.", "",
+           "| adapter | " + " | ".join(PROPERTY_CHECKS) + " |", "|---|" + "---|" * len(PROPERTY_CHECKS)]
+    for a, row in table.items():
+        cells = [row.get(c, "–") for c in PROPERTY_CHECKS]
+        out.append(f"| {a} | " + " | ".join(f"**{c}**" if c.startswith("fail") else c for c in cells) + " |")
     return out
 
 

@@ -256,6 +256,22 @@ def configuration_table(results: Results) -> list[dict]:
     return [{"adapter": a, "check": c, **dict(v)} for (a, c), v in sorted(cells.items())]
 
 
+def property_table(results: Results) -> dict[str, dict[str, str]]:
+    """{adapter: {property check: cell}}: "pass 4", "fail 1 of 4" (fail or error), "unsupported"."""
+    from conformance.properties import PROPERTY_CHECKS
+
+    cells: dict = defaultdict(Counter)
+    for r in results.records:
+        if r["check"] in PROPERTY_CHECKS:
+            cells[(r["adapter"], r["check"])][r["status"]] += 1
+    out: dict = defaultdict(dict)
+    for (a, c), n in sorted(cells.items()):
+        ran = n["pass"] + n["fail"] + n["error"] + n["xfail"] + n["xpass"]
+        bad = n["fail"] + n["error"]
+        out[a][c] = f"fail {bad} of {ran}" if bad else (f"pass {n['pass']}" if ran else "unsupported")
+    return dict(out)
+
+
 def invalid_table(results: Results) -> dict:
     """{invalid configuration: {adapter: (status, outcome, message)}} and the descriptions."""
     from conformance.cases.invalid import CHECK

@@ -1,7 +1,7 @@
 """Adapters that each break one property of conformance/properties.py on purpose.
 
 `Derivatives` is the numpy reference with forward-mode and second-order derivatives (the
-float64 formulas, rounded once to the input's dtype); every other adapter here changes one
+float64 formulas, rounded once to the input's dtype) that copies non-contiguous inputs; every other adapter here changes one
 thing of it, so each must fail its own property check and nothing else.
 """
 from __future__ import annotations
@@ -15,6 +15,11 @@ from conformance.properties import hvp_reference, jvp_reference
 
 class Derivatives(NumpyReference):
     name = "planted-derivatives"
+
+    def call_layout(self, layer, x, layout):
+        # Copied to contiguous memory first, as many kernels do: numpy's own sums over a
+        # transposed view run in another order (a layout finding of the numpy reference).
+        return self.call(layer, np.ascontiguousarray(numpy_layout(x, layout)))
 
     def _scale(self, layer):
         return layer.scale.reshape(layer.scale_shape)
