@@ -19,10 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,test]'
 	touch $(STAMP)
 
+# The standard suite on every adapter; then the execution modes (torch.compile, XLA, eager
+# Flax), which compile per shape, with their eager twins on the small `modes` suite.
 report: $(STAMP)
 	$(BIN)/conformance run --suite standard --adapters all --out $(OUT) --overwrite; status=$$?; \
-	echo "reports written to $(OUT)/ (report.html, report.md, report.json, junit.xml, results.jsonl)"; \
-	test $$status -le 1
+	$(BIN)/conformance run --suite modes --adapters modes --out $(OUT)-modes --overwrite; modes=$$?; \
+	echo "reports written to $(OUT)/ and $(OUT)-modes/ (report.html, report.md, report.json, junit.xml, results.jsonl)"; \
+	test $$status -le 1 && test $$modes -le 1
 
 # The HTML report's browser test needs Debian's Chromium: installed here when missing and we are
 # root; otherwise one line says the command and the test reports it missing.

@@ -24,4 +24,16 @@ BUILTIN: dict[str, str] = {
     "torch": "conformance.adapters.torch_nn:TorchRMSNorm",
     "torch-functional": "conformance.adapters.torch_functional:TorchFunctional",
     "numpy-reference": "conformance.adapters.numpy_reference:NumpyReference",
+    # Execution modes (adapters/modes.py): each a compiled or eager twin of an adapter above.
+    "torch-compile": "conformance.adapters.modes:TorchCompile",
+    "tensorflow-xla": "conformance.adapters.modes:TensorFlowXla",
+    "keras-tensorflow-jit": "conformance.adapters.modes:KerasTensorFlowJit",
+    "flax-nnx-eager": "conformance.adapters.modes:FlaxNNXEager",
 }
+# Each execution mode and the adapter it is the twin of.  Compiled modes compile once per
+# shape, so they run the small `modes` suite (cases/suites.py), with their twins, not the
+# standard one: `--adapters all` is every other adapter, `--adapters modes` these and their twins.
+MODE_TWINS: dict[str, str] = {"torch-compile": "torch", "tensorflow-xla": "tensorflow",
+                              "keras-tensorflow-jit": "keras-tensorflow", "flax-nnx-eager": "flax-nnx"}
+ALL: list[str] = [name for name in BUILTIN if name not in MODE_TWINS]
+MODES: list[str] = [name for pair in MODE_TWINS.items() for name in pair]

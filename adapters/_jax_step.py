@@ -9,6 +9,10 @@ import numpy as np
 
 
 class JittedStep:
+    def _compile(self, fn):
+        """How the step, jvp and hvp run: `jax.jit` with the layer's static part as the key
+        (the op-by-op mode, flax-nnx-eager, returns `fn` itself)."""
+        return self.jax.jit(fn, static_argnums=0)
     def _step_args(self, layer) -> tuple:
         """(static, params) of the layer: the compile key and the differentiated state."""
         raise NotImplementedError
@@ -43,8 +47,8 @@ class JittedStep:
 
                 return jax.grad(inner)(x)
 
-            self._jvp_step = jax.jit(jvp, static_argnums=0)
-            self._hvp_step = jax.jit(hvp, static_argnums=0)
+            self._jvp_step = self._compile(jvp)
+            self._hvp_step = self._compile(hvp)
         return self._jvp_step, self._hvp_step
 
     def jvp(self, layer, x, v):

@@ -46,7 +46,7 @@ class FlaxLinenRMSNorm(JittedStep, Adapter):
             dparams, dx = pullback(dy.astype(y.dtype))
             return y, dx, dparams
 
-        self._step = jax.jit(step, static_argnums=0)
+        self._step = self._compile(step)
         return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
     def build(self, spec):

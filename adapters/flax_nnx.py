@@ -56,7 +56,7 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
 
         # One compiled training step per graph: graphdef is static and holds epsilon,
         # dtypes and axes, so it is the compile key.
-        self._step = jax.jit(step, static_argnums=0)
+        self._step = self._compile(step)
         return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
     def defaults(self) -> dict:

@@ -58,7 +58,9 @@ class NumpyReference(Adapter):
 
     def call(self, layer, x):
         ct = _compute_dtype(x)
-        xc = x.astype(ct)
+        # Contiguous first: numpy sums a strided view in another order, and the kernel's bits
+        # should not depend on how the caller laid out its input (the `layout` property).
+        xc = np.asarray(x, order="C").astype(ct)
         with np.errstate(all="ignore"):
             y = xc * self._rrms(layer, xc).astype(ct) * layer.scale.astype(ct)
         return y if np.dtype(x.dtype).kind in "biu" else y.astype(x.dtype)
@@ -74,8 +76,34 @@ class NumpyReference(Adapter):
             dscale = np.sum(dyc * xc * r, axis=other)
         return dx.astype(x.dtype), dscale.astype(layer.scale.dtype)
 
+    def jvp(self, layer, x, v):
+        """The directional derivative r*s*(v - xn*mean(xn*v)), xn = x*r, in the compute dtype."""
+        ct = _compute_dtype(x)
+        xc, vc, s = np.asarray(x, order="C").astype(ct), v.astype(ct), layer.scale.astype(ct)
+        with np.errstate(all="ignore"):
+            r = self._rrms(layer, xc).astype(ct)
+            xn = xc * r
+            t = r * s * (vc - xn * np.mean(xn * vc, axis=layer.axes, keepdims=True))
+        return self.call(layer, x), t.astype(x.dtype)
+
+    def hvp(self, layer, x, dy, v):
+        """The gradient of <dx, v>: r^2 (3 p b xn - a xn - b s dy - p v) with row means
+        a = mean(v s dy), b = mean(v xn), p = mean(s dy xn), in the compute dtype."""
+        ct = _compute_dtype(x)
+        xc, dyc, vc = np.asarray(x, order="C").astype(ct), dy.astype(ct), v.astype(ct)
+        with np.errstate(all="ignore"):
+            r = self._rrms(layer, xc).astype(ct)
+            xn, sdy = xc * r, layer.scale.astype(ct) * dyc
+
+            def mean(t):
+                return np.mean(t, axis=layer.axes, keepdims=True)
+
+            a, b, p = mean(vc * sdy), mean(vc * xn), mean(sdy * xn)
+            h = r * r * (3 * p * b * xn - a * xn - b * sdy - p * vc)
+        return h.astype(x.dtype)
+
     def call_layout(self, layer, x, layout):
-        """numpy computes on views as they are: the kernel above, given a non-contiguous view."""
+        """The kernel above, given a non-contiguous numpy view."""
         return self.call(layer, numpy_layout(x, layout))
 
     def config(self, layer):

@@ -64,7 +64,7 @@ class TorchRMSNorm(Adapter):
     def grad(self, layer, x, dy):
         xt = torch_from_numpy(x).requires_grad_(True)
         layer.module.zero_grad(set_to_none=True)
-        layer.module(xt).backward(torch_from_numpy(dy))
+        self._forward(layer, xt).backward(torch_from_numpy(dy))
         return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
 
     # -- the property checks' methods (conformance/properties.py) --

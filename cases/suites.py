@@ -4,6 +4,7 @@
 - `standard`: every pair of dimension values at least once (a greedy pairwise
   covering design over dimensions.py) plus edge cases a pairwise design could
   pair unluckily; the default of `make report`.
+- `modes`: ten cases for the execution-mode adapters, which compile per shape (`--adapters modes`).
 - `exhaustive`: the full product of every dimension, for long runs.
 - a path to a TOML file: a user's own suite (see README.md, "Your own suite").
 """
@@ -135,11 +136,25 @@ def standard() -> list[Case]:
     return _unique([_case(**r) for r in rows] + _edge_cases() + _property_cases()) + list(INVALID)
 
 
+def modes() -> list[Case]:
+    """For the execution modes (adapters/modes.py), which compile per shape, dtype and epsilon:
+    each plain and mixed dtype on one layout, then where compilers change the arithmetic: a long
+    half-precision row (fused reductions), overflowing squares (upcasting), a multi-axis layout,
+    the implementation's default epsilon, and a property case."""
+    last, long = _layout("last", 1), _layout("long")
+    out = [_case(last, dt, 1e-6, "normal", "rand") for dt in ("float32", "float16", "bfloat16", "float64", "mixed_float16")]
+    out += [_case(long, "float16", 1e-5, "normal", "rand"), _case(last, "float16", 1e-6, "huge", "rand"),
+            _case(_layout("trailing"), "float32", 1e-6, "normal", "signed"), _case(last, "float32", None, "normal", "rand"),
+            _case(last, "float32", 0.0, "normal", "rand")]
+    return out
+
+
 def exhaustive() -> list[Case]:
     return [_case(*values) for values in itertools.product(*DIMENSIONS.values())]
 
 
-SUITES: dict[str, Callable[[], list[Case]]] = {"smoke": smoke, "standard": standard, "exhaustive": exhaustive}
+SUITES: dict[str, Callable[[], list[Case]]] = {"smoke": smoke, "standard": standard, "modes": modes,
+                                               "exhaustive": exhaustive}
 
 
 def _unique(cases: Iterable[Case]) -> list[Case]:

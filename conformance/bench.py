@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from conformance.adapters import BUILTIN
+from conformance.adapters import ALL
 
 
 def _bench_one(ref: str) -> dict:
@@ -77,7 +77,7 @@ def main() -> int:
     from conformance.adapter_refs import resolve, worker_env
 
     print(f"{'adapter':18s} {'cases':>5s} {'harness/s':>10s} {'bare/s':>10s} {'ratio':>6s}")
-    for ref in BUILTIN:
+    for ref in ALL:
         (a,) = resolve([ref])
         env = worker_env(a)
         p = subprocess.run([sys.executable, "-m", "conformance.bench", "--one", ref], capture_output=True, text=True, env=env)
@@ -91,7 +91,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--suite", "standard", "--adapters", "all", "--out", out],
                        capture_output=True)
         wall = time.monotonic() - start
-    print(f"standard suite, all {len(BUILTIN)} built-in adapters, cold, --jobs {os.cpu_count()}: {wall:.1f} s wall")
+    print(f"standard suite, all {len(ALL)} built-in adapters, cold, --jobs {os.cpu_count()}: {wall:.1f} s wall")
     return 0
 
 

@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a suite through adapters and write results and reports")
     run.add_argument("--suite", default="standard", help="smoke, standard, exhaustive, or a .toml suite file")
-    run.add_argument("--adapters", default=None, help="comma-separated built-in adapters, or 'all' (default: all, unless --adapter is given)")
+    run.add_argument("--adapters", default=None, help="comma-separated built-in adapters, 'all' (every one but the "
+                     "execution modes) or 'modes' (the execution modes and their twins); default: all, unless --adapter is given")
     run.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")
     run.add_argument("--case", action="append", default=[], metavar="PATTERN", help="only cases whose id matches this glob, or a case id (repeatable)")
     run.add_argument("--out", default="out/run", help="output folder (default: out/run)")

@@ -171,7 +171,7 @@ NEEDS = {"layout": ("call_layout", "the adapter has no call_layout() (its framew
 def missing(adapter, check: str) -> str | None:
     """Why `check` cannot run on this adapter whatever the case, or None."""
     method, why = NEEDS.get(check, (None, None))
-    return why if method and not hasattr(adapter, method) else None
+    return why if method and getattr(adapter, method, None) is None else None
 
 
 def layout(s: Subject) -> tuple[str, str, dict]:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.adapters import BUILTIN
+from conformance.adapters import ALL, BUILTIN, MODES
 from conformance.errors import UsageError
 from conformance.interrupt import StopOnSignal
 from conformance.result_commands import EXIT_FAIL, EXIT_PASS, gate, render
@@ -16,14 +16,17 @@ from conformance.result_commands import EXIT_FAIL, EXIT_PASS, gate, render
 def _select_adapters(args) -> list[str]:
     names = []
     if args.adapters is not None:
-        names = list(BUILTIN) if args.adapters == "all" else [a.strip() for a in args.adapters.split(",") if a.strip()]
+        groups = {"all": ALL, "modes": MODES}
+        names = list(groups[args.adapters]) if args.adapters in groups else [
+            a.strip() for a in args.adapters.split(",") if a.strip()]
         if not names and not args.adapter:
-            raise UsageError(f"--adapters {args.adapters!r} names no adapter: give built-in names, 'all', or --adapter module:Class")
+            raise UsageError(f"--adapters {args.adapters!r} names no adapter: give built-in names, 'all', 'modes', "
+                             "or --adapter module:Class")
         for n in names:
             if n not in BUILTIN:
                 raise UsageError(f"unknown built-in adapter {n!r}: choose from {', '.join(BUILTIN)} (or use --adapter module:Class)")
     elif not args.adapter:
-        names = list(BUILTIN)
+        names = list(ALL)
     return names + args.adapter
 
 

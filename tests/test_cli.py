@@ -8,6 +8,7 @@ from pathlib import Path
 from conformance.cases.case import Case
 from conformance.cases.suites import smoke
 from conformance.dtypes import PRECISIONS
+from conformance.properties import PROPERTY_CHECKS
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_correct_user_adapter_passes(cli, tmp_path):
     rs = records(out)
     assert rs and all(r["status"] == "pass" for r in rs)
     assert {r["check"] for r in rs} == {"forward", "out_dtype", "grad_x", "grad_scale", "structure", "config_roundtrip", "save_load",
-                                        "invalid_config"}
+                                        "invalid_config", *PROPERTY_CHECKS}
     assert "PASS" in (out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["failures"] == []
 

@@ -101,9 +101,11 @@ def test_solved_parameters_are_reported(planted_run):
 
 def test_a_correct_kernel_with_one_ulp_noise_gets_no_diagnosis(cli, tmp_path):
     p = cli("run", "--suite", "smoke", "--adapter", P + "OneUlpNoise", "--out", str(tmp_path / "o"))
-    assert p.returncode == 0, p.stdout + p.stderr
     rs = _records(tmp_path / "o")
-    assert rs and not [r for r in rs if "diagnosis" in r]
+    # Numerically nothing to find.  The noise is drawn from a seed that is the array's size,
+    # so a row's last bit depends on its batch: that, and only that, is a property finding.
+    assert rs and not [r for r in rs if "diagnosis" in r and r["check"] != "batch_invariance"]
+    assert p.returncode == 1 and "batch_invariance: a row's output depends on the batch" in p.stdout
 
 
 def test_numpy_reference_passes_the_standard_suite_unless_range_findings_gate(cli, tmp_path):

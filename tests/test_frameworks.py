@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conformance.adapters import BUILTIN
+from conformance.adapters import ALL as BUILTIN  # the adapters `--adapters all` runs (modes: test_modes.py)
 from conformance.cases.case import Case
 from conformance.cases.suites import smoke
 

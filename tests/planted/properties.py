@@ -1,8 +1,7 @@
 """Adapters that each break one property of conformance/properties.py on purpose.
 
-`Derivatives` is the numpy reference with forward-mode and second-order derivatives (the
-float64 formulas, rounded once to the input's dtype) that copies non-contiguous inputs; every other adapter here changes one
-thing of it, so each must fail its own property check and nothing else.
+`Derivatives` is the numpy reference (with its layout, jvp and hvp methods); every other adapter
+here changes one thing of it, so each must fail its own property check and nothing else.
 """
 from __future__ import annotations
 
@@ -10,27 +9,12 @@ import numpy as np
 
 from conformance.adapters.numpy_reference import NumpyReference, _compute_dtype
 from conformance.layouts import numpy_layout
-from conformance.properties import hvp_reference, jvp_reference
 
 
 class Derivatives(NumpyReference):
+    """The numpy reference, which has every property method."""
+
     name = "planted-derivatives"
-
-    def call_layout(self, layer, x, layout):
-        # Copied to contiguous memory first, as many kernels do: numpy's own sums over a
-        # transposed view run in another order (a layout finding of the numpy reference).
-        return self.call(layer, np.ascontiguousarray(numpy_layout(x, layout)))
-
-    def _scale(self, layer):
-        return layer.scale.reshape(layer.scale_shape)
-
-    def jvp(self, layer, x, v):
-        t, _ = jvp_reference(x, self._scale(layer), v, layer.axes, layer.epsilon)
-        return self.call(layer, x), t.astype(x.dtype)
-
-    def hvp(self, layer, x, dy, v):
-        h, _ = hvp_reference(x, self._scale(layer), dy, v, layer.axes, layer.epsilon)
-        return h.astype(x.dtype)
 
 
 class BatchVariant(Derivatives):
@@ -72,7 +56,7 @@ class SignRounding(Derivatives):
 
     def call(self, layer, x):
         ct = _compute_dtype(x)
-        xc = x.astype(ct)
+        xc = np.asarray(x, order="C").astype(ct)
         with np.errstate(all="ignore"):
             y = xc * self._rrms(layer, xc).astype(ct) * layer.scale.astype(ct)
             y = np.where(y < 0, np.nextafter(y, ct.type(-np.inf)), y)

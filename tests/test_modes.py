@@ -1,0 +1,47 @@
+"""The execution-mode adapters (adapters/modes.py) against their eager twins (issue 12)."""
+import json
+
+import pytest
+
+from conformance.adapters import MODE_TWINS, MODES
+
+pytestmark = pytest.mark.frameworks
+CASES = ["f32/4x32/ax-1/eps1e-06/normal/rand/s0", "f32/4x32/ax-1/eps0/normal/rand/s0"]
+
+
+@pytest.fixture(scope="module")
+def modes_run(tmp_path_factory):
+    from tests.conftest import run_cli
+
+    out = tmp_path_factory.mktemp("modes")
+    args = ["run", "--suite", "modes", "--adapters", "modes", "--out", str(out)]
+    for case in CASES:
+        args += ["--case", case]
+    p = run_cli(*args)
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return {(r["adapter"], r["case"], r["check"]): r for r in lines if r.get("record") == "result"}
+
+
+def test_modes_are_the_execution_modes_and_their_twins():
+    assert set(MODES) == set(MODE_TWINS) | set(MODE_TWINS.values())
+
+
+@pytest.mark.parametrize("mode", list(MODE_TWINS))
+@pytest.mark.parametrize("check", ["forward", "grad_x", "grad_scale", "determinism", "sign_symmetry"])
+def test_each_mode_runs_its_compiled_path_and_passes_where_its_twin_does(modes_run, mode, check):
+    for case in CASES:
+        twin = modes_run.get((MODE_TWINS[mode], case, check))
+        mine = modes_run.get((mode, case, check))
+        if twin is None:
+            assert mine is None
+            continue
+        assert mine is not None, (mode, case, check)
+        if twin["status"] == "pass":
+            assert mine["status"] == "pass", mine["message"]
+
+
+def test_the_xla_modes_leave_derivative_properties_to_their_compiled_path(modes_run):
+    r = modes_run[("tensorflow-xla", CASES[1], "jvp")]
+    assert r["status"] == "unsupported" and "no jvp()" in r["message"]
+    assert modes_run[("tensorflow", CASES[1], "jvp")]["status"] == "pass"
