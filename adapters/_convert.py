@@ -5,12 +5,26 @@ import ml_dtypes
 import numpy as np
 
 
+TORCH_DEVICE = {"device": "cpu"}  # where torch_from_numpy puts tensors (use_torch_device)
+
+
+def use_torch_device(device: str) -> None:
+    """Tensors and new modules on `device` ("cpu" or "cuda"), for the torch-family adapters."""
+    import torch
+
+    TORCH_DEVICE["device"] = device
+    if device != "cpu":
+        torch.set_default_device(device)
+
+
 def torch_from_numpy(x: np.ndarray):
     import torch
 
     if np.dtype(x.dtype) == np.dtype(ml_dtypes.bfloat16):
-        return torch.from_numpy(np.ascontiguousarray(x).view(np.int16).copy()).view(torch.bfloat16)
-    return torch.from_numpy(np.array(x, copy=True))
+        t = torch.from_numpy(np.ascontiguousarray(x).view(np.int16).copy()).view(torch.bfloat16)
+    else:
+        t = torch.from_numpy(np.array(x, copy=True))
+    return t if TORCH_DEVICE["device"] == "cpu" else t.to(TORCH_DEVICE["device"])
 
 
 def torch_to_numpy(t) -> np.ndarray:

@@ -25,7 +25,8 @@ from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
 
 class EquinoxRMSNorm(Adapter):
     name = "equinox"
-    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}  # JAX_PLATFORMS=cuda under --device gpu
+    device_family = "jax"
 
     def load(self):
         import equinox as eqx

@@ -38,7 +38,8 @@ class _Built:
 
 class FlaxNNXRMSNorm(JittedStep, Adapter):
     name = "flax-nnx"
-    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}  # JAX_PLATFORMS=cuda under --device gpu
+    device_family = "jax"
 
     def load(self):
         import flax

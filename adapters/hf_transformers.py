@@ -20,7 +20,7 @@ import importlib
 
 import numpy as np
 
-from conformance.adapters._convert import describe_init, torch_from_numpy, torch_param_dtype, torch_to_numpy
+from conformance.adapters._convert import describe_init, torch_from_numpy, torch_param_dtype, torch_to_numpy, use_torch_device
 from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
 from conformance.adapters.torch_nn import TorchRMSNorm, _Built
 
@@ -34,6 +34,7 @@ class _HFNorm(TorchRMSNorm):
         import transformers
 
         self.torch = torch
+        use_torch_device(self.device)
         module, _, cls = self.module_path.partition(":")
         self.cls = getattr(importlib.import_module(module), cls)
         return {"torch": torch.__version__, "transformers": transformers.__version__}

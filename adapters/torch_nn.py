@@ -16,7 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance.adapter import Adapter
-from conformance.adapters._convert import describe_init, torch_dtype, torch_from_numpy, torch_param_dtype, torch_to_numpy
+from conformance.adapters._convert import (
+    describe_init, torch_dtype, torch_from_numpy, torch_param_dtype, torch_to_numpy, use_torch_device,
+)
 from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
 from conformance.layouts import torch_layout
 
@@ -33,11 +35,13 @@ def _snippet_dtype(spec) -> str:
 
 class TorchRMSNorm(Adapter):
     name = "torch"
+    device_family = "torch"
 
     def load(self):
         import torch
 
         self.torch = torch
+        use_torch_device(self.device)
         return {"torch": torch.__version__}
 
     def supports(self, spec):

@@ -38,6 +38,8 @@ class Adapter:
     name: str = ""
     env: dict[str, str] = {}
     gradients: bool = True  # False: forward only; gradient checks are `unsupported` whatever happens
+    device_family: str | None = None  # "torch" or "jax": can run on an accelerator (conformance/devices.py)
+    device: str = "cpu"  # set by the worker before load(): "cpu", "cuda" (torch) or "gpu" (JAX)
 
     def load(self) -> dict[str, str]:
         """Import the framework; return {package: version} of what the results depend on."""
@@ -125,7 +127,8 @@ def check_metadata(ref: str, name, env) -> None:
 
 
 def describe_main(argv: list[str]) -> int:
-    """`python -m conformance.adapter REF`: import REF's class, print its name and env as JSON.
+    """`python -m conformance.adapter REF`: import REF's class, print its name, env and device
+    family as JSON.
 
     The CLI runs this in a child process, so a user module that exits, raises or
     crashes at import is an input error, not the CLI's death."""
@@ -138,7 +141,8 @@ def describe_main(argv: list[str]) -> int:
         cls = import_adapter(argv[0])
         name, env = adapter_name(cls, argv[0]), getattr(cls, "env", {})
         check_metadata(argv[0], name, env)
-        message = {"name": name, "env": env}
+        family = getattr(cls, "device_family", None)
+        message = {"name": name, "env": env, "family": family if family in ("torch", "jax") else None}
     except UsageError as exc:
         message = {"error": str(exc)}
     proto.write(json.dumps(message) + "\n")

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from conformance.adapter import adapter_name, check_metadata, import_adapter
 from conformance.adapters import BUILTIN
@@ -33,6 +33,15 @@ class AdapterRef:
     ref: str  # as the user gave it: a built-in name or package.module:ClassName
     name: str
     env: dict = field(default_factory=dict)
+    family: str | None = None  # the adapter's device_family
+
+
+def place(adapters: list[AdapterRef], requested: str) -> list[AdapterRef]:
+    """The adapters with the environment of `--device requested` (UsageError if one cannot)."""
+    from conformance import devices
+
+    placements = devices.place(requested, {a.name: a.family for a in adapters})
+    return [replace(a, env={**a.env, **devices.worker_env(placements[a.name], a.family)}) for a in adapters]
 
 
 def worker_env(adapter: AdapterRef) -> dict:
@@ -43,7 +52,7 @@ def worker_env(adapter: AdapterRef) -> dict:
     return env
 
 
-def _describe_user_adapter(ref: str) -> tuple[str, dict]:
+def _describe_user_adapter(ref: str) -> tuple[str, dict, str | None]:
     """Import a user's adapter module in a child process: its exit, exception or crash
     at import is the user's input to fix, not the end of the CLI."""
     probe = AdapterRef(ref, ref)
@@ -61,7 +70,7 @@ def _describe_user_adapter(ref: str) -> tuple[str, dict]:
                          f"before its class could be read" + (f": {tail}" if tail else ""))
     if "error" in message:
         raise UsageError(message["error"])
-    return message["name"], message["env"]
+    return message["name"], message["env"], message.get("family")
 
 
 def resolve(refs: list[str]) -> list[AdapterRef]:
@@ -71,11 +80,13 @@ def resolve(refs: list[str]) -> list[AdapterRef]:
     results, baselines and logs are keyed by it."""
     out: list[AdapterRef] = []
     for ref in refs:
+        family = None
         if ref in BUILTIN:
             cls = import_adapter(ref)
             name, env = adapter_name(cls, ref), dict(getattr(cls, "env", {}) or {})
+            family = getattr(cls, "device_family", None)
         elif ":" in ref:
-            name, env = _describe_user_adapter(ref)
+            name, env, family = _describe_user_adapter(ref)
         else:
             import_adapter(ref)  # raises the "unknown adapter" UsageError
         check_metadata(ref, name, env)
@@ -86,7 +97,7 @@ def resolve(refs: list[str]) -> list[AdapterRef]:
             continue  # the same adapter named twice
         if clash:
             raise UsageError(f"adapters {clash.ref!r} and {ref!r} are both named {name!r}; names must be unique")
-        out.append(AdapterRef(ref, name, env))
+        out.append(AdapterRef(ref, name, env, family))
     return out
 
 

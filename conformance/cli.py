@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--adapters", default=None, help="comma-separated built-in adapters, 'all' (every one but the "
                      "execution modes) or 'modes' (the execution modes and their twins); default: all, unless --adapter is given")
     run.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")
+    run.add_argument("--device", choices=("cpu", "cuda", "gpu", "auto"), default="cpu",
+                     help="where the torch- and JAX-family adapters run: cpu (default), cuda or gpu (the accelerator; "
+                          "one line and exit 2 if there is none), auto (the accelerator where there is one)")
     run.add_argument("--case", action="append", default=[], metavar="PATTERN", help="only cases whose id matches this glob, or a case id (repeatable)")
     run.add_argument("--out", default="out/run", help="output folder (default: out/run)")
     run.add_argument("--jobs", type=JOBS, default=os.cpu_count() or 1, help="worker processes at once (default: CPU count)")

@@ -45,7 +45,7 @@ def cmd_diff(args) -> int:
     import json
 
     from conformance.outdir import OutputFolder
-    from conformance.reports.diff import diff, regressed, render_markdown
+    from conformance.reports.diff import diff, finding_labels, regressed, render_markdown
     from conformance.reports.results import load_results, results_path
 
     baseline = load_results(Path(args.baseline), args.salvage)
@@ -67,10 +67,11 @@ def cmd_diff(args) -> int:
     finally:
         folder.release()
     print(md.splitlines()[2])
+    new, resolved = finding_labels(d)
     for f in d["new_findings"]:
-        print(f"  new finding: {f['title']} [{', '.join(f['adapters'])}] ({f['class']}, {f['results']} results) {f['id']}")
+        print(f"  {new}: {f['title']} [{', '.join(f['adapters'])}] ({f['class']}, {f['results']} results) {f['id']}")
     for f in d["resolved_findings"]:
-        print(f"  resolved finding: {f['title']} [{', '.join(f['adapters'])}] {f['id']}")
+        print(f"  {resolved}: {f['title']} [{', '.join(f['adapters'])}] {f['id']}")
     for r in d["regressions"][:20]:
         print(f"  regression: {r['adapter']} {r['case']} {r['check']}: {r['baseline']} -> {r['current']}")
     print(f"wrote {out / 'diff.md'}, {out / 'diff.json'}")

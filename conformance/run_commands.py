@@ -67,7 +67,7 @@ def shard(cases, spec: str | None):
 
 
 def cmd_run(args) -> int:
-    from conformance.adapter_refs import resolve
+    from conformance.adapter_refs import place, resolve
     from conformance.cases.suites import load_suite
     from conformance.outdir import OutputFolder
     from conformance.reports.results import write_jsonl
@@ -76,7 +76,7 @@ def cmd_run(args) -> int:
     from conformance.xfail import XfailList
 
     # Validate every input before touching the output folder, so a typo loses nothing.
-    adapters = resolve(_select_adapters(args))
+    adapters = place(resolve(_select_adapters(args)), args.device)
     cases = shard(select_cases(load_suite(args.suite), args.case), args.shard)
     if not cases:
         raise UsageError(f"--shard {args.shard} selects none of the suite's cases: nothing to run")
@@ -193,9 +193,14 @@ def cmd_list(args) -> int:
     from conformance.runner import probe
 
     print("adapters:")
+    from conformance.adapter import import_adapter
+    from conformance.devices import ACCELERATOR
+
     for name, (ok, info) in probe(list(BUILTIN)).items():
         state = "ok  " if ok else "FAIL"
-        print(f"  {state} {name:18s} {info}")
+        family = getattr(import_adapter(name), "device_family", None)
+        usable = "cpu" + (f",{ACCELERATOR[family]}" if family in ACCELERATOR else "")
+        print(f"  {state} {name:20s} devices {usable:9s} {info}")
     print("suites: " + ", ".join(f"{n} ({len(f())} cases)" for n, f in SUITES.items()))
     return EXIT_PASS
 

@@ -182,6 +182,7 @@ class Runner:
                 "record": "adapter", "adapter": name, "ref": task.adapter.ref, "env": task.adapter.env,
                 "versions": versions, "claims": ready.get("claims", []), "defaults": ready.get("defaults", {}),
                 "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+                "device": ready.get("device", "cpu"),
             }])
 
     def _run_task(self, task: _Task) -> None:

@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 
+from conformance import devices
 from conformance.procs import become_subreaper, kill_descendants, watch_parent
 
 
@@ -46,6 +47,7 @@ def load_adapter(ref: str):
     cls = import_adapter(ref)
     adapter = cls()
     adapter.name = adapter_name(cls, ref)
+    adapter.device = os.environ.get(devices.ENV, "cpu")
     versions = adapter.load() or {}
     if not isinstance(versions, dict):
         raise TypeError(f"load() returned {type(versions).__name__}, not a dict of package versions")
@@ -71,9 +73,9 @@ def evaluate_safely(adapter, case_id: str) -> list[dict]:
     try:
         records = evaluate(adapter, case)
         json.dumps(records)  # what the adapter put into a record must cross the pipe
-        return records
     except BaseException as exc:
-        return harness_error_records(adapter.name, case, exc)
+        records = harness_error_records(adapter.name, case, exc)
+    return [r | {"device": adapter.device} for r in records]
 
 
 def serve(ref: str, body) -> int:
@@ -105,7 +107,9 @@ def main(argv: list[str]) -> int:
         # layer looks like (axes, epsilon, scale init).
         claims = _optional(adapter, "claims", [], lambda why: [{"claim": "documentation claims", "holds": None, "observed": why}])
         defaults = _optional(adapter, "defaults", {}, lambda why: {"error": why})
-        send({"event": "ready", "name": adapter.name, "versions": versions, "claims": claims, "defaults": defaults})
+        device = devices.Placement(adapter.device, os.environ.get(devices.ENV + "_NAME", "")).label
+        send({"event": "ready", "name": adapter.name, "versions": versions, "claims": claims, "defaults": defaults,
+              "device": device})
         with open(cases_file) as f:
             ids = [line.strip() for line in f if line.strip()]
         for case_id in ids:

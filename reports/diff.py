@@ -7,7 +7,9 @@ scored error grew by more than GROWTH_FACTOR and by more than GROWTH_UNITS
 (ULPs for the forward pass, unit roundoffs for gradients) - below that, error
 changes are reordering noise of a framework upgrade, not a regression; a
 (case, adapter, check) in the baseline that is missing now.  Improvements:
-fail/error/unsupported that now pass.  Framework version changes are listed.
+fail/error/unsupported that now pass.  Framework version changes are listed.  A CPU run set
+against a GPU run of the same adapters names its new and resolved findings by device ("Only on
+cuda (...)", "Only on cpu").
 """
 from __future__ import annotations
 
@@ -19,6 +21,17 @@ GROWTH_UNITS = 1.0
 
 def _key(r: dict) -> tuple:
     return (r["adapter"], r["case"], r["check"])
+
+
+def devices(results: Results) -> str:
+    """The devices the adapters of a run ran on ("cpu", "cuda (NVIDIA H100 ...)")."""
+    return ", ".join(sorted({meta.get("device", "cpu") for meta in results.adapters.values()})) or "cpu"
+
+
+def finding_labels(d: dict) -> tuple[str, str]:
+    """What new and resolved findings are called: by device when the two runs ran on different ones."""
+    b, c = d["devices"]["baseline"], d["devices"]["current"]
+    return ("new finding", "resolved finding") if b == c else (f"only on {c}", f"only on {b}")
 
 
 def diff(baseline: Results, current: Results) -> dict:
@@ -51,7 +64,8 @@ def diff(baseline: Results, current: Results) -> dict:
     base_f = {f["id"]: f for f in baseline.findings}
     cur_f = {f["id"]: f for f in current.findings}
     summary = lambda f: {k: f[k] for k in ("id", "class", "title", "adapters", "results", "smallest", "rerun")}  # noqa: E731
-    return {"regressions": regressions, "improvements": improvements, "version_changes": versions,
+    return {"devices": {"baseline": devices(baseline), "current": devices(current)},
+            "regressions": regressions, "improvements": improvements, "version_changes": versions,
             "new_results": len(new), "compared": len(set(base) & set(cur)),
             "new_findings": [summary(cur_f[i]) for i in sorted(set(cur_f) - set(base_f))],
             "resolved_findings": [summary(base_f[i]) for i in sorted(set(base_f) - set(cur_f))]}
@@ -67,7 +81,8 @@ def render_markdown(d: dict, failed: bool) -> str:
                f"{len(d['new_findings'])} new finding(s), {len(d['resolved_findings'])} resolved")
     lines = ["# Conformance diff", "", f"**{'REGRESSED' if failed else 'CLEAN'}: {verdict}** "
              f"({d['compared']} results compared, {d['new_results']} new)", ""]
-    for title, rows in (("New findings", d["new_findings"]), ("Resolved findings", d["resolved_findings"])):
+    titles = [label[0].upper() + label[1:] + ("s" if label.endswith("finding") else "") for label in finding_labels(d)]
+    for title, rows in zip(titles, (d["new_findings"], d["resolved_findings"])):
         lines += [f"## {title} ({len(rows)})", ""]
         lines += [f"- **{f['title']}** ({f['class']}; {', '.join(f['adapters'])}; {f['results']} results; "
                   f"`{f['id']}`) — smallest `{f['smallest']['case']}`; rerun `{f['rerun']}`" for f in rows] or ["None."]

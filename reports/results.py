@@ -88,8 +88,9 @@ def load_results(path: Path, salvage: bool = False, gate: Gate = Gate()) -> Resu
 def versions_text(meta: dict) -> str:
     """An adapter's package versions; where merged parts ran other versions, each part's."""
     by_part = meta.get("versions_by_part")
+    device = f"; on {meta['device']}" if meta.get("device") else ""  # records from before --device have none
     if not by_part:
-        return ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items()))
+        return ", ".join(f"{k} {v}" for k, v in sorted(meta.get("versions", {}).items())) + device
     packages = sorted({k for p in by_part for k in p["versions"]})
     texts = []
     for k in packages:
@@ -98,7 +99,7 @@ def versions_text(meta: dict) -> str:
             texts.append(f"{k} {seen.pop()}")
         else:
             texts.append(f"{k} DIFFERS: " + "; ".join(f"{p['versions'].get(k)} ({p['source']})" for p in by_part))
-    return ", ".join(texts)
+    return ", ".join(texts) + device
 
 
 def rerun_command(r: dict, adapters: dict[str, dict], run: dict | None = None) -> str:

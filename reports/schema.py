@@ -25,6 +25,7 @@ RESULT_FIELDS = {
     "dtype": (str,), "shape": (list,), "axis": (list,), "epsilon": (int, float, _OPTIONAL),
     "distribution": (str,), "scale": (str,), "seed": (int,), "seconds": (int, float),
     "epsilon_used": (int, float, _OPTIONAL), "outcome": (str,), "diagnosis": (dict,), "finding": (str,),
+    "device": (str,),
 }
 RESULT_REQUIRED = ("case", "adapter", "check", "status")
 # The metrics reports compute with; others (parameter shapes, ...) are shown as they are.
@@ -35,7 +36,7 @@ METRIC_FIELDS = {
 TOLERANCE_FIELDS = {"metric": (str,), "limit": (int, float)}
 DIAGNOSIS_FIELDS = {"id": (str,), "class": (str,), "detail": (str,), "evidence": (dict,)}
 ADAPTER_FIELDS = {"adapter": (str,), "ref": (str,), "versions": (dict,), "env": (dict,), "claims": (list,),
-                  "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,)}
+                  "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,), "device": (str,)}
 RUN_FIELDS = {"suite": (str,), "digest": (str,), "cases": (int,), "adapters": (list,), "expected": (int,),
               "parts": (list,), "cwd": (str,)}
 
