@@ -184,9 +184,12 @@ def wrong_divisor(a: Arrays):
     if not solved.size:
         return None
     d = float(np.median(solved))
-    if abs(d - n) < 0.5:
+    # A kernel divides by a count: the sum (1), n - 1, another axis' size, the batch...  An
+    # effective divisor that is no whole number up to the input's size is another story (the
+    # squares underflowing in half precision solve to divisors in the millions).
+    if abs(d - n) < 0.5 or abs(d - round(d)) >= 0.05 or not 1 <= round(d) <= max(a.x.size, 1):
         return None
-    d = float(round(d)) if abs(d - round(d)) < 0.05 else d
+    d = float(round(d))
     what = "sums instead of averaging" if abs(d - 1) < 0.05 else f"divides by {d:g} instead of {n}"
     return _pick(a, general(a, divisor=d)), f"the mean of x² {what}"
 
@@ -205,6 +208,11 @@ def _solve_gain(a: Arrays) -> float:
     return best
 
 
+# The largest relative error an approximate rsqrt is credited with: hardware estimates give
+# 12 bits or more (about 2.4e-4), a crude software one a few; a factor 2 off is not an rsqrt.
+MAX_RSQRT_ERROR = 2.0 ** -4
+
+
 def approximate_rsqrt(a: Arrays):
     if a.check != "forward":
         c = _solve_gain(a)
@@ -219,7 +227,7 @@ def approximate_rsqrt(a: Arrays):
     per_row = np.nanmedian(ratio, axis=a.axes, keepdims=True) if a.axes else ratio
     per_row = np.where(np.isfinite(per_row), per_row, 1.0)
     worst = float(np.max(np.abs(per_row - 1.0)))
-    if worst == 0.0:
+    if worst == 0.0 or worst > MAX_RSQRT_ERROR:
         return None
     return exact * per_row, f"a constant relative error per row, up to {worst:.2g}"
 
@@ -238,6 +246,17 @@ def _range_rows(a: Arrays) -> tuple[np.ndarray, str] | None:
         return np.broadcast_to(over | under, a.x.shape), f"x² overflows {fmt.name} (|x| up to {np.nanmax(np.abs(a.x)):.3g})"
     if under.any():
         return np.broadcast_to(under, a.x.shape), f"mean(x²) underflows {fmt.name} (below {fmt.tiny:.3g}) with epsilon {a.eps:g}"
+    if a.check == "grad_x" and a.compute in ("float16", "bfloat16"):
+        # The two terms of dx (r s dy and the projection) can each be rounded to the input's
+        # dtype before they are added (autodiff sums the gradients of x's uses in x's dtype):
+        # with rows of tiny values, r is huge and a term overflows where their sum does not.
+        half = FORMATS[a.compute]
+        with np.errstate(all="ignore"):
+            r = 1.0 / np.sqrt((np.mean(sq, axis=a.axes, keepdims=True) if a.axes else sq) + a.eps)
+            term = np.abs(r * placed(a.scale, a.x.ndim, a.axes) * a.dy)
+            big = np.any(term > half.max, axis=a.axes, keepdims=True) if a.axes else term > half.max
+        if big.any():
+            return np.broadcast_to(big, a.x.shape), f"a term of dx (r·scale·dy) overflows {half.name} before the terms cancel"
     sub = (a.x != 0) & (np.abs(a.x) < fmt.tiny)
     if sub.any():  # products of subnormal inputs round absolutely, not relatively
         rows = np.any(sub, axis=a.axes, keepdims=True) if a.axes else sub
