@@ -33,6 +33,15 @@ def env_imports(env: dict, *lines: str) -> str:
     return "\n".join([f"os.environ.update({dict(env)!r})", *lines])
 
 
+def flax_preamble(spec) -> str:
+    """`kwargs` and `ax` of a Flax RMSNorm as the Flax adapters pass them (no dtypes for the
+    `default_` precisions: Flax's own)."""
+    dtypes = "" if spec.no_dtype_args else \
+        'kwargs |= {"dtype": jnp.dtype(compute_dtype), "param_dtype": jnp.dtype(param_dtype)}\n'
+    return ('kwargs = {} if eps is None else {"epsilon": eps}\n' + dtypes +
+            "ax = tuple(axis) if len(axis) != 1 else axis[0]\n")
+
+
 def join(*parts: str) -> str:
     """Fragments as one block (each is dedented by repro.py as a whole, so strip them here)."""
     import textwrap

@@ -20,7 +20,7 @@ import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.adapters._jax_step import JittedStep
-from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
+from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, flax_preamble, join
 
 
 @dataclass(frozen=True)
@@ -66,19 +66,14 @@ class FlaxLinenRMSNorm(JittedStep, Adapter):
 
     def snippet(self, spec) -> dict:
         """Build as build() does; call through the same jitted training step (forward and vjp)."""
-        dtypes = "" if spec.no_dtype_args else \
-            'kwargs |= {"dtype": jnp.dtype(compute_dtype), "param_dtype": jnp.dtype(param_dtype)}'
         return {
             "imports": env_imports(self.env, "import jax", "import jax.numpy as jnp", "import flax.linen as nn"),
-            "build": f"""
-                kwargs = {{}} if eps is None else {{"epsilon": eps}}
-                {dtypes}
-                ax = tuple(axis) if len(axis) != 1 else axis[0]
+            "build": join(flax_preamble(spec), """
                 layer = nn.RMSNorm(reduction_axes=ax, feature_axes=ax, **kwargs)
                 params = layer.init(jax.random.PRNGKey(0), np.zeros(input_shape, compute_dtype.replace("bfloat16", "float32")))
                 params = jax.tree.map(lambda leaf: jax.device_put(np.asarray(scale).reshape(leaf.shape).astype(leaf.dtype)),
                                       params)
-            """,
+            """),
             "call": join("""
                 def step(params, xx, dy):  # forward and gradient as one jitted training step
                     y, pullback = jax.vjp(lambda p, xx: layer.apply(p, xx), params, xx)

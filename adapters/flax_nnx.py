@@ -25,7 +25,7 @@ import numpy as np
 from conformance.adapter import Adapter
 from conformance.adapters._jax_step import JittedStep
 from conformance.adapters._convert import describe_init
-from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
+from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, flax_preamble, join
 
 
 @dataclass(frozen=True)
@@ -85,19 +85,14 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
 
     def snippet(self, spec) -> dict:
         """Build as build() does; call through the same jitted training step (forward and vjp)."""
-        dtypes = "" if spec.no_dtype_args else \
-            'kwargs |= {"dtype": jnp.dtype(compute_dtype), "param_dtype": jnp.dtype(param_dtype)}'
         return {
             "imports": env_imports(self.env, "import jax", "import jax.numpy as jnp", "from flax import nnx"),
-            "build": f"""
-                kwargs = {{}} if eps is None else {{"epsilon": eps}}
-                {dtypes}
-                ax = tuple(axis) if len(axis) != 1 else axis[0]
+            "build": join(flax_preamble(spec), """
                 flat = np.asarray(scale).reshape(-1)
                 layer = nnx.RMSNorm(flat.size, reduction_axes=ax, feature_axes=ax, rngs=nnx.Rngs(0),
                                     scale_init=lambda key, shape, dt: jax.device_put(flat.reshape(shape).astype(dt)),
                                     **kwargs)
-            """,
+            """),
             "call": join("""
                 graphdef, state = nnx.split(layer)
 

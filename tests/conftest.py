@@ -17,6 +17,16 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
+def run_cases(out: Path, cases, *args: str, expect: tuple[int, ...] = (0, 1)) -> dict:
+    """`conformance run ARGS --case C ...` into `out`; its result records by (adapter, case, check)."""
+    import json
+
+    p = run_cli("run", "--out", str(out), *args, *(a for case in cases for a in ("--case", case)))
+    assert p.returncode in expect, p.stdout + p.stderr
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return {(r["adapter"], r["case"], r["check"]): r for r in lines if r.get("record") == "result"}
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -1,5 +1,4 @@
 """The execution-mode adapters (adapters/modes.py) against their eager twins (issue 12)."""
-import json
 
 import pytest
 
@@ -11,16 +10,9 @@ CASES = ["f32/4x32/ax-1/eps1e-06/normal/rand/s0", "f32/4x32/ax-1/eps0/normal/ran
 
 @pytest.fixture(scope="module")
 def modes_run(tmp_path_factory):
-    from tests.conftest import run_cli
+    from tests.conftest import run_cases
 
-    out = tmp_path_factory.mktemp("modes")
-    args = ["run", "--suite", "modes", "--adapters", "modes", "--out", str(out)]
-    for case in CASES:
-        args += ["--case", case]
-    p = run_cli(*args)
-    assert p.returncode in (0, 1), p.stdout + p.stderr
-    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    return {(r["adapter"], r["case"], r["check"]): r for r in lines if r.get("record") == "result"}
+    return run_cases(tmp_path_factory.mktemp("modes"), CASES, "--suite", "modes", "--adapters", "modes")
 
 
 def test_modes_are_the_execution_modes_and_their_twins():

@@ -1,6 +1,5 @@
 """The property checks (issue 12): each planted violation is caught by its own check and by no
 other; the float64 derivative formulas agree with finite differences and with torch's autodiff."""
-import json
 
 import numpy as np
 import pytest
@@ -21,18 +20,10 @@ VIOLATIONS = {
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    from tests.conftest import run_cli
+    from tests.conftest import run_cases
 
-    out = tmp_path_factory.mktemp("properties")
-    args = ["run", "--out", str(out), "--adapter", PLANTED + "Derivatives"]
-    for name in VIOLATIONS:
-        args += ["--adapter", PLANTED + name]
-    for case in CASES:
-        args += ["--case", case]
-    p = run_cli(*args)
-    assert p.returncode == 1, p.stdout + p.stderr
-    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    return [r for r in lines if r.get("record") == "result"]
+    adapters = [a for name in ("Derivatives", *VIOLATIONS) for a in ("--adapter", PLANTED + name)]
+    return list(run_cases(tmp_path_factory.mktemp("properties"), CASES, *adapters, expect=(1,)).values())
 
 
 def test_the_reference_with_derivatives_passes_every_property(planted):

@@ -1,7 +1,6 @@
 """Real discrepancies of the implementations people run, each on the smallest case that shows
 it (issue 11).  They are assertions about upstream code: when a framework fixes one, its test
 fails and is updated with a note of the version that fixed it."""
-import json
 
 import pytest
 
@@ -19,18 +18,11 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
-    from tests.conftest import run_cli
+    from tests.conftest import run_cases
 
-    out = tmp_path_factory.mktemp("upstream")
-    args = ["run", "--adapters",
-            "hf-llama,hf-gemma,hf-t5,onnx-reference,onnxruntime,flax-nnx,flax-linen,equinox,torch,keras-jax",
-            "--out", str(out)]
-    for case in CASES.values():
-        args += ["--case", case]
-    p = run_cli(*args)
-    assert p.returncode == 1, p.stderr
-    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    return {(r["adapter"], r["case"], r["check"]): r for r in lines if r.get("record") == "result"}
+    return run_cases(tmp_path_factory.mktemp("upstream"), CASES.values(), "--adapters",
+                     "hf-llama,hf-gemma,hf-t5,onnx-reference,onnxruntime,flax-nnx,flax-linen,equinox,torch,keras-jax",
+                     expect=(1,))
 
 
 @pytest.mark.parametrize("adapter", ["hf-llama", "hf-gemma", "hf-t5"])
