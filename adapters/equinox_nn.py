@@ -27,6 +27,7 @@ class EquinoxRMSNorm(Adapter):
     name = "equinox"
     env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}  # JAX_PLATFORMS=cuda under --device gpu
     device_family = "jax"
+    packages = ("equinox", "jax", "jaxlib")
 
     def load(self):
         import equinox as eqx

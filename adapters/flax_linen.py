@@ -33,6 +33,7 @@ class FlaxLinenRMSNorm(JittedStep, Adapter):
     name = "flax-linen"
     env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}  # JAX_PLATFORMS=cuda under --device gpu
     device_family = "jax"
+    packages = ("flax", "jax", "jaxlib")
 
     def load(self):
         import flax

@@ -40,6 +40,7 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
     name = "flax-nnx"
     env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}  # JAX_PLATFORMS=cuda under --device gpu
     device_family = "jax"
+    packages = ("flax", "jax", "jaxlib")
 
     def load(self):
         import flax

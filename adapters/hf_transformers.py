@@ -28,6 +28,7 @@ from conformance.adapters.torch_nn import TorchRMSNorm, _Built
 class _HFNorm(TorchRMSNorm):
     module_path = ""  # "transformers.models.llama.modeling_llama:LlamaRMSNorm"
     eps_attribute = "variance_epsilon"
+    packages = ("transformers", "torch")
 
     def load(self):
         import torch

@@ -162,6 +162,7 @@ def layer_for(keras, input_shape):
 
 class KerasTensorFlow(_Keras):
     name = "keras-tensorflow"
+    packages = ("keras", "tensorflow|tensorflow-cpu")
     backend = "tensorflow"
     env = {"KERAS_BACKEND": "tensorflow"}
     framework = "tensorflow"
@@ -180,6 +181,7 @@ class KerasTensorFlow(_Keras):
 
 class KerasJax(_Keras):
     name = "keras-jax"
+    packages = ("keras", "jax", "jaxlib")
     backend = "jax"
     env = {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
 
@@ -241,6 +243,7 @@ class KerasJax(_Keras):
 
 class KerasTorch(_Keras):
     name = "keras-torch"
+    packages = ("keras", "torch")
     backend = "torch"
     env = {"KERAS_BACKEND": "torch"}
     framework = "torch"
@@ -265,6 +268,7 @@ class KerasTorch(_Keras):
 
 class KerasNumpy(_Keras):
     name = "keras-numpy"
+    packages = ("keras", "numpy")
     backend = "numpy"
     env = {"KERAS_BACKEND": "numpy"}
     gradients = False

@@ -149,6 +149,7 @@ class _OnnxRMSNorm(Adapter):
 
 class OnnxRuntime(_OnnxRMSNorm):
     name = "onnxruntime"
+    packages = ("onnx", "onnxruntime")
 
     def _load_runtime(self) -> dict:
         import onnxruntime
@@ -179,6 +180,7 @@ class OnnxRuntime(_OnnxRMSNorm):
 
 class OnnxReference(_OnnxRMSNorm):
     name = "onnx-reference"
+    packages = ("onnx",)
 
     def _runner(self, model):
         from onnx.reference import ReferenceEvaluator

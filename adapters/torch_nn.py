@@ -36,6 +36,7 @@ def _snippet_dtype(spec) -> str:
 class TorchRMSNorm(Adapter):
     name = "torch"
     device_family = "torch"
+    packages = ("torch",)
 
     def load(self):
         import torch

@@ -27,6 +27,7 @@ from conformance.adapters.torch_nn import TorchRMSNorm
 
 class TorchOnnx(OnnxRuntime):
     name = "torch-onnx"
+    packages = ("torch", "onnx", "onnxruntime", "onnxscript")
 
     def load(self):
         import torch

@@ -40,6 +40,9 @@ class Adapter:
     gradients: bool = True  # False: forward only; gradient checks are `unsupported` whatever happens
     device_family: str | None = None  # "torch" or "jax": can run on an accelerator (conformance/devices.py)
     device: str = "cpu"  # set by the worker before load(): "cpu", "cuda" (torch) or "gpu" (JAX)
+    # Distributions whose versions `conformance list` reads from their metadata, without importing
+    # them; "a|b" where either provides the package (tensorflow or tensorflow-cpu).
+    packages: tuple[str, ...] = ()
 
     def load(self) -> dict[str, str]:
         """Import the framework; return {package: version} of what the results depend on."""

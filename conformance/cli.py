@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--adapters", default=None, help="comma-separated built-in adapters, 'all' (every one but the "
                      "execution modes) or 'modes' (the execution modes and their twins); default: all, unless --adapter is given")
     run.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")
+    run.add_argument("--cache-dir", default=None, metavar="DIR",
+                     help="persistent compilation caches (JAX, torch Inductor) shared by runs "
+                          "(default: ~/.cache/rmsnorm-conformance)")
+    run.add_argument("--no-cache", action="store_true", help="compile everything afresh, keep nothing")
     run.add_argument("--device", choices=("cpu", "cuda", "gpu", "auto"), default="cpu",
                      help="where the torch- and JAX-family adapters run: cpu (default), cuda or gpu (the accelerator; "
                           "one line and exit 2 if there is none), auto (the accelerator where there is one)")
@@ -126,7 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--epsilon", type=_number(float, 0.0, 1e6), default=None,
                     help="the epsilon of the oracle for an `epsdefault` case (an implementation's default)")
 
-    sub.add_parser("list", help="list built-in adapters, whether they import, their versions, and the suites")
+    ls = sub.add_parser("list", help="list built-in adapters, their versions and devices, and the suites")
+    ls.add_argument("--check", action="store_true", help="load each adapter in its own worker (slow: imports every "
+                    "framework) instead of reading versions from package metadata")
 
     rep = sub.add_parser("report", help="render reports from a results.jsonl")
     rep.add_argument("results", help="results.jsonl or the folder holding it")

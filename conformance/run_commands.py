@@ -66,6 +66,19 @@ def shard(cases, spec: str | None):
     return [c for c in cases if zlib.crc32(c.id.encode()) % n == k - 1]
 
 
+def with_cache(adapters, args) -> list:
+    """The adapters with the compilation caches of --cache-dir in their environment (their own
+    env wins where it sets the same variable)."""
+    from dataclasses import replace
+
+    from conformance import cache
+
+    if args.no_cache:
+        return adapters
+    env = cache.worker_env(cache.prepare(Path(args.cache_dir) if args.cache_dir else cache.default_folder()))
+    return [replace(a, env={**env, **a.env}) for a in adapters]
+
+
 def cmd_run(args) -> int:
     from conformance.adapter_refs import place, resolve
     from conformance.cases.suites import load_suite
@@ -76,7 +89,7 @@ def cmd_run(args) -> int:
     from conformance.xfail import XfailList
 
     # Validate every input before touching the output folder, so a typo loses nothing.
-    adapters = place(resolve(_select_adapters(args)), args.device)
+    adapters = with_cache(place(resolve(_select_adapters(args)), args.device), args)
     cases = shard(select_cases(load_suite(args.suite), args.case), args.shard)
     if not cases:
         raise UsageError(f"--shard {args.shard} selects none of the suite's cases: nothing to run")
@@ -188,19 +201,47 @@ def cmd_repro(args) -> int:
     return EXIT_PASS
 
 
-def cmd_list(args) -> int:
-    from conformance.cases.suites import SUITES
-    from conformance.runner import probe
+def _installed(packages: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """({package: version} from the distributions' metadata, [missing packages]); imports nothing."""
+    from importlib import metadata
 
-    print("adapters:")
+    found, missing = {}, []
+    for choice in packages:
+        for dist in choice.split("|"):
+            try:
+                found[dist] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        else:
+            missing.append(choice)
+    return found, missing
+
+
+def cmd_list(args) -> int:
+    """Built-in adapters with the versions their packages' metadata gives (fast, no framework
+    imported), or with `--check`, whether each really loads in its own worker (slow)."""
     from conformance.adapter import import_adapter
+    from conformance.cases.suites import SUITES
     from conformance.devices import ACCELERATOR
 
-    for name, (ok, info) in probe(list(BUILTIN)).items():
-        state = "ok  " if ok else "FAIL"
-        family = getattr(import_adapter(name), "device_family", None)
+    checked = {}
+    if args.check:
+        from conformance.runner import probe
+
+        checked = probe(list(BUILTIN))
+    print("adapters:" + ("" if args.check else "  (versions from package metadata; --check loads each)"))
+    for name in BUILTIN:
+        cls = import_adapter(name)
+        family = getattr(cls, "device_family", None)
         usable = "cpu" + (f",{ACCELERATOR[family]}" if family in ACCELERATOR else "")
-        print(f"  {state} {name:20s} devices {usable:9s} {info}")
+        if args.check:
+            ok, info = checked[name]
+        else:
+            found, missing = _installed(cls.packages)
+            ok = not missing
+            info = ", ".join(f"{k} {v}" for k, v in found.items()) + (f"; missing {', '.join(missing)}" if missing else "")
+        print(f"  {'ok  ' if ok else 'FAIL'} {name:20s} devices {usable:9s} {info}")
     print("suites: " + ", ".join(f"{n} ({len(f())} cases)" for n, f in SUITES.items()))
     return EXIT_PASS
 
