@@ -6,16 +6,20 @@ what a model porter gets.
   input shape and dtype; the exporter (onnxscript) emits one `RMSNormalization` node.
   An export that fails is recorded as the case's error: that is the finding.
 - Exports are reused across cases with the same module and input (the weight is an
-  initializer, replaced per case), since one costs ~0.6 s.
+  initializer, replaced per case), since one costs ~0.6 s; with a run cache (--cache-dir) they
+  are kept there as .onnx files, keyed by the export's inputs and the exporter's versions.
 - Run by onnxruntime's CPU provider, one thread.  `effective()` reports the epsilon the
   exported node stores (a 32-bit float attribute).  Forward only.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +27,7 @@ from conformance.adapters._convert import torch_dtype, torch_param_dtype
 from conformance.adapters._snippets import NUMPY_OUTPUT, TORCH_IMPORTS, join
 from conformance.adapters.onnx_op import OnnxRuntime, _Model
 from conformance.adapters.torch_nn import TorchRMSNorm
+from conformance.cache import ENV as CACHE_ENV
 
 
 class TorchOnnx(OnnxRuntime):
@@ -38,22 +43,46 @@ class TorchOnnx(OnnxRuntime):
 
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # torchvision notices, per export
         self._exported: dict = {}
+        self.onnxscript_version = onnxscript.__version__
         return {**versions, "torch": torch.__version__, "onnxscript": onnxscript.__version__}
 
     def supports(self, spec):
         return TorchRMSNorm.supports(self, spec)
 
     def _export(self, spec):
-        key = (tuple(spec.input_shape), spec.compute_dtype, torch_param_dtype(spec), spec.epsilon, spec.axes)
+        key = (tuple(spec.input_shape), spec.compute_dtype, str(torch_param_dtype(spec)), spec.epsilon, spec.axes)
         if key not in self._exported:
-            shape = tuple(spec.input_shape[a] for a in spec.axes)
-            module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_param_dtype(spec))
-            example = self.torch.zeros(spec.input_shape, dtype=torch_dtype(spec.compute_dtype))
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's chatter
-                warnings.simplefilter("ignore")
-                program = self.torch.onnx.export(module, (example,), dynamo=True, opset_version=23)
-            self._exported[key] = program.model_proto
+            cached = self._cache_file(key)
+            if cached is not None and cached.exists():
+                self._exported[key] = self.onnx.load_model(str(cached))
+            else:
+                self._exported[key] = self._export_now(spec)
+                if cached is not None:  # written whole, then renamed: a reader never sees half a model
+                    partial = cached.with_suffix(f".{os.getpid()}.partial")
+                    self.onnx.save_model(self._exported[key], str(partial))
+                    os.replace(partial, cached)
         return self._exported[key]
+
+    def _cache_file(self, key) -> Path | None:
+        """Where the run's cache (--cache-dir) keeps this export: the model depends on the key and
+        the exporter's versions only (the weight is replaced per case)."""
+        folder = os.environ.get(CACHE_ENV)
+        if not folder:
+            return None
+        versions = (self.torch.__version__, self.onnxscript_version, self.onnx.__version__)
+        digest = hashlib.sha256(repr((key, versions)).encode()).hexdigest()[:24]
+        path = Path(folder) / "torch-onnx"
+        path.mkdir(parents=True, exist_ok=True)
+        return path / f"{digest}.onnx"
+
+    def _export_now(self, spec):
+        shape = tuple(spec.input_shape[a] for a in spec.axes)
+        module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_param_dtype(spec))
+        example = self.torch.zeros(spec.input_shape, dtype=torch_dtype(spec.compute_dtype))
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's chatter
+            warnings.simplefilter("ignore")
+            program = self.torch.onnx.export(module, (example,), dynamo=True, opset_version=23)
+        return program.model_proto
 
     def build(self, spec):
         from onnx import numpy_helper

@@ -5,7 +5,9 @@ over the standard suite's cases (compilation caches filled), then the same calls
 through the harness (`evaluate`: materialize, build, call, grad, oracle, scoring,
 JSON) and in a bare loop (materialize, build, call, grad).  Printed: cases per
 second for both and harness / bare.  Then the whole standard suite through the
-CLI, cold (imports included), with the default --jobs.  Not a test: it prints.
+CLI with the default --jobs, cold (an empty compilation cache, imports included) and warm
+(the same cache again), with each adapter's worker time; and `conformance list` without and
+with --check.  Not a test: it prints.
 """
 from __future__ import annotations
 
@@ -86,13 +88,35 @@ def main() -> int:
             continue
         r = json.loads(p.stdout.strip().splitlines()[-1])
         print(f"{r['adapter']:18s} {r['cases']:5d} {r['harness_cps']:10.1f} {r['bare_cps']:10.1f} {r['ratio']:6.2f}")
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = _suite_run(tmp, "cold")  # an empty compilation cache (--cache-dir), then the same run on it
+        warm = _suite_run(tmp, "warm")
+    print(f"\nstandard suite, all {len(ALL)} built-in adapters, --jobs {os.cpu_count()}: "
+          f"cold {cold['wall']:.1f} s, warm {warm['wall']:.1f} s wall")
+    print(f"{'adapter':18s} {'cold/s':>7s} {'warm/s':>7s}  (worker seconds, summed over its parts)")
+    for name in sorted(cold["adapters"], key=lambda n: -cold["adapters"][n]):
+        print(f"{name:18s} {cold['adapters'][name]:7.1f} {warm['adapters'].get(name, float('nan')):7.1f}")
+    for args in (["list"], ["list", "--check"]):
         start = time.monotonic()
-        subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--suite", "standard", "--adapters", "all", "--out", out],
-                       capture_output=True)
-        wall = time.monotonic() - start
-    print(f"standard suite, all {len(ALL)} built-in adapters, cold, --jobs {os.cpu_count()}: {wall:.1f} s wall")
+        subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True)
+        print(f"conformance {' '.join(args)}: {time.monotonic() - start:.1f} s")
     return 0
+
+
+def _suite_run(tmp: str, label: str) -> dict:
+    """The standard suite through the CLI with the cache in `tmp`: wall time, and each adapter's
+    worker seconds as its progress lines print them."""
+    import re
+
+    start = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--suite", "standard", "--adapters", "all",
+                        "--cache-dir", os.path.join(tmp, "cache"), "--out", os.path.join(tmp, label)],
+                       capture_output=True, text=True)
+    wall = time.monotonic() - start
+    per: dict[str, float] = {}
+    for name, seconds in re.findall(r"^(\S+)\[\d+\]: .* in ([0-9.]+)s;", p.stdout, re.M):
+        per[name] = per.get(name, 0.0) + float(seconds)
+    return {"wall": wall, "adapters": per}
 
 
 if __name__ == "__main__":

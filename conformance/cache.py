@@ -1,7 +1,7 @@
 """`--cache-dir`: one folder of persistent compilation caches for a run's workers (issue 13).
 
-JAX's persistent compilation cache (the JAX-family adapters and keras-jax) and torch Inductor's
-cache (torch-compile) live there, so a second run of a suite skips the compilations the first
+JAX's persistent compilation cache (the JAX-family adapters and keras-jax), torch Inductor's
+cache (torch-compile) and torch-onnx's exported models live there, so a second run of a suite skips the compilations the first
 one paid for.  A cache hit returns the executable the cold compilation produced, so results do
 not change (tests/test_cache.py compares the records of a cold and a warm run).  The default is
 a user cache folder that `make` targets and runs share; `--no-cache` turns it off.
@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 from conformance.errors import UsageError
+
+ENV = "CONFORMANCE_CACHE_DIR"  # adapters that keep their own artefacts there (torch-onnx's exports)
 
 
 def default_folder() -> Path:
@@ -37,6 +39,7 @@ def worker_env(folder: Path | None) -> dict[str, str]:
     if folder is None:
         return {}
     return {
+        ENV: str(folder),
         "JAX_COMPILATION_CACHE_DIR": str(folder / "jax"),
         # Every compilation is worth keeping: the suite's are small and many.
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
