@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a suite through adapters and write results and reports")
-    run.add_argument("--suite", default="standard", help="smoke, standard, exhaustive, or a .toml suite file")
+    run.add_argument("--suite", default="standard", help="smoke, standard, modes, exhaustive, or a .toml suite file")
     run.add_argument("--adapters", default=None, help="comma-separated built-in adapters, 'all' (every one but the "
                      "execution modes) or 'modes' (the execution modes and their twins); default: all, unless --adapter is given")
     run.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")

@@ -23,7 +23,7 @@ def pytest_addoption(parser):
     group = parser.getgroup("conformance", "RMS normalization conformance")
     group.addoption("--conformance-adapter", action="append", default=[], metavar="MODULE:CLASS",
                     help="adapter to test: a built-in name or package.module:ClassName (repeatable)")
-    group.addoption("--conformance-suite", default="smoke", help="smoke (default), standard, exhaustive, or a .toml file")
+    group.addoption("--conformance-suite", default="smoke", help="smoke (default), standard, modes, exhaustive, or a .toml file")
     group.addoption("--conformance-jobs", type=int, default=1, help="worker processes at once")
     group.addoption("--conformance-out", default=None, help="keep results.jsonl and reports in this folder")
 
