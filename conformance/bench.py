@@ -114,7 +114,7 @@ def _suite_run(tmp: str, label: str) -> dict:
                        capture_output=True, text=True)
     wall = time.monotonic() - start
     per: dict[str, float] = {}
-    for name, seconds in re.findall(r"^(\S+)\[\d+\]: .* in ([0-9.]+)s;", p.stdout, re.M):
+    for name, seconds in re.findall(r"^(\S+)\[\d+\]: .* in ([0-9.]+)s;", p.stdout + p.stderr, re.M):  # progress: stderr
         per[name] = per.get(name, 0.0) + float(seconds)
     return {"wall": wall, "adapters": per}
 
