@@ -36,8 +36,7 @@ CHECKS = ("forward", "out_dtype", *GRAD_CHECKS)
 # Checks of the configuration side of the contract, on cases with a trained-looking
 # (random positive) scale: enough to cover every layout and dtype at small cost.
 CONFIG_CHECKS = ("structure", "config_roundtrip", "save_load")
-# every check a record may name
-ALL_CHECKS = CHECKS + CONFIG_CHECKS + (INVALID_CHECK, PARAMETERS_CHECK) + properties.PROPERTY_CHECKS
+ALL_CHECKS = CHECKS + CONFIG_CHECKS + (INVALID_CHECK, PARAMETERS_CHECK) + properties.PROPERTY_CHECKS  # any record's
 
 
 def checks_for(case) -> tuple[str, ...]:
@@ -106,6 +105,7 @@ def _not_applicable(adapter: Adapter, r: dict) -> dict:
         return _no_gradients(r)
     why = properties.missing(adapter, r["check"])
     return r | {"status": "unsupported", "message": why} if why else r
+
 
 def _out_dtype(case, name: str, y, expected: str, common: dict) -> dict:
     got = dtype_name(numeric_array(y))
