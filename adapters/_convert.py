@@ -36,6 +36,27 @@ def torch_to_numpy(t) -> np.ndarray:
     return t.numpy()
 
 
+def torch_layout(x: np.ndarray, name: str):
+    """The torch tensor of `x` in that layout (torch has no negative strides)."""
+    import torch
+
+    t = torch_from_numpy(np.ascontiguousarray(x))
+    if name == "channels-last":
+        if t.ndim != 4:
+            raise NotImplementedError("channels_last is a rank-4 memory format")
+        return t.contiguous(memory_format=torch.channels_last)
+    if name == "transposed":
+        if t.ndim < 2:
+            raise NotImplementedError("a transposed view needs two axes")
+        return t.transpose(-1, -2).contiguous().transpose(-1, -2)
+    if name == "strided":
+        if t.ndim < 1:
+            raise NotImplementedError("a strided view needs an axis")
+        big = torch.zeros(t.shape[:-1] + (2 * t.shape[-1],), dtype=t.dtype)
+        big[..., ::2] = t
+        return big[..., ::2]
+    raise NotImplementedError(f"torch has no {name} layout")
+
 def torch_dtype(name: str):
     import torch
 

@@ -20,12 +20,13 @@ import math
 import numpy as np
 
 from conformance.adapter import Adapter
+from conformance.adapters._jax_step import JAX_ENV
 from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
 
 
 class EquinoxRMSNorm(Adapter):
     name = "equinox"
-    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}  # JAX_PLATFORMS=cuda under --device gpu
+    env = JAX_ENV
     device_family = "jax"
     packages = ("equinox", "jax", "jaxlib")
 

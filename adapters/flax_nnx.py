@@ -38,8 +38,6 @@ class _Built:
 
 class FlaxNNXRMSNorm(JittedStep, Adapter):
     name = "flax-nnx"
-    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}  # JAX_PLATFORMS=cuda under --device gpu
-    device_family = "jax"
     packages = ("flax", "jax", "jaxlib")
 
     def load(self):
@@ -50,15 +48,6 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
         from flax import nnx
 
         self.jax, self.jnp, self.nnx = jax, jnp, nnx
-
-        def step(graphdef, state, x, dy):
-            y, pullback = jax.vjp(lambda s, xx: nnx.merge(graphdef, s)(xx), state, x)
-            dstate, dx = pullback(dy.astype(y.dtype))
-            return y, dx, dstate
-
-        # One compiled training step per graph: graphdef is static and holds epsilon,
-        # dtypes and axes, so it is the compile key.
-        self._step = self._compile(step)
         return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
     def defaults(self) -> dict:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from conformance.adapter import Adapter
 from conformance.adapters._convert import (
-    describe_init, torch_dtype, torch_from_numpy, torch_param_dtype, torch_to_numpy, use_torch_device,
+    describe_init, torch_dtype, torch_from_numpy, torch_layout, torch_param_dtype, torch_to_numpy,
+    use_torch_device,
 )
 from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
-from conformance.layouts import torch_layout
 
 
 @dataclass

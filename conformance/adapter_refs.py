@@ -44,6 +44,15 @@ def place(adapters: list[AdapterRef], requested: str) -> list[AdapterRef]:
     return [replace(a, env={**a.env, **devices.worker_env(placements[a.name], a.family)}) for a in adapters]
 
 
+def with_cache(adapters: list[AdapterRef], folder) -> list[AdapterRef]:
+    """The adapters with the compilation caches of `folder` (None: none) in their environment;
+    an adapter's own env wins where it sets the same variable."""
+    from conformance import cache
+
+    env = cache.worker_env(folder)
+    return [replace(a, env={**env, **a.env}) for a in adapters]
+
+
 def worker_env(adapter: AdapterRef) -> dict:
     """The environment of an adapter's worker process."""
     env = {**os.environ, **WORKER_ENV, **adapter.env}

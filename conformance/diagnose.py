@@ -17,7 +17,8 @@ import numpy as np
 from conformance import tolerance
 from conformance.compare import score
 from conformance.dtypes import FORMATS
-from conformance.hypotheses import CATALOGUE, Arrays, placed
+from conformance.hypotheses import CATALOGUE, Arrays
+from conformance.oracle import placed
 
 CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-values", "crash", "configuration",
            "property", "unexplained")

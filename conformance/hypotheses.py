@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from conformance.dtypes import FORMATS
-from conformance.oracle import oracle
+from conformance.oracle import oracle, placed
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,13 +55,6 @@ class Hypothesis:
 
 
 # -- the generalized formula -------------------------------------------------------------
-def placed(scale: np.ndarray, rank: int, axes: tuple[int, ...]) -> np.ndarray:
-    shape = [1] * rank
-    for a, size in zip(axes, scale.shape):
-        shape[a] = size
-    return scale.reshape(shape)
-
-
 def general(a: Arrays, *, s_b=None, stat_axes=None, eps=None, eps_outside=False, divisor=None, centered=False,
             x=None, layout=None, grad_terms=(1.0, 1.0), dscale_factor=1.0, dscale_rms=True, gain=1.0,
             exact_derivative=True):

@@ -2,7 +2,8 @@
 
 Each returns an array with the values of `x` whose memory is laid out otherwise; NotImplementedError
 where the layout does not apply to `x`'s shape.  Adapters whose framework takes numpy arrays as
-they are pass `numpy_layout(x, name)` to their call; torch adapters use `torch_layout`.
+they are pass `numpy_layout(x, name)` to their call; torch adapters use
+`conformance.adapters._convert.torch_layout` (framework code stays in adapters/).
 """
 from __future__ import annotations
 
@@ -26,26 +27,3 @@ def numpy_layout(x: np.ndarray, name: str) -> np.ndarray:
         return np.ascontiguousarray(x[..., ::-1])[..., ::-1]
     raise NotImplementedError(f"numpy has no {name} layout")
 
-
-def torch_layout(x: np.ndarray, name: str):
-    """The torch tensor of `x` in that layout (torch has no negative strides)."""
-    import torch
-
-    from conformance.adapters._convert import torch_from_numpy
-
-    t = torch_from_numpy(np.ascontiguousarray(x))
-    if name == "channels-last":
-        if t.ndim != 4:
-            raise NotImplementedError("channels_last is a rank-4 memory format")
-        return t.contiguous(memory_format=torch.channels_last)
-    if name == "transposed":
-        if t.ndim < 2:
-            raise NotImplementedError("a transposed view needs two axes")
-        return t.transpose(-1, -2).contiguous().transpose(-1, -2)
-    if name == "strided":
-        if t.ndim < 1:
-            raise NotImplementedError("a strided view needs an axis")
-        big = torch.zeros(t.shape[:-1] + (2 * t.shape[-1],), dtype=t.dtype)
-        big[..., ::2] = t
-        return big[..., ::2]
-    raise NotImplementedError(f"torch has no {name} layout")

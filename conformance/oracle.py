@@ -34,7 +34,8 @@ class Reference:
     dscale_magnitude: np.ndarray
 
 
-def _broadcast_scale(scale: np.ndarray, rank: int, axes: tuple[int, ...]) -> np.ndarray:
+def placed(scale: np.ndarray, rank: int, axes: tuple[int, ...]) -> np.ndarray:
+    """The scale (shaped as the sizes of `axes`) reshaped to broadcast against a rank-`rank` input."""
     shape = [1] * rank
     for a, size in zip(axes, np.shape(scale)):
         shape[a] = size
@@ -48,7 +49,7 @@ def oracle(x, scale, dy, axes: tuple[int, ...], eps: float) -> Reference:
     """
     x = np.asarray(x, np.float64)
     dy = np.asarray(dy, np.float64)
-    s = _broadcast_scale(np.asarray(scale, np.float64), x.ndim, axes)
+    s = placed(np.asarray(scale, np.float64), x.ndim, axes)
     eps = float(eps)
     with np.errstate(all="ignore"):
         # Per-row magnitude m; 1 where scaling would not help (zero or non-finite rows).

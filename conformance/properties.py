@@ -33,7 +33,7 @@ from conformance import tolerance
 from conformance.cases.case import Case, CaseArrays
 from conformance.compare import numeric_array, score
 from conformance.diagnose import diagnosis
-from conformance.oracle import _broadcast_scale
+from conformance.oracle import placed
 from conformance.spec import LayerSpec
 
 BITWISE = ("batch_invariance", "determinism", "sign_symmetry", "scale_invariance", "layout")
@@ -201,7 +201,7 @@ def _tangent(case: Case) -> np.ndarray:
 
 def _row_terms(x, scale, axes, eps):
     x = np.asarray(x, np.float64)
-    s = _broadcast_scale(np.asarray(scale, np.float64), x.ndim, axes)
+    s = placed(np.asarray(scale, np.float64), x.ndim, axes)
     r = 1.0 / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + eps)
     return x * r, r, s
 
@@ -265,15 +265,15 @@ def outcome(check: str, s: Subject) -> tuple[str, str, dict]:
     """(status, message, record fields) of one property check; NotImplementedError from the
     adapter's optional method is `unsupported`, any other exception propagates (the caller's
     `error`)."""
-    if missing(s.adapter, check):
-        return "unsupported", missing(s.adapter, check), {}
+    why = missing(s.adapter, check)
+    if why:
+        return "unsupported", why, {}
     try:
         status, message, fields = CHECKS[check](s)
     except NotImplementedError as exc:
         return "unsupported", str(exc) or f"the adapter does not implement what {check} needs", {}
-    if status == "fail" and check in DIAGNOSES:
-        fields = fields if "metrics" in fields else {"metrics": fields}
-        fields["diagnosis"] = diagnosis(DIAGNOSES[check], "property", message)
-    elif "metrics" not in fields:
+    if "metrics" not in fields:  # the bitwise checks give their metrics alone
         fields = {"metrics": fields}
+    if status == "fail":
+        fields["diagnosis"] = diagnosis(DIAGNOSES[check], "property", message)
     return status, message, fields

@@ -66,21 +66,9 @@ def shard(cases, spec: str | None):
     return [c for c in cases if zlib.crc32(c.id.encode()) % n == k - 1]
 
 
-def with_cache(adapters, args) -> list:
-    """The adapters with the compilation caches of --cache-dir in their environment (their own
-    env wins where it sets the same variable)."""
-    from dataclasses import replace
-
-    from conformance import cache
-
-    if args.no_cache:
-        return adapters
-    env = cache.worker_env(cache.prepare(Path(args.cache_dir) if args.cache_dir else cache.default_folder()))
-    return [replace(a, env={**env, **a.env}) for a in adapters]
-
-
 def cmd_run(args) -> int:
-    from conformance.adapter_refs import place, resolve
+    from conformance import cache
+    from conformance.adapter_refs import place, resolve, with_cache
     from conformance.cases.suites import load_suite
     from conformance.outdir import OutputFolder
     from conformance.reports.results import write_jsonl
@@ -89,7 +77,8 @@ def cmd_run(args) -> int:
     from conformance.xfail import XfailList
 
     # Validate every input before touching the output folder, so a typo loses nothing.
-    adapters = with_cache(place(resolve(_select_adapters(args)), args.device), args)
+    cache_dir = None if args.no_cache else cache.prepare(Path(args.cache_dir) if args.cache_dir else cache.default_folder())
+    adapters = with_cache(place(resolve(_select_adapters(args)), args.device), cache_dir)
     cases = shard(select_cases(load_suite(args.suite), args.case), args.shard)
     if not cases:
         raise UsageError(f"--shard {args.shard} selects none of the suite's cases: nothing to run")
