@@ -17,6 +17,7 @@ JAX_ENV = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
 class JittedStep:
     env = JAX_ENV
     device_family = "jax"
+    worker_group = "jax"
 
     def _compile(self, fn):
         """How the step, jvp and hvp run: `jax.jit` with the layer's static part as the key

@@ -27,6 +27,7 @@ from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
 class EquinoxRMSNorm(Adapter):
     name = "equinox"
     env = JAX_ENV
+    worker_group = "jax"
     device_family = "jax"
     packages = ("equinox", "jax", "jaxlib")
 

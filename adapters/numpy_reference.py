@@ -42,6 +42,7 @@ def _compute_dtype(x: np.ndarray) -> np.dtype:
 
 class NumpyReference(Adapter):
     name = "numpy-reference"
+    worker_group = "numpy"
     packages = ("numpy",)
 
     def load(self):

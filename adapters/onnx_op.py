@@ -36,6 +36,7 @@ class _Model:
 
 
 class _OnnxRMSNorm(Adapter):
+    worker_group = "onnx"
     gradients = False
 
     def load(self):

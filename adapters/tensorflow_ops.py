@@ -16,6 +16,7 @@ DEFAULT_EPSILON = 1e-6
 
 class TensorFlowOpsRMSNorm(Adapter):
     name = "tensorflow"
+    worker_group = "tensorflow"
     packages = ("tensorflow|tensorflow-cpu",)
 
     def load(self):

@@ -35,6 +35,7 @@ def _snippet_dtype(spec) -> str:
 
 class TorchRMSNorm(Adapter):
     name = "torch"
+    worker_group = "torch"  # with torch-functional, the Hugging Face adapters, torch-onnx, torch-compile
     device_family = "torch"
     packages = ("torch",)
 

@@ -32,6 +32,7 @@ from conformance.cache import ENV as CACHE_ENV
 
 class TorchOnnx(OnnxRuntime):
     name = "torch-onnx"
+    worker_group = "torch"  # it imports torch to export the graph
     packages = ("torch", "onnx", "onnxruntime", "onnxscript")
 
     def load(self):

@@ -40,6 +40,10 @@ class Adapter:
     gradients: bool = True  # False: forward only; gradient checks are `unsupported` whatever happens
     device_family: str | None = None  # "torch" or "jax": can run on an accelerator (conformance/devices.py)
     device: str = "cpu"  # set by the worker before load(): "cpu", "cuda" (torch) or "gpu" (JAX)
+    # Adapters of one worker group with identical environments share a worker process, so their
+    # framework is imported once ("torch", "jax", ...; a subclass inherits its parent's).  None:
+    # a worker of its own.  Only for adapters that leave the framework's global state as they found it.
+    worker_group: str | None = None
     # Distributions whose versions `conformance list` reads from their metadata, without importing
     # them; "a|b" where either provides the package (tensorflow or tensorflow-cpu).
     packages: tuple[str, ...] = ()
@@ -130,8 +134,8 @@ def check_metadata(ref: str, name, env) -> None:
 
 
 def describe_main(argv: list[str]) -> int:
-    """`python -m conformance.adapter REF`: import REF's class, print its name, env and device
-    family as JSON.
+    """`python -m conformance.adapter REF`: import REF's class, print its name, env, device
+    family and worker group as JSON.
 
     The CLI runs this in a child process, so a user module that exits, raises or
     crashes at import is an input error, not the CLI's death."""
@@ -144,8 +148,9 @@ def describe_main(argv: list[str]) -> int:
         cls = import_adapter(argv[0])
         name, env = adapter_name(cls, argv[0]), getattr(cls, "env", {})
         check_metadata(argv[0], name, env)
-        family = getattr(cls, "device_family", None)
-        message = {"name": name, "env": env, "family": family if family in ("torch", "jax") else None}
+        family, group = getattr(cls, "device_family", None), getattr(cls, "worker_group", None)
+        message = {"name": name, "env": env, "family": family if family in ("torch", "jax") else None,
+                   "group": group if isinstance(group, str) else None}
     except UsageError as exc:
         message = {"error": str(exc)}
     proto.write(json.dumps(message) + "\n")

@@ -34,6 +34,15 @@ class AdapterRef:
     name: str
     env: dict = field(default_factory=dict)
     family: str | None = None  # the adapter's device_family
+    group: str | None = None  # the adapter's worker_group
+
+
+def share_key(adapter: AdapterRef) -> tuple:
+    """Adapters with equal keys may share a worker process: the same worker group and the same
+    environment (device placement and caches included)."""
+    if adapter.group is None:
+        return ("alone", adapter.name)
+    return ("group", adapter.group, tuple(sorted(adapter.env.items())))
 
 
 def place(adapters: list[AdapterRef], requested: str) -> list[AdapterRef]:
@@ -61,7 +70,7 @@ def worker_env(adapter: AdapterRef) -> dict:
     return env
 
 
-def _describe_user_adapter(ref: str) -> tuple[str, dict, str | None]:
+def _describe_user_adapter(ref: str) -> tuple[str, dict, str | None, str | None]:
     """Import a user's adapter module in a child process: its exit, exception or crash
     at import is the user's input to fix, not the end of the CLI."""
     probe = AdapterRef(ref, ref)
@@ -79,7 +88,7 @@ def _describe_user_adapter(ref: str) -> tuple[str, dict, str | None]:
                          f"before its class could be read" + (f": {tail}" if tail else ""))
     if "error" in message:
         raise UsageError(message["error"])
-    return message["name"], message["env"], message.get("family")
+    return message["name"], message["env"], message.get("family"), message.get("group")
 
 
 def resolve(refs: list[str]) -> list[AdapterRef]:
@@ -89,13 +98,13 @@ def resolve(refs: list[str]) -> list[AdapterRef]:
     results, baselines and logs are keyed by it."""
     out: list[AdapterRef] = []
     for ref in refs:
-        family = None
+        family = group = None
         if ref in BUILTIN:
             cls = import_adapter(ref)
             name, env = adapter_name(cls, ref), dict(getattr(cls, "env", {}) or {})
-            family = getattr(cls, "device_family", None)
+            family, group = getattr(cls, "device_family", None), getattr(cls, "worker_group", None)
         elif ":" in ref:
-            name, env, family = _describe_user_adapter(ref)
+            name, env, family, group = _describe_user_adapter(ref)
         else:
             import_adapter(ref)  # raises the "unknown adapter" UsageError
         check_metadata(ref, name, env)
@@ -106,7 +115,7 @@ def resolve(refs: list[str]) -> list[AdapterRef]:
             continue  # the same adapter named twice
         if clash:
             raise UsageError(f"adapters {clash.ref!r} and {ref!r} are both named {name!r}; names must be unique")
-        out.append(AdapterRef(ref, name, env, family))
+        out.append(AdapterRef(ref, name, env, family, group))
     return out
 
 

@@ -83,7 +83,16 @@ def _parser() -> argparse.ArgumentParser:
                           "one line and exit 2 if there is none), auto (the accelerator where there is one)")
     run.add_argument("--case", action="append", default=[], metavar="PATTERN", help="only cases whose id matches this glob, or a case id (repeatable)")
     run.add_argument("--out", default="out/run", help="output folder (default: out/run)")
-    run.add_argument("--jobs", type=JOBS, default=os.cpu_count() or 1, help="worker processes at once (default: CPU count)")
+    run.add_argument("--jobs", type=JOBS, default=None,
+                     help="tasks at once (default: this machine's CPU count; with --executor ray, the cluster's)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local worker processes, or Ray tasks on a local Ray instance or a cluster (pip install "
+                          "'rmsnorm-conformance[ray]')")
+    run.add_argument("--ray-address", default=None, metavar="ADDR",
+                     help="with --executor ray: the cluster to connect to ('auto', ray://HOST:10001); default: start a "
+                          "local Ray instance")
+    run.add_argument("--isolate-adapters", action="store_true",
+                     help="a worker process per adapter (default: adapters of one framework and environment share one)")
     run.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, help="seconds one case may take before its worker is killed (default 120)")
     run.add_argument("--xfail", default=None, metavar="FILE", help="TOML list of known discrepancies (see README)")
     run.add_argument("--shard", default=None, metavar="K/N", help="run only the K-th of N deterministic slices of the cases")

@@ -117,15 +117,20 @@ def reap_strays(keep: set[int]) -> None:
                 pass
 
 
-def watch_parent(fd: int = 0) -> None:
+def watch_parent(fd: int = 0, on_line=None) -> None:
     """In a worker: when the parent's end of stdin closes, kill what we started and exit.
+    Each complete line the parent writes meanwhile goes to `on_line` (a shared worker's tasks).
 
     Reads the raw descriptor: a thread blocked in sys.stdin's buffered reader holds
     its lock, and interpreter shutdown then aborts (SIGABRT) on it."""
 
     def watch():
-        while os.read(fd, 4096):
-            pass
+        pending = b""
+        while chunk := os.read(fd, 65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines if on_line else ():
+                on_line(line.decode())
         kill_descendants(os.getpid())
         os._exit(EXIT_PARENT_GONE)
 
@@ -146,8 +151,8 @@ def describe_exit(code: int | None) -> str:
 class WorkerExited(Exception):
     """The worker process ended (`code` is its exit status)."""
 
-    def __init__(self, code: int):
-        super().__init__(describe_exit(code))
+    def __init__(self, code: int | None, description: str | None = None):
+        super().__init__(description or describe_exit(code))
         self.code = code
 
 
@@ -168,6 +173,8 @@ class WorkerProcess:
 
     `stdin` is a pipe the worker only watches (see `watch_parent`); `stderr`
     goes to the log file."""
+
+    tmp: str | None = None  # the worker's temporary folder, which the runner removes after it
 
     def __init__(self, argv: list[str], env: dict, log: Path, stop: threading.Event):
         self.stop = stop
@@ -216,6 +223,17 @@ class WorkerProcess:
             if not isinstance(message, dict):
                 raise WorkerGarbled(line[:200].decode(errors="replace").strip())
             return message
+
+    def send(self, message: dict) -> None:
+        """One line to the worker's stdin; a worker that is gone shows as such in `message()`."""
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def kill(self) -> None:
         kill_tree(self.proc)

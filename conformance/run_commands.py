@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import sys
 import time
@@ -67,7 +68,7 @@ def shard(cases, spec: str | None):
 
 
 def cmd_run(args) -> int:
-    from conformance import cache
+    from conformance import cache, schedule
     from conformance.adapter_refs import place, resolve, with_cache
     from conformance.cases.suites import load_suite
     from conformance.outdir import OutputFolder
@@ -85,21 +86,32 @@ def cmd_run(args) -> int:
     xfail = XfailList.load(Path(args.xfail)) if args.xfail else None
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     folder = OutputFolder(Path(args.out))
-    folder.acquire(mode)
+    executor = _executor(args)
+    try:
+        folder.acquire(mode)
+    except BaseException:
+        executor and executor.close()
+        raise
     try:
         record = run_record(args.suite, cases, [a.name for a in adapters])
         previous = folder.previous_run() if mode == "resume" else None
         plan = plan_resume(previous, record) if previous else ResumePlan([record], frozenset(), {})
         folder.start(mode)
         todo = len(cases) * len(adapters) - len(plan.done)
-        print(f"running {len(cases)} cases x {len(adapters)} adapter(s) with {args.jobs} job(s) into {folder.path}/"
+        jobs = args.jobs or (executor.cpus if executor else os.cpu_count() or 1)
+        on = f" on Ray ({args.ray_address or 'a local instance'}, {executor.cpus} CPUs)" if executor else ""
+        print(f"running {len(cases)} cases x {len(adapters)} adapter(s) with {jobs} job(s){on} into {folder.path}/"
               + (f" (resuming: {len(plan.done)} done, {todo} to go)" if previous else ""), file=sys.stderr)
         start = time.monotonic()
         write_jsonl(folder.partial, plan.head)  # atomically: a resumed file is replaced, never emptied
-        runner = Runner(folder.path, args.jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, Progress(todo), xfail,
-                        results_file=folder.partial.name, append=True, previous_versions=plan.versions)
+        runner = Runner(folder.path, jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, Progress(todo), xfail,
+                        results_file=folder.partial.name, append=True, previous_versions=plan.versions,
+                        share=not args.isolate_adapters, history=schedule.load(cache_dir), executor=executor)
         with StopOnSignal(runner.stop) as caught:
             runner.run(adapters, cases, plan.done)
+            started = "Ray task(s) submitted" if executor else "worker process(es) started"
+            print(f"{runner.worker_starts} {started} for {len(adapters)} adapter(s)", file=sys.stderr)
+            schedule.save(cache_dir, runner.seconds, runner.cases_run)
             if runner.writer.error:
                 raise UsageError(f"cannot write {folder.partial}: {runner.writer.error.strerror or runner.writer.error}; "
                                  "the results written before are kept there (free space, then --resume)")
@@ -118,6 +130,21 @@ def cmd_run(args) -> int:
                           caught.exit_code)
     finally:
         folder.release()
+        if executor:
+            executor.close()
+
+
+def _executor(args):
+    """None for local workers; a RayExecutor connected to Ray for --executor ray."""
+    if args.executor != "ray":
+        if args.ray_address:
+            raise UsageError("--ray-address needs --executor ray")
+        return None
+    if args.device != "cpu":
+        raise UsageError("--executor ray runs on the CPU of its nodes: --device is not supported with it yet")
+    from conformance.ray_executor import RayExecutor
+
+    return RayExecutor(args.ray_address, args.jobs)
 
 
 def cmd_fuzz(args) -> int:

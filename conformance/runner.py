@@ -1,11 +1,14 @@
-"""Runs cases through adapters, each in its own worker process, and writes results.jsonl.
+"""Runs cases through adapters in worker processes, and writes results.jsonl.
 
 Frameworks never share a process (Keras fixes its backend at import; TensorFlow,
-torch and JAX fight over thread pools).  A worker that crashes, hangs or garbles
-its protocol costs the case in flight, which is recorded as an `error` saying so;
-a new worker takes the remaining cases.  Every record is appended and flushed as
-soon as its case finishes.  `stop()` (a signal, a write error) kills every
-worker at once and lets the run end with what it finished.
+torch and JAX fight over thread pools); adapters of one framework may: those of
+one worker group with the same environment are served by one worker, one task
+after another, so torch or JAX is imported once (`--isolate-adapters` gives each
+adapter its own).  A worker that crashes, hangs or garbles its protocol costs the
+case in flight, which is recorded as an `error` saying so; a new worker takes the
+remaining cases.  Every record is appended and flushed as soon as its case
+finishes.  `stop()` (a signal, a write error) kills every worker at once and lets
+the run end with what it finished.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
@@ -21,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, resolve, worker_env
+from conformance import schedule
+from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, resolve, share_key, worker_env
 from conformance.cases.case import parse_case
 from conformance.errors import UsageError
 from conformance.evaluate import error_records
@@ -103,12 +108,15 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " | ".join(t.strip() for t in text[-lines:])[:400]
 
 
-def split_tasks(adapters: list[AdapterRef], cases_by_adapter: dict[str, list], jobs: int) -> list[_Task]:
-    """With fewer adapters than jobs, split each adapter's cases so every job has work;
-    whole compile-key groups go to one part, so compiled functions are reused."""
-    parts = max(1, math.ceil(jobs / max(len(adapters), 1)))
+def split_tasks(adapters: list[AdapterRef], cases_by_adapter: dict[str, list], jobs: int,
+                max_cases: int | None = None) -> list[_Task]:
+    """With fewer adapters than jobs, split each adapter's cases so every job has work, and into
+    parts of at most about `max_cases`; whole compile-key groups go to one part, so compiled
+    functions are reused."""
     tasks = []
     for a in adapters:
+        parts = max(1, math.ceil(jobs / max(len(adapters), 1)),
+                    math.ceil(len(cases_by_adapter[a.name]) / max_cases) if max_cases else 1)
         groups: dict[tuple, list[str]] = {}
         for c in cases_by_adapter[a.name]:
             groups.setdefault(getattr(c, "compile_key", c.id), []).append(c.id)
@@ -119,9 +127,17 @@ def split_tasks(adapters: list[AdapterRef], cases_by_adapter: dict[str, list], j
     return tasks
 
 
+def _dispose(worker: WorkerProcess) -> None:
+    """Kill a worker with what it started, and remove its temporary folder."""
+    worker.kill()
+    if worker.tmp:
+        shutil.rmtree(worker.tmp, ignore_errors=True)
+
+
 class Runner:
     def __init__(self, out_dir: Path, jobs: int, case_timeout: float, progress: Progress | None = None, xfail=None,
-                 *, results_file: str = "results.jsonl", append: bool = False, previous_versions: dict | None = None):
+                 *, results_file: str = "results.jsonl", append: bool = False, previous_versions: dict | None = None,
+                 share: bool = True, history: dict[str, float] | None = None, executor=None):
         self.out_dir = out_dir
         self.jobs = max(1, jobs)
         self.case_timeout = case_timeout
@@ -137,6 +153,15 @@ class Runner:
         self._announced: set[str] = set(self.previous_versions)
         self._lock = threading.Lock()
         self._workers: set[WorkerProcess] = set()
+        # Adapters of one worker group share a worker process (adapter_refs.share_key); each thread
+        # of the pool holds the worker of its last task until a task of another group comes.
+        self.share = share and executor is None  # Ray shares its own worker processes
+        self.executor = executor  # None: local worker processes; a RayExecutor (ray_executor.py)
+        self._local = threading.local()
+        self.worker_starts = 0
+        self.history = history or {}  # seconds per case of each adapter in a previous run (schedule.py)
+        self.seconds: dict[str, float] = {}  # this run's, per adapter: its tasks' wall time, summed
+        self.cases_run: dict[str, int] = {}
 
     @property
     def wrote_results(self) -> bool:
@@ -154,12 +179,17 @@ class Runner:
     def run(self, adapters: list[AdapterRef], cases: list, done: frozenset[tuple[str, str]] = frozenset()) -> None:
         """Run every (adapter, case) pair not in `done`."""
         todo = {a.name: [c for c in cases if (a.name, c.id) not in done] for a in adapters}
-        tasks = split_tasks(adapters, todo, self.jobs)
+        tasks = split_tasks(adapters, todo, self.jobs, self.executor and self.executor.cases_per_task)
+        tasks = schedule.order(tasks, self.history)
         try:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 for f in [pool.submit(self._run_task, t) for t in tasks]:
                     f.result()
         finally:
+            with self._lock:  # the workers the pool's threads still hold, idle
+                workers, self._workers = list(self._workers), set()
+            for w in workers:
+                _dispose(w)
             self.writer.close()
 
     # -- one task: a worker, restarted after each crash or hang ------------------------
@@ -185,6 +215,52 @@ class Runner:
                 "device": ready.get("device", "cpu"),
             }])
 
+    def _start(self, task: _Task, log: Path, remaining: list[str]):
+        """A worker given the task's remaining cases (None: stopping)."""
+        if self.executor is None:
+            worker = self._worker_for(task, log)
+            if worker is not None:
+                worker.send({"adapter": task.adapter.ref, "cases": remaining, "log": str(log)})
+            return worker
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            worker = self.executor.start(task.adapter, list(remaining), str(log), self.stopping)
+            self._workers.add(worker)
+            self.worker_starts += 1
+        self._local.held = (None, worker)
+        return worker
+
+    def _worker_for(self, task: _Task, log: Path) -> WorkerProcess | None:
+        """This thread's worker if it serves the task's group, else a new one (None: stopping)."""
+        key = share_key(task.adapter) if self.share else ("alone", task.adapter.name, task.part)
+        held = getattr(self._local, "held", None)
+        if held and held[0] == key and held[1].alive():
+            return held[1]
+        self._release()
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            # The worker's own temporary files (save/load checks) live in a folder of the output
+            # folder's, which goes away with the worker, even one killed in the middle of a case.
+            tmp = tempfile.mkdtemp(dir=self.logs, prefix=STALE_PREFIX)
+            argv = [sys.executable, "-m", "conformance.worker", "--serve"]
+            worker = WorkerProcess(argv, worker_env(task.adapter) | {"TMPDIR": tmp}, log, self.stopping)
+            worker.tmp = tmp
+            self._workers.add(worker)
+            self.worker_starts += 1
+        self._local.held = (key, worker)
+        return worker
+
+    def _release(self) -> None:
+        """Kill this thread's worker, if it has one, and remove its temporary folder."""
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held:
+            with self._lock:
+                self._workers.discard(held[1])
+            _dispose(held[1])
+
     def _run_task(self, task: _Task) -> None:
         remaining = list(task.case_ids)
         log = self.logs / f"{task.adapter.name}.{task.part}.log"
@@ -201,29 +277,25 @@ class Runner:
             if self.progress:
                 self.progress.advance()
 
-        # Inside the output folder, so even a run killed outright leaves nothing in /tmp.
-        with tempfile.TemporaryDirectory(dir=self.logs, prefix=STALE_PREFIX) as tmp:
+        try:
             while remaining and not self.stopping.is_set():
-                cases_file = os.path.join(tmp, "cases.txt")
-                Path(cases_file).write_text("\n".join(remaining) + "\n")
-                argv = [sys.executable, "-m", "conformance.worker", task.adapter.ref, cases_file]
-                with self._lock:
-                    if self.stopping.is_set():
-                        break
-                    # The worker's own temporary files (save/load checks) live in our temporary folder,
-                    # which goes away even when the worker is killed in the middle of a case.
-                    env = worker_env(task.adapter) | {"TMPDIR": tmp}
-                    worker = WorkerProcess(argv, env, log, self.stopping)
-                    self._workers.add(worker)
-                try:
-                    outcome = self._drive(task, worker, remaining, emit, log)
-                finally:
-                    worker.kill()
-                    with self._lock:
-                        self._workers.discard(worker)
+                worker = self._start(task, log, remaining)
+                if worker is None:
+                    break
+                outcome = self._drive(task, worker, remaining, emit, log)
+                if outcome != "finished":  # a worker that crashed, hung or failed to load serves no one
+                    self._release()
                 if outcome in ("finished", "load_failed", "stopped"):
                     break
                 restarts += 1
+        finally:
+            if not self.share or self.stopping.is_set():
+                self._release()
+        if not self.stopping.is_set():
+            with self._lock:
+                name = task.adapter.name
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
+                self.cases_run[name] = self.cases_run.get(name, 0) + len(task.case_ids)
         if self.progress and not self.stopping.is_set():
             summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
             extra = f", {restarts} worker restart(s)" if restarts else ""

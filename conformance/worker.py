@@ -1,8 +1,14 @@
-"""The worker process: one adapter, many cases, one JSON line per finished case.
+"""The worker process: adapters load once, cases run one after another, one JSON line per
+finished case.
 
-    python -m conformance.worker ADAPTER_REF CASES_FILE
+    python -m conformance.worker ADAPTER_REF CASES_FILE    one adapter, the cases in the file
+    python -m conformance.worker --serve                   tasks from stdin, one JSON line each:
+        {"adapter": REF, "cases": [ID, ...], "log": PATH}
 
-CASES_FILE holds case ids, one per line.  The protocol goes over a private
+A serving worker is shared by the adapters of one worker group (the same framework, the
+same environment; conformance.adapter_refs.share_key): each adapter is loaded once per
+process, so torch or JAX is imported once for all of them.  Each task's messages end with
+"end", and its stderr goes to the task's log.  The protocol goes over a private
 copy of stdout; the real file descriptor 1 is pointed at stderr first, so a
 framework that prints cannot corrupt it.  Messages, in order:
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import queue
 import sys
 
 from conformance import devices
@@ -78,6 +85,11 @@ def evaluate_safely(adapter, case_id: str) -> list[dict]:
     return [r | {"device": adapter.device} for r in records]
 
 
+def run_cases(adapter, case_ids: list[str], send) -> None:
+    for case_id in case_ids:
+        send({"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)})
+
+
 def serve(ref: str, body) -> int:
     """A worker's life: the private protocol stream and the parent watchdog; load the adapter
     (a failure is reported as `load_error`, exit 3); `body(adapter, versions, send)`; then
@@ -99,23 +111,62 @@ def serve(ref: str, body) -> int:
         kill_descendants(os.getpid())
 
 
+def ready_message(adapter, versions: dict) -> dict:
+    """The "ready" message: versions, and, optional, the documentation claims checked on the real
+    layer and what a default-constructed layer looks like (axes, epsilon, scale init)."""
+    claims = _optional(adapter, "claims", [], lambda why: [{"claim": "documentation claims", "holds": None, "observed": why}])
+    defaults = _optional(adapter, "defaults", {}, lambda why: {"error": why})
+    device = devices.Placement(adapter.device, os.environ.get(devices.ENV + "_NAME", "")).label
+    return {"event": "ready", "name": adapter.name, "versions": versions, "claims": claims, "defaults": defaults,
+            "device": device}
+
+
+def _log_to(path: str) -> None:
+    """This task's stderr (and the framework's prints, which go there) into its own log file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def serve_tasks() -> int:
+    """A shared worker's life: tasks from stdin until the runner closes it."""
+    send = _sender(_protocol_stream())
+    tasks: queue.Queue = queue.Queue()
+    watch_parent(on_line=tasks.put)  # stdin's EOF ends this process there
+    become_subreaper()
+    loaded: dict[str, tuple] = {}
+    try:
+        while True:
+            task = json.loads(tasks.get())
+            _log_to(task["log"])
+            ref = task["adapter"]
+            if ref not in loaded:
+                try:
+                    adapter, versions = load_adapter(ref)
+                except BaseException as exc:  # a half-done import may have left anything behind: stop
+                    send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
+                    return 3
+                versions.setdefault("python", platform.python_version())
+                loaded[ref] = adapter, versions, ready_message(adapter, versions)
+            adapter, versions, ready = loaded[ref]
+            send(ready)
+            run_cases(adapter, task["cases"], send)
+            send({"event": "end"})
+    finally:
+        kill_descendants(os.getpid())
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--serve"]:
+        return serve_tasks()
     ref, cases_file = argv
 
-    def run_cases(adapter, versions, send):
-        # Optional: documentation claims checked on the real layer; what a default-constructed
-        # layer looks like (axes, epsilon, scale init).
-        claims = _optional(adapter, "claims", [], lambda why: [{"claim": "documentation claims", "holds": None, "observed": why}])
-        defaults = _optional(adapter, "defaults", {}, lambda why: {"error": why})
-        device = devices.Placement(adapter.device, os.environ.get(devices.ENV + "_NAME", "")).label
-        send({"event": "ready", "name": adapter.name, "versions": versions, "claims": claims, "defaults": defaults,
-              "device": device})
+    def body(adapter, versions, send):
+        send(ready_message(adapter, versions))
         with open(cases_file) as f:
-            ids = [line.strip() for line in f if line.strip()]
-        for case_id in ids:
-            send({"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)})
+            run_cases(adapter, [line.strip() for line in f if line.strip()], send)
 
-    return serve(ref, run_cases)
+    return serve(ref, body)
 
 
 if __name__ == "__main__":

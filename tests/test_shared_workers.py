@@ -1,0 +1,59 @@
+"""Shared framework workers (issue 13): adapters of one worker group and environment run in one
+worker process, with the same isolation per case as a worker of their own."""
+import json
+import re
+
+import pytest
+
+from conformance.dtypes import PRECISIONS
+
+PLANTED = "tests.planted.adapters:"
+
+
+def _run(cli, out, *args):
+    p = cli("run", "--suite", "smoke", "--out", str(out), "--jobs", "1", *args)
+    assert p.returncode in (0, 1), p.stderr
+    started = re.search(r"^(\d+) worker process\(es\) started for (\d+) adapter", p.stderr, re.M)
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    results = {(r["adapter"], r["case"], r["check"]): {k: v for k, v in r.items() if k != "seconds"}
+               for r in rows if r["record"] == "result"}
+    return int(started[1]), results
+
+
+def test_one_worker_serves_a_group_and_gives_the_records_of_isolated_workers(cli, tmp_path):
+    adapters = ("--adapters", "numpy-reference", "--adapter", PLANTED + "Correct", "--adapter", PLANTED + "SloppyRsqrt")
+    shared_starts, shared = _run(cli, tmp_path / "shared", *adapters)
+    isolated_starts, isolated = _run(cli, tmp_path / "isolated", *adapters, "--isolate-adapters")
+    assert (shared_starts, isolated_starts) == (1, 3)
+    assert shared == isolated
+    # Each adapter's output still goes to its own log.
+    assert {p.name for p in (tmp_path / "shared" / "logs").glob("*.log")} == {
+        "numpy-reference.0.log", "planted-correct.0.log", "planted-sloppy-rsqrt.0.log"}
+
+
+@pytest.mark.parametrize("planted, costs", [
+    ("CrashOnHalf", lambda case, message: PRECISIONS[case["dtype"]].compute.name == "float16" and "crashed" in message),
+    ("FailsToLoad", lambda case, message: "framework_that_does_not_exist" in message),
+])
+def test_a_fault_in_a_shared_worker_costs_only_the_faulty_adapters_cases(cli, tmp_path, planted, costs):
+    alone_starts, alone = _run(cli, tmp_path / "alone", "--adapters", "numpy-reference")
+    # The faulty adapter first, so the worker it leaves behind (or its replacement) serves the reference.
+    starts, both = _run(cli, tmp_path / "both", "--adapter", PLANTED + planted, "--adapters", "numpy-reference")
+    reference = {k: v for k, v in both.items() if k[0] == "numpy-reference"}
+    assert reference == alone  # the other adapter of the group lost nothing
+    faulty = [r for k, r in both.items() if k[0] != "numpy-reference"]
+    errors = [r for r in faulty if r["status"] == "error"]
+    assert errors and all(costs(r, r["message"]) for r in errors)
+    assert all(r["status"] == "pass" for r in faulty if r not in errors)
+    crashed_cases = {r["case"] for r in errors}
+    # A worker per crash (or one for the failed load), one after: the reference's.
+    assert starts == (len(crashed_cases) + 1 if planted == "CrashOnHalf" else 2)
+
+
+@pytest.mark.frameworks
+def test_torch_adapters_import_torch_once(cli, tmp_path):
+    starts, results = _run(cli, tmp_path / "torch", "--adapters", "torch,torch-functional,hf-llama",
+                           "--case", "f32/4x32/*")
+    assert starts == 1
+    assert {k[0] for k in results} == {"torch", "torch-functional", "hf-llama"}
+    assert not [r for r in results.values() if r["status"] == "error"]
