@@ -1,84 +1,98 @@
-"""`conformance run --executor ray [--ray-address ADDR]`: the runner's tasks as Ray tasks.
+"""`conformance run --executor ray [--ray-address ADDR]`: the runner's workers as Ray actors.
 
-The same cases, adapters, records and fault handling as the local runner: the runner still
-splits the work into tasks (each a chunk of one adapter's cases) and drives each with one
-thread, but a task's worker is a Ray generator task (`serve`) instead of a local process.  It
+The same cases, adapters, records and fault handling as the local runner: it splits the work
+into tasks (chunks of one adapter's cases) and drives each from one thread, holding a worker per
+thread that it reuses for the next task of the same worker group, but here a worker is a Ray
+actor (`Serve`), placed by Ray on any node, instead of a local process.  Its generator method
 yields the worker protocol's messages ("ready", one "done" per case, "end"), which stream back
-to the driver and are appended to results.jsonl as they arrive.  A Ray task that dies (a
-segfault, a worker killed) or stays silent past the case timeout (then cancelled with force,
-which kills its process) costs the case in flight, as a local worker's would; the runner
-submits the rest again.  Ray itself retries nothing (`max_retries=0`): a retried case would
-run twice, and a case that kills its process would kill every retry.
+to the driver and are appended to results.jsonl as they arrive.  An actor that dies (a segfault,
+its process killed) or stays silent past the case timeout (then killed with `ray.kill`) costs
+the case in flight, as a local worker's would; the runner gives the rest to a new actor.  Ray
+itself restarts and retries nothing: a retried case would run twice, and a case that kills its
+process would kill every retry.
 
-The adapter's environment travels as the task's runtime environment (`env_vars`), so Ray
-starts and reuses worker processes per environment and worker group: a Ray worker keeps the
-adapters it loaded (`_LOADED`), and the adapters of one group share it, as local workers do.
+The adapter's environment travels as the actor's runtime environment (`env_vars`).  An actor
+asks for one CPU, and the driver runs as many at once as the cluster has CPUs (or --jobs).
 """
 from __future__ import annotations
 
+import json
 import os
+import platform
 import threading
 import time
+from pathlib import Path
 
-from conformance.adapter_refs import WORKER_ENV, AdapterRef, share_key
+from conformance.adapter_refs import WORKER_ENV, AdapterRef
 from conformance.errors import UsageError
 from conformance.procs import POLL_S, WorkerExited, WorkerSilent, WorkerStopped
 
-# Cases per Ray task: small enough that a cluster's CPUs all get work from the exhaustive
-# suite's ~27,000 cases per adapter, large enough that one adapter's compilations are reused.
+# Cases per task: small enough that a cluster's CPUs all get work from the exhaustive suite's
+# ~27,000 cases per adapter, large enough that one adapter's compilations are reused.
 CASES_PER_TASK = 500
-_LOADED: dict[str, tuple] = {}  # in a Ray worker process: ref -> (adapter, ready message)
 
 
-def serve(ref: str, case_ids: list[str], log: str):
-    """The Ray task: load the adapter once per Ray worker process, then yield its messages."""
-    from conformance.worker import evaluate_safely, load_adapter, ready_message
+class Serve:
+    """The Ray actor that is a worker: it loads each adapter once and runs tasks of its cases."""
 
-    if os.path.isdir(os.path.dirname(log)):  # the driver's machine: the task's output to its log
-        from conformance.worker import _log_to
+    def __init__(self):
+        self.loaded: dict[str, tuple] = {}  # ref -> (adapter, ready message)
 
-        _log_to(log)
-    if ref not in _LOADED:
-        try:
-            adapter, versions = load_adapter(ref)
-        except BaseException as exc:
-            yield {"event": "load_error", "message": f"{type(exc).__name__}: {exc}"}
-            return
-        versions.setdefault("python", __import__("platform").python_version())
-        _LOADED[ref] = adapter, ready_message(adapter, versions)
-    adapter, ready = _LOADED[ref]
-    yield ready
-    for case_id in case_ids:
-        yield {"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)}
-    yield {"event": "end"}
+    def serve(self, ref: str, case_ids: list[str], log: str):
+        """One task: yield the worker protocol's messages, as JSON text: what crosses to the driver
+        is what the local protocol carries, never a framework's objects (a Keras list subclass in
+        a layer's defaults cannot be unpickled without Keras)."""
+        from conformance.worker import evaluate_safely, load_adapter, ready_message
+
+        if os.path.isdir(os.path.dirname(log)):  # on the driver's machine: the task's output to its log
+            from conformance.worker import _log_to
+
+            _log_to(log)
+        if ref not in self.loaded:
+            try:
+                adapter, versions = load_adapter(ref)
+            except BaseException as exc:
+                yield json.dumps({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
+                return
+            versions.setdefault("python", platform.python_version())
+            self.loaded[ref] = adapter, ready_message(adapter, versions)
+        adapter, ready = self.loaded[ref]
+        yield json.dumps(ready)
+        for case_id in case_ids:
+            yield json.dumps({"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)})
+        yield json.dumps({"event": "end"})
 
 
 def task_env(adapter: AdapterRef) -> dict[str, str]:
-    """The Ray task's environment: the local worker's, less what the driver's shell holds, plus
-    its share key, so Ray never puts adapters of different worker groups in one process."""
+    """The actor's environment: the local worker's, less what the driver's shell holds."""
     from conformance.adapter_refs import worker_env
 
-    env = {**WORKER_ENV, **adapter.env, "CONFORMANCE_SHARE_KEY": repr(share_key(adapter))}
+    env = {**WORKER_ENV, **adapter.env}
     env["PYTHONPATH"] = worker_env(adapter)["PYTHONPATH"]  # where the driver finds a user's adapter module
     return env
 
 
 class RayWorker:
-    """One Ray task, driven like a local WorkerProcess (`message`, `kill`, `alive`)."""
+    """A Serve actor, driven like a local WorkerProcess: `send` gives it a task, `message` reads
+    the task's messages, `kill` kills the actor's process."""
 
     tmp = None
 
-    def __init__(self, remote, adapter: AdapterRef, case_ids: list[str], log: str, stop: threading.Event):
+    def __init__(self, actor_class, adapter: AdapterRef, stop: threading.Event):
         import ray
 
-        self.ray, self.stop, self.finished = ray, stop, False
-        self.gen = remote.options(runtime_env={"env_vars": task_env(adapter)}).remote(adapter.ref, case_ids, log)
+        self.ray, self.stop, self.gen = ray, stop, None
+        self.actor = actor_class.options(runtime_env={"env_vars": task_env(adapter)}).remote()
+        self.dead = False
 
     def send(self, message: dict) -> None:
-        """The task was given its cases when it was submitted."""
+        # Backpressure of one message: the actor starts a case only once the driver holds the message
+        # before it, so an actor that dies loses no message, and its case in flight is the next one.
+        self.gen = self.actor.serve.options(_generator_backpressure_num_objects=1).remote(
+            message["adapter"], message["cases"], message["log"])
 
     def alive(self) -> bool:
-        return not self.finished
+        return not self.dead
 
     def message(self, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -88,24 +102,47 @@ class RayWorker:
             ready, _ = self.ray.wait([self.gen], timeout=POLL_S)
             if ready:
                 try:
-                    return self.ray.get(next(self.gen))
+                    return json.loads(self.ray.get(next(self.gen)))
                 except StopIteration:
-                    self.finished = True
                     raise WorkerExited(0) from None
                 except self.ray.exceptions.RayError as exc:
-                    self.finished = True
+                    self.dead = True
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    raise WorkerExited(None, f"the Ray task died: {type(exc).__name__}: {first[:200]}") from None
+                    raise WorkerExited(None, f"the Ray actor died: {type(exc).__name__}: {first[:200]}") from None
             if time.monotonic() >= deadline:
                 raise WorkerSilent()
 
     def kill(self) -> None:
-        if not self.finished:
-            self.finished = True
-            try:
-                self.ray.cancel(self.gen, force=True)  # kills the Ray worker process running it
-            except Exception:  # already finished or gone
-                pass
+        self.dead = True
+        try:
+            self.ray.kill(self.actor, no_restart=True)  # its process, with the case it was running
+        except Exception:  # already gone
+            pass
+
+
+def _temp_dir() -> str:
+    """Where a local Ray instance keeps its session: under TMPDIR as Ray does, unless that path is
+    too long for the sockets Ray makes there (107 bytes for an AF_UNIX path; Ray adds ~70)."""
+    import tempfile
+
+    folder = os.path.join(tempfile.gettempdir(), "ray")
+    return folder if len(folder) <= 36 else "/tmp/ray"
+
+
+def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
+    """UsageError unless HOST:PORT (or ray://HOST:PORT) accepts a connection: Ray itself retries
+    an address with nothing behind it for minutes."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:([0-9]+)", address or "")
+    if not m:
+        return  # none (a local instance), "auto", or a form Ray parses itself
+    try:
+        socket.create_connection((m[1], int(m[2])), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the cluster "
+                         "(ray start --head) or give its address") from None
 
 
 class RayExecutor:
@@ -121,19 +158,19 @@ class RayExecutor:
         import logging
 
         self.ray, self.address = ray, address
+        _check_reachable(address)
+        local = {} if address else {"num_cpus": jobs, "_temp_dir": _temp_dir()}
         try:
-            ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     configure_logging=False, **local)
         except Exception as exc:  # an unreachable cluster, a malformed address
             raise UsageError(f"--executor ray: cannot connect to Ray"
                              f"{f' at {address}' if address else ''}: {type(exc).__name__}: {exc}") from None
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        # Backpressure of one message: the task starts a case only once the driver holds the message
-        # before it, so a task that dies loses no message, and its case in flight is the next one.
-        self._remote = ray.remote(num_cpus=1, max_retries=0, _generator_backpressure_num_objects=1)(serve)
+        self._actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Serve)
 
-    def start(self, adapter: AdapterRef, case_ids: list[str], log: str, stop: threading.Event) -> RayWorker:
-        return RayWorker(self._remote, adapter, case_ids, log, stop)
+    def start(self, adapter: AdapterRef, log: Path, stop: threading.Event) -> RayWorker:
+        return RayWorker(self._actor, adapter, stop)
 
     def close(self) -> None:
         self.ray.shutdown()

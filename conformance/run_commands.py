@@ -109,7 +109,7 @@ def cmd_run(args) -> int:
                         share=not args.isolate_adapters, history=schedule.load(cache_dir), executor=executor)
         with StopOnSignal(runner.stop) as caught:
             runner.run(adapters, cases, plan.done)
-            started = "Ray task(s) submitted" if executor else "worker process(es) started"
+            started = "Ray actor(s) started" if executor else "worker process(es) started"
             print(f"{runner.worker_starts} {started} for {len(adapters)} adapter(s)", file=sys.stderr)
             schedule.save(cache_dir, runner.seconds, runner.cases_run)
             if runner.writer.error:

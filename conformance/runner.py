@@ -155,8 +155,8 @@ class Runner:
         self._workers: set[WorkerProcess] = set()
         # Adapters of one worker group share a worker process (adapter_refs.share_key); each thread
         # of the pool holds the worker of its last task until a task of another group comes.
-        self.share = share and executor is None  # Ray shares its own worker processes
-        self.executor = executor  # None: local worker processes; a RayExecutor (ray_executor.py)
+        self.share = share
+        self.executor = executor  # None: local worker processes; a RayExecutor: Ray actors (ray_executor.py)
         self._local = threading.local()
         self.worker_starts = 0
         self.history = history or {}  # seconds per case of each adapter in a previous run (schedule.py)
@@ -180,7 +180,7 @@ class Runner:
         """Run every (adapter, case) pair not in `done`."""
         todo = {a.name: [c for c in cases if (a.name, c.id) not in done] for a in adapters}
         tasks = split_tasks(adapters, todo, self.jobs, self.executor and self.executor.cases_per_task)
-        tasks = schedule.order(tasks, self.history)
+        tasks = schedule.order(tasks, self.history, share_key if self.share else lambda a: a.name)
         try:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 for f in [pool.submit(self._run_task, t) for t in tasks]:
@@ -217,18 +217,9 @@ class Runner:
 
     def _start(self, task: _Task, log: Path, remaining: list[str]):
         """A worker given the task's remaining cases (None: stopping)."""
-        if self.executor is None:
-            worker = self._worker_for(task, log)
-            if worker is not None:
-                worker.send({"adapter": task.adapter.ref, "cases": remaining, "log": str(log)})
-            return worker
-        with self._lock:
-            if self.stopping.is_set():
-                return None
-            worker = self.executor.start(task.adapter, list(remaining), str(log), self.stopping)
-            self._workers.add(worker)
-            self.worker_starts += 1
-        self._local.held = (None, worker)
+        worker = self._worker_for(task, log)
+        if worker is not None:
+            worker.send({"adapter": task.adapter.ref, "cases": remaining, "log": str(log)})
         return worker
 
     def _worker_for(self, task: _Task, log: Path) -> WorkerProcess | None:
@@ -241,12 +232,15 @@ class Runner:
         with self._lock:
             if self.stopping.is_set():
                 return None
-            # The worker's own temporary files (save/load checks) live in a folder of the output
-            # folder's, which goes away with the worker, even one killed in the middle of a case.
-            tmp = tempfile.mkdtemp(dir=self.logs, prefix=STALE_PREFIX)
-            argv = [sys.executable, "-m", "conformance.worker", "--serve"]
-            worker = WorkerProcess(argv, worker_env(task.adapter) | {"TMPDIR": tmp}, log, self.stopping)
-            worker.tmp = tmp
+            if self.executor:
+                worker = self.executor.start(task.adapter, log, self.stopping)
+            else:
+                # The worker's own temporary files (save/load checks) live in a folder of the output
+                # folder's, which goes away with the worker, even one killed in the middle of a case.
+                tmp = tempfile.mkdtemp(dir=self.logs, prefix=STALE_PREFIX)
+                argv = [sys.executable, "-m", "conformance.worker", "--serve"]
+                worker = WorkerProcess(argv, worker_env(task.adapter) | {"TMPDIR": tmp}, log, self.stopping)
+                worker.tmp = tmp
             self._workers.add(worker)
             self.worker_starts += 1
         self._local.held = (key, worker)

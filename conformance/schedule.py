@@ -3,8 +3,8 @@ one long task started last (on two cores, torch-onnx's cold exports alone take a
 
 A task's cost is estimated from the seconds per case its adapter took in the previous run that
 used the same cache folder (`timings.json` there: a cold run's exports and compilations, a warm
-run's cache hits); an adapter without history keeps its place in the given order (built-ins
-are listed slowest first), after those with one.
+run's cache hits).  The tasks of one worker group run one after another, so that the worker a
+thread holds serves the next (adapter_refs.share_key).
 """
 from __future__ import annotations
 
@@ -28,11 +28,21 @@ def load(cache_dir: Path | None) -> dict[str, float]:
     return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and v >= 0}
 
 
-def order(tasks: list, history: dict[str, float]) -> list:
-    """The tasks longest first by history; tasks without history after, in their given order."""
-    known = [t for t in tasks if t.adapter.name in history]
-    known.sort(key=lambda t: -history[t.adapter.name] * len(t.case_ids))
-    return known + [t for t in tasks if t.adapter.name not in history]
+def order(tasks: list, history: dict[str, float], key) -> list:
+    """Longest first, a worker group's tasks together (so one worker serves them in turn): groups
+    by their summed estimated cost, tasks within a group by theirs.  A task without history
+    counts as the longest of all, in its given order (built-ins are listed slowest first)."""
+    longest = max([history.get(t.adapter.name, 0.0) * len(t.case_ids) for t in tasks] + [0.0])
+
+    def cost(t) -> float:
+        name = t.adapter.name
+        return history[name] * len(t.case_ids) if name in history else longest + 1.0
+
+    groups: dict = {}
+    for t in tasks:
+        groups.setdefault(key(t.adapter), []).append(t)
+    ranked = sorted(groups.values(), key=lambda ts: -sum(map(cost, ts)))  # stable: given order on ties
+    return [t for ts in ranked for t in sorted(ts, key=lambda t: -cost(t))]
 
 
 def save(cache_dir: Path | None, seconds: dict[str, float], cases: dict[str, int]) -> None:

@@ -5,6 +5,7 @@ Each is built on the numpy reference and breaks one thing on purpose.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import numpy as np
@@ -42,6 +43,17 @@ class CrashOnHalf(NumpyReference):
     def call(self, layer, x):
         if x.dtype == np.float16:
             os._exit(7)
+        return super().call(layer, x)
+
+
+class KilledOnHalf(NumpyReference):
+    """Its process is killed (SIGKILL) in the middle of float16 cases, as the OOM killer would."""
+
+    name = "planted-killed"
+
+    def call(self, layer, x):
+        if x.dtype == np.float16:
+            os.kill(os.getpid(), signal.SIGKILL)
         return super().call(layer, x)
 
 
