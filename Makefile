@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,ray,test]'
 	touch $(STAMP)
 
 # The standard suite on every adapter; then the execution modes (torch.compile, XLA, eager

@@ -5,14 +5,17 @@ over the standard suite's cases (compilation caches filled), then the same calls
 through the harness (`evaluate`: materialize, build, call, grad, oracle, scoring,
 JSON) and in a bare loop (materialize, build, call, grad).  Printed: cases per
 second for both and harness / bare.  Then the whole standard suite through the
-CLI with the default --jobs, cold (an empty compilation cache, imports included) and warm
-(the same cache again), with each adapter's worker time; and `conformance list` without and
-with --check.  Not a test: it prints.
+CLI with the default --jobs, cold (an empty compilation cache, imports included), warm (the
+same cache again), warm with a worker process per adapter (what shared workers save), and warm
+and cold on a local Ray instance (cases per second against the local runner), with each adapter's worker
+time; an estimate of the exhaustive suite's cost on one machine and on N; and `conformance
+list` without and with --check.  Not a test: it prints.
 """
 from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -78,6 +81,7 @@ def main() -> int:
         return 0
     from conformance.adapter_refs import resolve, worker_env
 
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs")
     print(f"{'adapter':18s} {'cases':>5s} {'harness/s':>10s} {'bare/s':>10s} {'ratio':>6s}")
     for ref in ALL:
         (a,) = resolve([ref])
@@ -91,11 +95,31 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cold = _suite_run(tmp, "cold")  # an empty compilation cache (--cache-dir), then the same run on it
         warm = _suite_run(tmp, "warm")
-    print(f"\nstandard suite, all {len(ALL)} built-in adapters, --jobs {os.cpu_count()}: "
-          f"cold {cold['wall']:.1f} s, warm {warm['wall']:.1f} s wall")
-    print(f"{'adapter':18s} {'cold/s':>7s} {'warm/s':>7s}  (worker seconds, summed over its parts)")
+        isolated = _suite_run(tmp, "isolated", "--isolate-adapters")  # warm, a worker per adapter
+        ray = ray_cold = None
+        if _has_ray():  # on a local Ray instance: warm, then cold (its own empty cache)
+            ray = _suite_run(tmp, "ray", "--executor", "ray")
+            ray_cold = _suite_run(tmp, "ray-cold", "--executor", "ray", cache="ray-cache")
+    n = cold["results"]
+    print(f"\nstandard suite, all {len(ALL)} built-in adapters ({n} adapter x case pairs), --jobs {os.cpu_count()}:")
+    print(f"  cold (empty cache)        {cold['wall']:6.1f} s wall  (run {cold['run']:.1f} s)")
+    print(f"  warm (second run)         {warm['wall']:6.1f} s wall  (run {warm['run']:.1f} s)")
+    print(f"  warm, --isolate-adapters  {isolated['wall']:6.1f} s wall  (run {isolated['run']:.1f} s); shared workers save "
+          f"{sum(isolated['adapters'].values()) - sum(warm['adapters'].values()):.1f} worker seconds "
+          f"({isolated['workers']} worker processes -> {warm['workers']})")
+    if ray:
+        for label, local, r in (("warm", warm, ray), ("cold", cold, ray_cold)):
+            print(f"  {label}, --executor ray      {r['wall']:6.1f} s wall  (run {r['run']:.1f} s, the rest starting "
+                  f"and stopping Ray)")
+            print(f"    cases per second: local {n / local['run']:.1f}, ray {n / r['run']:.1f} (ray / local "
+                  f"{local['run'] / r['run']:.2f}; with Ray's start and stop {local['wall'] / r['wall']:.2f})")
+    else:
+        print("  --executor ray: not measured (pip install 'rmsnorm-conformance[ray]')")
+    print(f"{'adapter':18s} {'cold/s':>7s} {'warm/s':>7s} {'isolated/s':>10s}  (worker seconds, summed over its parts)")
     for name in sorted(cold["adapters"], key=lambda n: -cold["adapters"][n]):
-        print(f"{name:18s} {cold['adapters'][name]:7.1f} {warm['adapters'].get(name, float('nan')):7.1f}")
+        print(f"{name:18s} {cold['adapters'][name]:7.1f} {warm['adapters'].get(name, float('nan')):7.1f} "
+              f"{isolated['adapters'].get(name, float('nan')):10.1f}")
+    _exhaustive_estimate(cold, warm)
     for args in (["list"], ["list", "--check"]):
         start = time.monotonic()
         subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True)
@@ -103,20 +127,51 @@ def main() -> int:
     return 0
 
 
-def _suite_run(tmp: str, label: str) -> dict:
-    """The standard suite through the CLI with the cache in `tmp`: wall time, and each adapter's
-    worker seconds as its progress lines print them."""
+def _has_ray() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+def _exhaustive_estimate(cold: dict, warm: dict) -> None:
+    """What the exhaustive suite costs, from the standard suite's seconds per case: most of its
+    cases are shapes the standard suite has not compiled, so cold costs are the estimate for the
+    compiling adapters; a machine like this one has os.cpu_count() cores, each running one task."""
+    from conformance.cases.suites import SUITES
+
+    cases = len(SUITES["exhaustive"]())
+    per_case = {name: seconds / cold["cases"] for name, seconds in cold["adapters"].items()}
+    total = sum(per_case.values()) * cases
+    cores = os.cpu_count() or 1
+    print(f"\nexhaustive suite ({cases} cases x {len(per_case)} adapters), estimated from the cold standard run's "
+          f"seconds per case ({sum(per_case.values()):.3f} s per case for all adapters; warm "
+          f"{sum(warm['adapters'].values()) / warm['cases']:.3f} s):")
+    for machines in (1, 4, 16, 64):
+        print(f"  {machines:3d} machine(s) of {cores} cores: {total / (cores * machines) / 3600:7.2f} h")
+
+
+def _suite_run(tmp: str, label: str, *extra: str, cache: str = "cache") -> dict:
+    """The standard suite through the CLI with the cache in `tmp`: wall time, the run's own time
+    (its summary line; without starting Ray), worker processes, and each adapter's worker seconds
+    as its progress lines print them."""
     import re
 
     start = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--suite", "standard", "--adapters", "all",
-                        "--cache-dir", os.path.join(tmp, "cache"), "--out", os.path.join(tmp, label)],
+                        "--cache-dir", os.path.join(tmp, cache), "--out", os.path.join(tmp, label), *extra],
                        capture_output=True, text=True)
     wall = time.monotonic() - start
+    text = p.stdout + p.stderr  # progress lines: stderr
     per: dict[str, float] = {}
-    for name, seconds in re.findall(r"^(\S+)\[\d+\]: .* in ([0-9.]+)s;", p.stdout + p.stderr, re.M):  # progress: stderr
+    for name, seconds in re.findall(r"^(\S+)\[\d+\]: .* in ([0-9.]+)s[;,]", text, re.M):
         per[name] = per.get(name, 0.0) + float(seconds)
-    return {"wall": wall, "adapters": per}
+    run = re.search(r"fail or error \(([0-9.]+)s\)", text)
+    workers = re.search(r"^(\d+) (?:worker process|Ray actor)", text, re.M)
+    cases = re.search(r"^running (\d+) cases x (\d+) adapter", text, re.M)
+    if not (run and workers and cases):
+        raise SystemExit(f"the {label} run did not finish: {text.strip().splitlines()[-3:]}")
+    return {"wall": wall, "run": float(run[1]), "adapters": per, "workers": int(workers[1]), "cases": int(cases[1]),
+            "results": int(cases[1]) * int(cases[2])}
 
 
 if __name__ == "__main__":

@@ -271,19 +271,20 @@ class Runner:
             if self.progress:
                 self.progress.advance()
 
+        outcome = None
         try:
             while remaining and not self.stopping.is_set():
                 worker = self._start(task, log, remaining)
                 if worker is None:
                     break
                 outcome = self._drive(task, worker, remaining, emit, log)
-                if outcome != "finished":  # a worker that crashed, hung or failed to load serves no one
-                    self._release()
                 if outcome in ("finished", "load_failed", "stopped"):
                     break
+                self._release()  # it crashed or hung: a new worker takes the remaining cases
                 restarts += 1
         finally:
-            if not self.share or self.stopping.is_set():
+            # Only a worker that finished its task cleanly serves the next one.
+            if outcome != "finished" or not self.share or self.stopping.is_set():
                 self._release()
         if not self.stopping.is_set():
             with self._lock:
