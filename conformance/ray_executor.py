@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from conformance.errors import UsageError
 from conformance.procs import POLL_S, WorkerExited, WorkerSilent, WorkerStopped
 
 # Cases per task: small enough that a cluster's CPUs all get work from the exhaustive suite's
-# ~27,000 cases per adapter, large enough that one adapter's compilations are reused.
+# 36,608 cases per adapter, large enough that one adapter's compilations are reused.
 CASES_PER_TASK = 500
 
 
@@ -39,28 +38,15 @@ class Serve:
         self.loaded: dict[str, tuple] = {}  # ref -> (adapter, ready message)
 
     def serve(self, ref: str, case_ids: list[str], log: str):
-        """One task: yield the worker protocol's messages, as JSON text: what crosses to the driver
-        is what the local protocol carries, never a framework's objects (a Keras list subclass in
-        a layer's defaults cannot be unpickled without Keras)."""
-        from conformance.worker import evaluate_safely, load_adapter, ready_message
+        """One task: the worker protocol's messages, as JSON text: what crosses to the driver is
+        what the local protocol carries, never a framework's objects (a Keras list subclass in a
+        layer's defaults cannot be unpickled without Keras)."""
+        from conformance.worker import log_to, task_messages
 
         if os.path.isdir(os.path.dirname(log)):  # on the driver's machine: the task's output to its log
-            from conformance.worker import _log_to
-
-            _log_to(log)
-        if ref not in self.loaded:
-            try:
-                adapter, versions = load_adapter(ref)
-            except BaseException as exc:
-                yield json.dumps({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
-                return
-            versions.setdefault("python", platform.python_version())
-            self.loaded[ref] = adapter, ready_message(adapter, versions)
-        adapter, ready = self.loaded[ref]
-        yield json.dumps(ready)
-        for case_id in case_ids:
-            yield json.dumps({"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)})
-        yield json.dumps({"event": "end"})
+            log_to(log)
+        for message in task_messages(self.loaded, ref, case_ids):
+            yield json.dumps(message)
 
 
 def task_env(adapter: AdapterRef) -> dict[str, str]:

@@ -10,8 +10,14 @@ from conformance.dtypes import PRECISIONS
 PLANTED = "tests.planted.adapters:"
 
 
-def _run(cli, out, *args):
-    p = cli("run", "--suite", "smoke", "--out", str(out), "--jobs", "1", *args)
+def _run(cli, out, *args, timings: dict | None = None):
+    """A smoke run with a cache folder of its own, holding the seconds per case of a "previous
+    run" (`timings`), which decide the order the tasks start in (conformance/schedule.py)."""
+    cache = out.parent / f"{out.name}-cache"
+    cache.mkdir()
+    if timings:
+        (cache / "timings.json").write_text(json.dumps(timings))
+    p = cli("run", "--suite", "smoke", "--out", str(out), "--jobs", "1", "--cache-dir", str(cache), *args)
     assert p.returncode in (0, 1), p.stderr
     started = re.search(r"^(\d+) worker process\(es\) started for (\d+) adapter", p.stderr, re.M)
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -31,14 +37,16 @@ def test_one_worker_serves_a_group_and_gives_the_records_of_isolated_workers(cli
         "numpy-reference.0.log", "planted-correct.0.log", "planted-sloppy-rsqrt.0.log"}
 
 
-@pytest.mark.parametrize("planted, costs", [
-    ("CrashOnHalf", lambda case, message: PRECISIONS[case["dtype"]].compute.name == "float16" and "crashed" in message),
-    ("FailsToLoad", lambda case, message: "framework_that_does_not_exist" in message),
+@pytest.mark.parametrize("planted, name, costs", [
+    ("CrashOnHalf", "planted-crash",
+     lambda case, message: PRECISIONS[case["dtype"]].compute.name == "float16" and "crashed" in message),
+    ("FailsToLoad", "planted-no-framework", lambda case, message: "framework_that_does_not_exist" in message),
 ])
-def test_a_fault_in_a_shared_worker_costs_only_the_faulty_adapters_cases(cli, tmp_path, planted, costs):
+def test_a_fault_in_a_shared_worker_costs_only_the_faulty_adapters_cases(cli, tmp_path, planted, name, costs):
     alone_starts, alone = _run(cli, tmp_path / "alone", "--adapters", "numpy-reference")
     # The faulty adapter first, so the worker it leaves behind (or its replacement) serves the reference.
-    starts, both = _run(cli, tmp_path / "both", "--adapter", PLANTED + planted, "--adapters", "numpy-reference")
+    starts, both = _run(cli, tmp_path / "both", "--adapter", PLANTED + planted, "--adapters", "numpy-reference",
+                        timings={name: 1.0, "numpy-reference": 0.001})
     reference = {k: v for k, v in both.items() if k[0] == "numpy-reference"}
     assert reference == alone  # the other adapter of the group lost nothing
     faulty = [r for k, r in both.items() if k[0] != "numpy-reference"]
@@ -57,3 +65,20 @@ def test_torch_adapters_import_torch_once(cli, tmp_path):
     assert starts == 1
     assert {k[0] for k in results} == {"torch", "torch-functional", "hf-llama"}
     assert not [r for r in results.values() if r["status"] == "error"]
+
+
+def test_the_schedule_starts_the_longest_group_first_and_keeps_a_groups_tasks_together(tmp_path):
+    from conformance import schedule
+    from conformance.adapter_refs import AdapterRef, share_key
+    from conformance.runner import _Task
+
+    refs = {n: AdapterRef(n, n, {}, None, g) for n, g in
+            [("a1", "a"), ("b1", "b"), ("a2", "a"), ("c1", None), ("new", "b")]}
+    tasks = [_Task(refs[n], ["case"] * 10, 0) for n in refs]
+    history = {"a1": 1.0, "a2": 2.0, "b1": 0.5, "c1": 2.5}  # per case; "new" has none: counted longest
+    order = [t.adapter.name for t in schedule.order(tasks, history, share_key)]
+    assert order == ["new", "b1", "a2", "a1", "c1"]  # b: 26 + 5, a: 20 + 10, c: 25
+    schedule.save(tmp_path, {"a1": 4.0}, {"a1": 8})
+    assert schedule.load(tmp_path) == {"a1": 0.5}
+    (tmp_path / schedule.FILE).write_text("[not a dict")
+    assert schedule.load(tmp_path) == {}  # a broken history only costs the order
