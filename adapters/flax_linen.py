@@ -52,7 +52,10 @@ class FlaxLinenRMSNorm(JittedStep, Adapter):
             kwargs |= {"dtype": jnp.dtype(spec.compute_dtype), "param_dtype": jnp.dtype(spec.param_dtype)}
         module = self.nn.RMSNorm(reduction_axes=axis, feature_axes=axis, **kwargs)
         shape = tuple(spec.input_shape)
-        params = module.init(self.jax.random.PRNGKey(0), np.zeros(shape, spec.compute_dtype.replace("bfloat16", "float32")))
+        # The parameters' structure, shapes and dtypes, from init() traced abstractly: its values are
+        # replaced by the case's scale anyway, and run op by op it compiled a dozen primitives per shape.
+        params = self.jax.eval_shape(module.init, self.jax.random.PRNGKey(0),
+                                     np.zeros(shape, spec.compute_dtype.replace("bfloat16", "float32")))
         params = self.jax.tree.map(lambda leaf: self.jax.device_put(scale.reshape(leaf.shape).astype(leaf.dtype)), params)
         return _Built(module, params)
 
