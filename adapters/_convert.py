@@ -57,6 +57,7 @@ def torch_layout(x: np.ndarray, name: str):
         return big[..., ::2]
     raise NotImplementedError(f"torch has no {name} layout")
 
+
 def torch_dtype(name: str):
     import torch
 

@@ -14,6 +14,20 @@ import numpy as np
 JAX_ENV = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
 
 
+def jvp_of(jax, forward, x, v):
+    """(y, J v): forward mode through `forward`, a function of x alone."""
+    return jax.jvp(forward, (x,), (v,))
+
+
+def hvp_of(jax, forward, x, dy, v):
+    """The gradient in x of <dx(x; dy), v>: `forward`'s vjp, differentiated again."""
+    def inner(xx):  # <dx, v>; its gradient is exact whatever the sum's own rounding
+        y, pullback = jax.vjp(forward, xx)
+        return (pullback(dy.astype(y.dtype))[0] * v).sum()
+
+    return jax.grad(inner)(x)
+
+
 class JittedStep:
     env = JAX_ENV
     device_family = "jax"
@@ -46,14 +60,10 @@ class JittedStep:
                 return y, dx, dparams
 
             def jvp(static, params, x, v):
-                return jax.jvp(lambda xx: apply(static, params, xx), (x,), (v,))
+                return jvp_of(jax, lambda xx: apply(static, params, xx), x, v)
 
             def hvp(static, params, x, dy, v):
-                def inner(xx):  # <dx, v>; its gradient is exact whatever the sum's own rounding
-                    y, pullback = jax.vjp(lambda z: apply(static, params, z), xx)
-                    return (pullback(dy.astype(y.dtype))[0] * v).sum()
-
-                return jax.grad(inner)(x)
+                return hvp_of(jax, lambda xx: apply(static, params, xx), x, dy, v)
 
             self._compiled_steps = {name: self._compile(fn) for name, fn in
                                     (("step", step), ("jvp", jvp), ("hvp", hvp))}

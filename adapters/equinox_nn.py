@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from conformance.adapter import Adapter
-from conformance.adapters._jax_step import JAX_ENV
+from conformance.adapters._jax_step import JAX_ENV, hvp_of, jvp_of
 from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, join
 
 
@@ -57,15 +57,11 @@ class EquinoxRMSNorm(Adapter):
 
         @eqx.filter_jit
         def jvp(model, x, v):
-            return jax.jvp(lambda xx: apply(model, xx), (x,), (v,))
+            return jvp_of(jax, lambda xx: apply(model, xx), x, v)
 
         @eqx.filter_jit
         def hvp(model, x, dy, v):
-            def inner(xx):  # <dx, v>
-                y, pullback = jax.vjp(lambda z: apply(model, z), xx)
-                return (pullback(dy.astype(y.dtype))[0] * v).sum()
-
-            return jax.grad(inner)(x)
+            return hvp_of(jax, lambda xx: apply(model, xx), x, dy, v)
 
         self._step, self._jvp, self._hvp = step, jvp, hvp
         return {"equinox": eqx.__version__, "jax": jax.__version__}

@@ -36,6 +36,7 @@ class _Compiled(_Built):
 
 class TorchCompile(TorchRMSNorm):
     name = "torch-compile"
+    worker_group = None  # a worker of its own: load() raises Dynamo's process-wide recompile limits
 
     def load(self):
         versions = super().load()

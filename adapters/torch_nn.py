@@ -35,7 +35,7 @@ def _snippet_dtype(spec) -> str:
 
 class TorchRMSNorm(Adapter):
     name = "torch"
-    worker_group = "torch"  # with torch-functional, the Hugging Face adapters, torch-onnx, torch-compile
+    worker_group = "torch"  # with torch-functional, the Hugging Face adapters and torch-onnx
     device_family = "torch"
     packages = ("torch",)
 

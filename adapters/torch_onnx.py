@@ -26,7 +26,7 @@ import numpy as np
 from conformance.adapters._convert import torch_dtype, torch_param_dtype
 from conformance.adapters._snippets import NUMPY_OUTPUT, TORCH_IMPORTS, join
 from conformance.adapters.onnx_op import OnnxRuntime, _Model
-from conformance.adapters.torch_nn import TorchRMSNorm
+from conformance.adapters.torch_nn import TorchRMSNorm, _snippet_dtype
 from conformance.cache import ENV as CACHE_ENV
 
 
@@ -103,7 +103,7 @@ class TorchOnnx(OnnxRuntime):
 
     def snippet(self, spec) -> dict:
         """The module exported as _export() does (weight loaded first), run as onnxruntime runs it."""
-        dtype = "" if spec.no_dtype_args else ", dtype=getattr(torch, param_dtype)"
+        dtype = _snippet_dtype(spec)
         return {
             "imports": join(TORCH_IMPORTS, OnnxRuntime._snippet_runtime),
             "build": f"""

@@ -25,7 +25,7 @@ run on the cases `applies()` selects (normal inputs, epsilon 0), which each suit
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -78,8 +78,7 @@ class Subject:
         return numeric_array(self.adapter.call(layer, x))
 
     def respec(self, shape: tuple[int, ...]) -> LayerSpec:
-        s = self.spec
-        return LayerSpec(tuple(shape), s.axis, s.epsilon, s.dtype, s.scale)
+        return replace(self.spec, input_shape=tuple(shape))
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
