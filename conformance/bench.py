@@ -6,10 +6,11 @@ through the harness (`evaluate`: materialize, build, call, grad, oracle, scoring
 JSON) and in a bare loop (materialize, build, call, grad).  Printed: cases per
 second for both and harness / bare.  Then the whole standard suite through the
 CLI with the default --jobs, cold (an empty compilation cache, imports included), warm (the
-same cache again), warm with a worker process per adapter (what shared workers save), and warm
-and cold on a local Ray instance (cases per second against the local runner), with each adapter's worker
-time; an estimate of the exhaustive suite's cost on one machine and on N; and `conformance
-list` without and with --check.  Not a test: it prints.
+same cache again), warm with a worker process per adapter (what shared workers save), and a sweep
+(SWEEP: a sample of the exhaustive suite, cold); the same warm, cold and sweep runs on a local Ray
+instance (cases per second against the local runner); each adapter's worker time; an estimate from
+the sweep of the exhaustive suite's cost on one machine and on N; and `conformance list` without
+and with --check.  Not a test: it prints.
 """
 from __future__ import annotations
 
@@ -93,13 +94,19 @@ def main() -> int:
         r = json.loads(p.stdout.strip().splitlines()[-1])
         print(f"{r['adapter']:18s} {r['cases']:5d} {r['harness_cps']:10.1f} {r['bare_cps']:10.1f} {r['ratio']:6.2f}")
     with tempfile.TemporaryDirectory() as tmp:
+        # Each Ray run right after its local twin (Ray's cold one on an empty cache of its own): a
+        # shared machine's speed drifts over minutes, and the ratio should not measure that.
+        ray = ray_cold = ray_sweep = None
         cold = _suite_run(tmp, "cold")  # an empty compilation cache (--cache-dir), then the same run on it
-        warm = _suite_run(tmp, "warm")
-        isolated = _suite_run(tmp, "isolated", "--isolate-adapters")  # warm, a worker per adapter
-        ray = ray_cold = None
-        if _has_ray():  # on a local Ray instance: warm, then cold (its own empty cache)
-            ray = _suite_run(tmp, "ray", "--executor", "ray")
+        if _has_ray():
             ray_cold = _suite_run(tmp, "ray-cold", "--executor", "ray", cache="ray-cache")
+        warm = _suite_run(tmp, "warm")
+        if _has_ray():
+            ray = _suite_run(tmp, "ray", "--executor", "ray")
+        isolated = _suite_run(tmp, "isolated", "--isolate-adapters")  # warm, a worker per adapter
+        sweep = _suite_run(tmp, "sweep", cache="sweep-cache", suite=SWEEP)  # cold: its shapes are new
+        if _has_ray():
+            ray_sweep = _suite_run(tmp, "ray-sweep", "--executor", "ray", cache="ray-sweep-cache", suite=SWEEP)
     n = cold["results"]
     print(f"\nstandard suite, all {len(ALL)} built-in adapters ({n} adapter x case pairs), --jobs {os.cpu_count()}:")
     print(f"  cold (empty cache)        {cold['wall']:6.1f} s wall  (run {cold['run']:.1f} s)")
@@ -107,11 +114,15 @@ def main() -> int:
     print(f"  warm, --isolate-adapters  {isolated['wall']:6.1f} s wall  (run {isolated['run']:.1f} s); shared workers save "
           f"{sum(isolated['adapters'].values()) - sum(warm['adapters'].values()):.1f} worker seconds "
           f"({isolated['workers']} worker processes -> {warm['workers']})")
+    print(f"sweep: {' '.join(SWEEP[1:])} ({sweep['results']} adapter x case pairs, cold): "
+          f"{sweep['wall']:.1f} s wall (run {sweep['run']:.1f} s)")
     if ray:
-        for label, local, r in (("warm", warm, ray), ("cold", cold, ray_cold)):
-            print(f"  {label}, --executor ray      {r['wall']:6.1f} s wall  (run {r['run']:.1f} s, the rest starting "
+        for label, local, r in (("standard, warm", warm, ray), ("standard, cold", cold, ray_cold),
+                                ("sweep, cold", sweep, ray_sweep)):
+            k = local["results"]
+            print(f"  --executor ray, {label:15s} {r['wall']:6.1f} s wall  (run {r['run']:.1f} s, the rest starting "
                   f"and stopping Ray)")
-            print(f"    cases per second: local {n / local['run']:.1f}, ray {n / r['run']:.1f} (ray / local "
+            print(f"    cases per second: local {k / local['run']:.1f}, ray {k / r['run']:.1f} (ray / local "
                   f"{local['run'] / r['run']:.2f}; with Ray's start and stop {local['wall'] / r['wall']:.2f})")
     else:
         print("  --executor ray: not measured (pip install 'rmsnorm-conformance[ray]')")
@@ -119,12 +130,17 @@ def main() -> int:
     for name in sorted(cold["adapters"], key=lambda n: -cold["adapters"][n]):
         print(f"{name:18s} {cold['adapters'][name]:7.1f} {warm['adapters'].get(name, float('nan')):7.1f} "
               f"{isolated['adapters'].get(name, float('nan')):10.1f}")
-    _exhaustive_estimate(cold, warm)
+    _exhaustive_estimate(sweep, warm)
     for args in (["list"], ["list", "--check"]):
         start = time.monotonic()
         subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True)
         print(f"conformance {' '.join(args)}: {time.monotonic() - start:.1f} s")
     return 0
+
+
+# A sample of the exhaustive suite (136 of its 36,608 cases): what a sweep's cases cost, cold,
+# for the Ray comparison and the exhaustive estimate.  About a minute on a 2-core machine.
+SWEEP = ("--suite", "exhaustive", "--shard", "1/256")
 
 
 def _has_ray() -> bool:
@@ -133,31 +149,31 @@ def _has_ray() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def _exhaustive_estimate(cold: dict, warm: dict) -> None:
-    """What the exhaustive suite costs, from the standard suite's seconds per case: most of its
-    cases are shapes the standard suite has not compiled, so cold costs are the estimate for the
-    compiling adapters; a machine like this one has os.cpu_count() cores, each running one task."""
+def _exhaustive_estimate(sweep: dict, warm: dict) -> None:
+    """What the exhaustive suite costs, from the sweep's seconds per case: a sample of the exhaustive
+    suite's own cases, run cold as the whole suite would mostly be (its shapes are compiled once
+    each); a machine like this one has os.cpu_count() cores, each running one task."""
     from conformance.cases.suites import SUITES
 
     cases = len(SUITES["exhaustive"]())
-    per_case = {name: seconds / cold["cases"] for name, seconds in cold["adapters"].items()}
+    per_case = {name: seconds / sweep["cases"] for name, seconds in sweep["adapters"].items()}
     total = sum(per_case.values()) * cases
     cores = os.cpu_count() or 1
-    print(f"\nexhaustive suite ({cases} cases x {len(per_case)} adapters), estimated from the cold standard run's "
-          f"seconds per case ({sum(per_case.values()):.3f} s per case for all adapters; warm "
+    print(f"\nexhaustive suite ({cases} cases x {len(per_case)} adapters), estimated from the sweep's "
+          f"seconds per case ({sum(per_case.values()):.3f} s per case for all adapters; the standard suite warm: "
           f"{sum(warm['adapters'].values()) / warm['cases']:.3f} s):")
     for machines in (1, 4, 16, 64):
         print(f"  {machines:3d} machine(s) of {cores} cores: {total / (cores * machines) / 3600:7.2f} h")
 
 
-def _suite_run(tmp: str, label: str, *extra: str, cache: str = "cache") -> dict:
-    """The standard suite through the CLI with the cache in `tmp`: wall time, the run's own time
+def _suite_run(tmp: str, label: str, *extra: str, cache: str = "cache", suite: tuple = ("--suite", "standard")) -> dict:
+    """A suite (the standard one) through the CLI with the cache in `tmp`: wall time, the run's own time
     (its summary line; without starting Ray), worker processes, and each adapter's worker seconds
     as its progress lines print them."""
     import re
 
     start = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--suite", "standard", "--adapters", "all",
+    p = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *suite, "--adapters", "all",
                         "--cache-dir", os.path.join(tmp, cache), "--out", os.path.join(tmp, label), *extra],
                        capture_output=True, text=True)
     wall = time.monotonic() - start

@@ -149,11 +149,13 @@ def describe_exit(code: int | None) -> str:
 
 
 class WorkerExited(Exception):
-    """The worker process ended (`code` is its exit status)."""
+    """The worker process ended (`code` is its exit status).  `exact`: every message it sent
+    before it ended has arrived, so its case in flight is the first one without a "done"."""
 
-    def __init__(self, code: int | None, description: str | None = None):
+    def __init__(self, code: int | None, description: str | None = None, exact: bool = True):
         super().__init__(description or describe_exit(code))
         self.code = code
+        self.exact = exact
 
 
 class WorkerSilent(Exception):

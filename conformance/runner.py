@@ -215,11 +215,12 @@ class Runner:
                 "device": ready.get("device", "cpu"),
             }])
 
-    def _start(self, task: _Task, log: Path, remaining: list[str]):
-        """A worker given the task's remaining cases (None: stopping)."""
+    def _start(self, task: _Task, log: Path, remaining: list[str], careful: bool):
+        """A worker given the task's remaining cases (None: stopping).  `careful`: after an exit that
+        may have lost messages, a worker that can lose none (the Ray executor's is otherwise ahead)."""
         worker = self._worker_for(task, log)
         if worker is not None:
-            worker.send({"adapter": task.adapter.ref, "cases": remaining, "log": str(log)})
+            worker.send({"adapter": task.adapter.ref, "cases": remaining, "log": str(log), "careful": careful})
         return worker
 
     def _worker_for(self, task: _Task, log: Path) -> WorkerProcess | None:
@@ -274,7 +275,7 @@ class Runner:
         outcome = None
         try:
             while remaining and not self.stopping.is_set():
-                worker = self._start(task, log, remaining)
+                worker = self._start(task, log, remaining, careful=outcome == "unsure")
                 if worker is None:
                     break
                 outcome = self._drive(task, worker, remaining, emit, log)
@@ -316,6 +317,8 @@ class Runner:
                     return "stopped"
                 if not remaining:
                     return "finished"
+                if not getattr(exc, "exact", True):
+                    return "unsure"  # which case it died on is unknown: a careful worker runs them again
                 what = (f"wrote a line that is not a protocol message ({exc})" if isinstance(exc, WorkerGarbled)
                         else f"crashed ({exc})")
                 return self._lose(task, ready, remaining, emit, log, "crashed", f"worker {what} while loading",
