@@ -1,60 +1,132 @@
-"""`conformance run --executor ray [--ray-address ADDR]`: the runner's workers as Ray actors.
+"""`conformance run --executor ray [--ray-address ADDR]`: the runner's workers on Ray.
 
 The same cases, adapters, records and fault handling as the local runner: it splits the work
 into tasks (chunks of one adapter's cases) and drives each from one thread, holding a worker per
-thread that it reuses for the next task of the same worker group, but here a worker is a Ray
-actor (`Serve`), placed by Ray on any node, instead of a local process.  Its generator method
-yields the worker protocol's messages ("ready", one "done" per case, "end"), which stream back
-to the driver and are appended to results.jsonl as they arrive.  An actor that dies (a segfault,
-its process killed) or stays silent past the case timeout (then killed with `ray.kill`) costs
-the case in flight, as a local worker's would; the runner gives the rest to a new actor.  A dying
-actor may lose its last messages, so the cases after the last one that arrived run again on an
-actor that waits for the driver after each (`RayWorker.send`): the first of them that kills it
-is the case charged.  A silent actor has had the whole timeout to deliver what it sent, so its
-case in flight is the one after the last message.  Ray
-itself restarts and retries nothing: a retried case would run twice, and a case that kills its
-process would kill every retry.
+thread that it reuses for the next task of the same worker group.  Here each driver thread has a
+Ray actor (`Slot`, one CPU), placed by Ray on any node, and its workers are the local runner's
+worker processes (`procs.WorkerProcess`, `python -m conformance.worker --serve`), started by
+that actor on its node with the adapter's environment (`task_env`) on top of the node's.  The
+actor's generator method passes the worker protocol's messages on as they come ("ready", one
+"done" per case, "end"); they stream back to the driver and are appended to results.jsonl as
+they arrive.
 
-The adapter's environment travels as the actor's runtime environment (`env_vars`).  An actor
-asks for one CPU, and the driver runs as many at once as the cluster has CPUs (or --jobs).
+Why a worker process under an actor rather than an actor per adapter with the environment as
+its Ray runtime environment (the first design): an actor with a runtime environment of its own
+starts a new Ray worker process, ~0.6 s of a CPU each (measured here), once per worker group and
+again after every crash, where a worker process costs ~0.05 s; and a worker's pipe delivers every
+message it wrote before it died, so a crash is attributed exactly, as in the local runner.
+
+Faults: a worker that crashes costs the case in flight, recorded as the local runner records it
+("worker crashed (killed by SIGKILL)"); one that stays silent past --timeout is killed through its
+actor (`Slot.kill`, on another of the actor's threads) and costs its case; the actor stays for the
+next worker.  An actor that dies itself (a lost node) may take its last messages with it, so the
+cases without a record run again on a new actor in careful mode, one case at a time, each once the
+driver holds the previous one's message: the case that kills that actor is the one charged.
+Ray itself restarts and retries nothing: a retried case would run twice, and a case that kills
+its process would kill every retry.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import threading
 import time
 from pathlib import Path
 
 from conformance.adapter_refs import WORKER_ENV, AdapterRef
 from conformance.errors import UsageError
-from conformance.procs import POLL_S, WorkerExited, WorkerSilent, WorkerStopped
+from conformance.outdir import STALE_PREFIX
+from conformance.procs import POLL_S, WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
 
 # Cases per task: small enough that a cluster's CPUs all get work from the exhaustive suite's
 # 36,608 cases per adapter, large enough that one adapter's compilations are reused.
 CASES_PER_TASK = 500
+# How long a Slot waits on its worker before giving up on it: longer than any --timeout the driver
+# would use, which times each case itself and kills the worker through the actor.
+WORKER_SILENCE_S = 7 * 24 * 3600.0
 
 
-class Serve:
-    """The Ray actor that is a worker: it loads each adapter once and runs tasks of its cases."""
+class Slot:
+    """The Ray actor a driver thread runs its tasks on: it holds one worker process at a time, a
+    local `WorkerProcess` on the actor's node started with the adapter's environment, and streams
+    that worker's messages to the driver.  What crosses to the driver is the worker protocol's JSON
+    text, never a framework's objects (a Keras list subclass in a layer's defaults cannot be
+    unpickled without Keras).  `kill` runs beside a `serve` in flight (max_concurrency), as the
+    driver's answer to a hang."""
 
     def __init__(self):
-        self.loaded: dict[str, tuple] = {}  # ref -> (adapter, ready message)
+        self.worker: WorkerProcess | None = None
+        self.token: str | None = None  # which of the driver's RayWorkers the held worker is
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
 
-    def serve(self, ref: str, case_ids: list[str], log: str):
-        """One task: the worker protocol's messages, as JSON text: what crosses to the driver is
-        what the local protocol carries, never a framework's objects (a Keras list subclass in a
-        layer's defaults cannot be unpickled without Keras)."""
-        from conformance.worker import log_to, task_messages
+    def serve(self, env: dict, message: dict, token: str):
+        """One task on the worker `token` names: the held one, or a new one in its place."""
+        logs = os.path.dirname(message["log"])
+        here = os.path.isdir(logs)  # the driver's machine: its logs folder is this one's
+        with self.lock:
+            if self.token != token or self.worker is None:
+                self._kill()
+                self._start(env, logs if here else None)
+                self.token = token
+            worker = self.worker  # a later serve may replace it once this one is abandoned
+        if not here:  # another node: the task's output stays on this one
+            message = {**message, "log": os.path.join(worker.tmp, "task.log")}
+        # Careful (after this slot's predecessor died with the task): the worker gets one case at a
+        # time, the next once the driver holds the last one's message (the generator's backpressure
+        # holds each yield until then), so a case that kills this actor is the one in flight.
+        parts = [[case] for case in message["cases"]] if message.get("careful") else [message["cases"]]
+        for k, cases in enumerate(parts):
+            worker.send({**message, "cases": cases})
+            while True:
+                try:
+                    reply = worker.message(timeout=WORKER_SILENCE_S)  # the driver times cases itself
+                except WorkerExited as exc:
+                    yield json.dumps({"event": "exited", "code": exc.code})
+                    return
+                except (WorkerGarbled, WorkerSilent, WorkerStopped) as exc:
+                    yield json.dumps({"event": "garbled", "line": str(exc)})
+                    return
+                event = reply.get("event")
+                if event == "ready" and k > 0:  # one task to the driver: one "ready", one "end"
+                    continue
+                if event == "end" and k < len(parts) - 1:
+                    break
+                yield json.dumps(reply)
+                if event in ("end", "load_error"):
+                    return
 
-        if os.path.isdir(os.path.dirname(log)):  # on the driver's machine: the task's output to its log
-            log_to(log)
-        for message in task_messages(self.loaded, ref, case_ids):
-            yield json.dumps(message)
+    def _start(self, env: dict, logs: str | None) -> None:
+        """On the driver's machine the worker's temporary folder is one of the run's (in its logs
+        folder, as a local worker's), which the driver removes at the end even if this actor is
+        killed before it can."""
+        import tempfile
+
+        tmp = tempfile.mkdtemp(dir=logs, prefix=STALE_PREFIX)
+        argv = [sys.executable, "-m", "conformance.worker", "--serve"]
+        self.worker = WorkerProcess(argv, {**os.environ, **env, "TMPDIR": tmp}, Path(tmp) / "worker.log", self.stop)
+        self.worker.tmp = tmp
+
+    def kill(self, token: str | None = None) -> None:
+        """Kill the held worker (if it is still `token`'s; None: whichever) with what it started.
+        Calls to a threaded actor may run out of order: a kill that arrives after the next
+        worker's serve must not kill that one."""
+        with self.lock:
+            if token is None or token == self.token:
+                self._kill()
+
+    def _kill(self) -> None:
+        worker, self.worker, self.token = self.worker, None, None
+        if worker is not None:
+            worker.kill()
+            shutil.rmtree(worker.tmp, ignore_errors=True)
 
 
 def task_env(adapter: AdapterRef) -> dict[str, str]:
-    """The actor's environment: the local worker's, less what the driver's shell holds."""
+    """The worker's environment on top of the node's: the local worker's, less what the driver's
+    shell holds."""
     from conformance.adapter_refs import worker_env
 
     env = {**WORKER_ENV, **adapter.env}
@@ -63,29 +135,30 @@ def task_env(adapter: AdapterRef) -> dict[str, str]:
 
 
 class RayWorker:
-    """A Serve actor, driven like a local WorkerProcess: `send` gives it a task, `message` reads
-    the task's messages, `kill` kills the actor's process."""
+    """A worker process held by a driver thread's Slot actor, driven like a local WorkerProcess:
+    `send` gives it a task, `message` reads the task's messages, `kill` kills the process (the
+    actor stays, for the thread's next worker)."""
 
     tmp = None
     careful = True
 
-    def __init__(self, actor_class, adapter: AdapterRef, stop: threading.Event):
-        import ray
+    def __init__(self, slot, adapter: AdapterRef, stop: threading.Event, ray, on_slot_death):
+        import uuid
 
-        self.ray, self.stop, self.gen = ray, stop, None
-        self.actor = actor_class.options(runtime_env={"env_vars": task_env(adapter)}).remote()
-        self.dead = False
+        self.ray, self.slot, self.stop, self.gen = ray, slot, stop, None
+        self.env, self.token = task_env(adapter), uuid.uuid4().hex
+        self.dead, self.on_slot_death = False, on_slot_death
 
     def send(self, message: dict) -> None:
-        # An actor's messages reach the driver asynchronously: one that dies may take the last few
-        # with it, so its case in flight is unknown (WorkerExited.exact is False) and the runner
-        # gives the cases without a record to a careful worker.  That one has a backpressure of one
-        # message: it starts a case only once the driver holds the message before it, so it loses
-        # none.  Careful always would cost a round trip per case (0.60 ms per message against
-        # 0.16 ms, measured here); this way only the cases after a crash pay it.
+        # The actor's messages reach the driver asynchronously: an actor that dies itself may take
+        # its last few with it (WorkerExited.exact is False), and the runner then gives the cases
+        # without a record to a new actor, careful: the backpressure of one message holds each of
+        # the actor's yields until the driver has the message, and Slot.serve hands the worker one
+        # case at a time.  Careful always would cost a round trip per case; a worker that dies
+        # under a live actor loses nothing (the actor reads its pipe to the end).
         self.careful = message.get("careful", False)
         options = {"_generator_backpressure_num_objects": 1} if self.careful else {}
-        self.gen = self.actor.serve.options(**options).remote(message["adapter"], message["cases"], message["log"])
+        self.gen = self.slot.serve.options(**options).remote(self.env, message, self.token)
 
     def alive(self) -> bool:
         return not self.dead
@@ -98,23 +171,29 @@ class RayWorker:
             ready, _ = self.ray.wait([self.gen], timeout=POLL_S)
             if ready:
                 try:
-                    return json.loads(self.ray.get(next(self.gen)))
+                    reply = json.loads(self.ray.get(next(self.gen)))
                 except StopIteration:
+                    self.dead = True
                     raise WorkerExited(0) from None
                 except self.ray.exceptions.RayError as exc:
                     self.dead = True
+                    self.on_slot_death(self.slot)
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     raise WorkerExited(None, f"the Ray actor died: {type(exc).__name__}: {first[:200]}",
                                        exact=self.careful) from None
+                if reply.get("event") == "exited":
+                    self.dead = True
+                    raise WorkerExited(reply.get("code"))
+                if reply.get("event") == "garbled":
+                    self.dead = True
+                    raise WorkerGarbled(reply.get("line", ""))
+                return reply
             if time.monotonic() >= deadline:
                 raise WorkerSilent()
 
     def kill(self) -> None:
         self.dead = True
-        try:
-            self.ray.kill(self.actor, no_restart=True)  # its process, with the case it was running
-        except Exception:  # already gone
-            pass
+        self.slot.kill.remote(self.token)  # in another of the actor's threads, beside a serve that may be stuck
 
 
 def _temp_dir() -> str:
@@ -156,11 +235,7 @@ class RayExecutor:
 
         self.ray, self.address = ray, address
         _check_reachable(address)
-        # A local instance starts no idle workers: an actor with a runtime environment of its own never
-        # uses one, and their start (~0.6 s of a CPU each, measured) competes with the first tasks.
-        local = {} if address else {"num_cpus": jobs, "_temp_dir": _temp_dir(),
-                                    "_system_config": {"enable_worker_prestart": False,
-                                                       "prestart_worker_first_driver": False}}
+        local = {} if address else {"num_cpus": jobs, "_temp_dir": _temp_dir()}
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                      configure_logging=False, **local)
@@ -168,10 +243,42 @@ class RayExecutor:
             raise UsageError(f"--executor ray: cannot connect to Ray"
                              f"{f' at {address}' if address else ''}: {type(exc).__name__}: {exc}") from None
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Serve)
+        # One CPU each: a slot runs one worker at a time.  A second and third thread in the actor
+        # for `kill`, beside a `serve` that a hung case holds.
+        self._slot_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0, max_concurrency=3)(Slot)
+        self._slots = threading.local()  # each driver thread's Slot actor
+        self._all: list = []
+        self._logs: set[Path] = set()  # where workers on this machine kept their temporary folders
+        self._lock = threading.Lock()
+
+    @property
+    def actors(self) -> int:
+        return len(self._all)
 
     def start(self, adapter: AdapterRef, log: Path, stop: threading.Event) -> RayWorker:
-        return RayWorker(self._actor, adapter, stop)
+        """A new worker for `adapter` on this driver thread's Slot (started on first use, or again
+        after it died)."""
+        slot = getattr(self._slots, "slot", None)
+        with self._lock:
+            self._logs.add(log.parent)
+            if slot is None:
+                slot = self._slots.slot = self._slot_class.remote()
+                self._all.append(slot)
+        return RayWorker(slot, adapter, stop, self.ray, self._slot_died)
+
+    def _slot_died(self, slot) -> None:
+        if getattr(self._slots, "slot", None) is slot:
+            self._slots.slot = None
 
     def close(self) -> None:
+        with self._lock:
+            slots = list(self._all)
+        for slot in slots:  # their workers with them: a worker's stdin pipe closes when its actor dies
+            try:
+                self.ray.kill(slot, no_restart=True)
+            except Exception:  # already gone
+                pass
         self.ray.shutdown()
+        for logs in self._logs:  # the folders of workers whose actor was killed before it could remove them
+            for stale in logs.glob(STALE_PREFIX + "*"):
+                shutil.rmtree(stale, ignore_errors=True)

@@ -109,8 +109,8 @@ def cmd_run(args) -> int:
                         share=not args.isolate_adapters, history=schedule.load(cache_dir), executor=executor)
         with StopOnSignal(runner.stop) as caught:
             runner.run(adapters, cases, plan.done)
-            started = "Ray actor(s) started" if executor else "worker process(es) started"
-            print(f"{runner.worker_starts} {started} for {len(adapters)} adapter(s)", file=sys.stderr)
+            on = f" on {executor.actors} Ray actor(s)" if executor else ""
+            print(f"{runner.worker_starts} worker process(es) started for {len(adapters)} adapter(s){on}", file=sys.stderr)
             schedule.save(cache_dir, runner.seconds, runner.cases_run)
             if runner.writer.error:
                 raise UsageError(f"cannot write {folder.partial}: {runner.writer.error.strerror or runner.writer.error}; "

@@ -156,7 +156,7 @@ class Runner:
         # Adapters of one worker group share a worker process (adapter_refs.share_key); each thread
         # of the pool holds the worker of its last task until a task of another group comes.
         self.share = share
-        self.executor = executor  # None: local worker processes; a RayExecutor: Ray actors (ray_executor.py)
+        self.executor = executor  # None: local worker processes; a RayExecutor: worker processes under Ray actors
         self._local = threading.local()
         self.worker_starts = 0
         self.history = history or {}  # seconds per case of each adapter in a previous run (schedule.py)

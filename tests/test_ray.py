@@ -42,13 +42,29 @@ def test_a_worker_killed_under_ray_costs_exactly_its_case(tmp_path):
         assert run.proc.returncode == 1, run.stderr
         run.assert_clean()
         runs[executor] = results(out)
-    killed = {r["case"] for r in runs["ray"] if r["status"] == "error"}
-    half = {r["case"] for r in runs["ray"] if PRECISIONS[r["dtype"]].compute.name == "float16"}
-    assert killed and killed == half  # each killed case, and no other
-    assert all("Ray actor died" in r["message"] for r in runs["ray"] if r["status"] == "error")
-    assert all(r["status"] == "pass" for r in runs["ray"] if r["case"] not in half)
+    _assert_exactly_the_float16_cases_error(runs["ray"], "worker crashed (killed by SIGKILL) on this case")
     strip = lambda rs: sorted((r["adapter"], r["case"], r["check"], r["status"]) for r in rs)  # noqa: E731
     assert strip(runs["ray"]) == strip(runs["local"])
+
+
+def test_a_ray_actor_killed_mid_run_costs_exactly_its_case(tmp_path):
+    """The actor itself dies (as on a lost node), so its last messages may be lost with it: the
+    cases after the last one that arrived run again on a careful actor, and only the case that
+    kills it is charged."""
+    out = tmp_path / "out"
+    run = cli(tmp_path, "run", "--suite", "smoke", "--adapter", PLANTED + "KillsItsRayActorOnHalf",
+              "--executor", "ray", "--jobs", "1", "--out", str(out))
+    assert run.proc.returncode == 1, run.stderr
+    run.assert_clean()
+    _assert_exactly_the_float16_cases_error(results(out), "the Ray actor died")
+
+
+def _assert_exactly_the_float16_cases_error(records, says):
+    killed = {r["case"] for r in records if r["status"] == "error"}
+    half = {r["case"] for r in records if PRECISIONS[r["dtype"]].compute.name == "float16"}
+    assert killed and killed == half  # each killed case, and no other
+    assert all(says in r["message"] for r in records if r["status"] == "error")
+    assert all(r["status"] == "pass" for r in records if r["case"] not in half)
 
 
 def test_a_hung_case_under_ray_times_out_and_the_run_goes_on(tmp_path):

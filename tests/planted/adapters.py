@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -54,6 +55,19 @@ class KilledOnHalf(NumpyReference):
     def call(self, layer, x):
         if x.dtype == np.float16:
             os.kill(os.getpid(), signal.SIGKILL)
+        return super().call(layer, x)
+
+
+class KillsItsRayActorOnHalf(NumpyReference):
+    """Under `--executor ray`, kills the Ray actor that holds its worker process in the middle of
+    float16 cases, as a lost node would.  Anywhere else (its parent is then the CLI) it never does."""
+
+    name = "planted-kills-actor"
+
+    def call(self, layer, x):
+        parent = os.getppid()
+        if x.dtype == np.float16 and Path(f"/proc/{parent}/cmdline").read_bytes().startswith(b"ray::"):
+            os.kill(parent, signal.SIGKILL)
         return super().call(layer, x)
 
 
