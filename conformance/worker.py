@@ -121,29 +121,11 @@ def ready_message(adapter, versions: dict) -> dict:
             "device": device}
 
 
-def log_to(path: str) -> None:
+def _log_to(path: str) -> None:
     """This task's stderr (and the framework's prints, which go there) into its own log file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 2)
     os.close(fd)
-
-
-def task_messages(loaded: dict, ref: str, case_ids: list[str]):
-    """One task's messages: "ready", one "done" per case, "end"; or "load_error" alone.  The
-    adapter is loaded once per process: `loaded` keeps it, by reference, for the next task."""
-    if ref not in loaded:
-        try:
-            adapter, versions = load_adapter(ref)
-        except BaseException as exc:  # any load failure is reported; no case can run
-            yield {"event": "load_error", "message": f"{type(exc).__name__}: {exc}"}
-            return
-        versions.setdefault("python", platform.python_version())
-        loaded[ref] = adapter, ready_message(adapter, versions)
-    adapter, ready = loaded[ref]
-    yield ready
-    for case_id in case_ids:
-        yield {"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)}
-    yield {"event": "end"}
 
 
 def serve_tasks() -> int:
@@ -156,11 +138,20 @@ def serve_tasks() -> int:
     try:
         while True:
             task = json.loads(tasks.get())
-            log_to(task["log"])
-            for message in task_messages(loaded, task["adapter"], task["cases"]):
-                send(message)
-                if message["event"] == "load_error":
-                    return 3  # a half-done import may have left anything behind: stop
+            _log_to(task["log"])
+            ref = task["adapter"]
+            if ref not in loaded:  # each adapter loaded once per process, kept for its next task
+                try:
+                    adapter, versions = load_adapter(ref)
+                except BaseException as exc:  # a half-done import may have left anything behind: stop
+                    send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
+                    return 3
+                versions.setdefault("python", platform.python_version())
+                loaded[ref] = adapter, ready_message(adapter, versions)
+            adapter, ready = loaded[ref]
+            send(ready)
+            run_cases(adapter, task["cases"], send)
+            send({"event": "end"})
     finally:
         kill_descendants(os.getpid())
 
