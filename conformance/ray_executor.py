@@ -76,10 +76,13 @@ class Slot:
             message = {**message, "log": os.path.join(worker.tmp, "task.log")}
         # Careful (after this slot's predecessor died with the task): the worker gets one case at a
         # time, the next once the driver holds the last one's message (the generator's backpressure
-        # holds each yield until then), so a case that kills this actor is the one in flight.
-        parts = [[case] for case in message["cases"]] if message.get("careful") else [message["cases"]]
-        for k, cases in enumerate(parts):
-            worker.send({**message, "cases": cases})
+        # holds each yield until then), so a case that kills this actor is the one in flight.  The
+        # first part has no case: the driver holds "ready" before any case runs, else a first case
+        # that kills the actor would look like a failed load and cost every case of the task.
+        cases = message["cases"]
+        parts = [[], *([case] for case in cases)] if message.get("careful") else [cases]
+        for k, part in enumerate(parts):
+            worker.send({**message, "cases": part})
             while True:
                 try:
                     reply = worker.message(timeout=WORKER_SILENCE_S)  # the driver times cases itself
@@ -227,15 +230,24 @@ class RayExecutor:
     cases_per_task = CASES_PER_TASK
 
     def __init__(self, address: str | None, jobs: int | None):
+        """Checks what can be checked before Ray starts (Ray installed, the address answers);
+        `connect()` starts or joins it, once the output folder is known to be usable."""
         try:
             import ray
         except ImportError:
             raise UsageError("--executor ray needs Ray: pip install 'rmsnorm-conformance[ray]'") from None
+        self.ray, self.address, self.jobs = ray, address, jobs
+        _check_reachable(address)
+        self._slots = threading.local()  # each driver thread's Slot actor
+        self._all: list = []
+        self._logs: set[Path] = set()  # where workers on this machine kept their temporary folders
+        self._lock = threading.Lock()
+
+    def connect(self) -> None:
         import logging
 
-        self.ray, self.address = ray, address
-        _check_reachable(address)
-        local = {} if address else {"num_cpus": jobs, "_temp_dir": _temp_dir()}
+        ray, address = self.ray, self.address
+        local = {} if address else {"num_cpus": self.jobs, "_temp_dir": _temp_dir()}
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                      configure_logging=False, **local)
@@ -246,10 +258,10 @@ class RayExecutor:
         # One CPU each: a slot runs one worker at a time.  A second and third thread in the actor
         # for `kill`, beside a `serve` that a hung case holds.
         self._slot_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0, max_concurrency=3)(Slot)
-        self._slots = threading.local()  # each driver thread's Slot actor
-        self._all: list = []
-        self._logs: set[Path] = set()  # where workers on this machine kept their temporary folders
-        self._lock = threading.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self.ray.is_initialized()
 
     @property
     def actors(self) -> int:

@@ -87,12 +87,10 @@ def cmd_run(args) -> int:
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     folder = OutputFolder(Path(args.out))
     executor = _executor(args)
+    folder.acquire(mode)
     try:
-        folder.acquire(mode)
-    except BaseException:
-        executor and executor.close()
-        raise
-    try:
+        if executor:  # Ray starts only for a run that can write its folder (~3 s, and its notices)
+            executor.connect()
         record = run_record(args.suite, cases, [a.name for a in adapters])
         previous = folder.previous_run() if mode == "resume" else None
         plan = plan_resume(previous, record) if previous else ResumePlan([record], frozenset(), {})
@@ -130,7 +128,7 @@ def cmd_run(args) -> int:
                           caught.exit_code)
     finally:
         folder.release()
-        if executor:
+        if executor and executor.connected:
             executor.close()
 
 
