@@ -43,7 +43,7 @@ test: $(STAMP) browser
 	@echo "test results above; worker logs of the end-to-end tests are under pytest's tmp dirs"
 
 bench: $(STAMP)
-	$(BIN)/python -m conformance.bench
+	$(BIN)/python -m conformance.integrations.bench
 
 # Run the standard suite and diff it against the baseline committed for the pinned versions.
 regress: $(STAMP)

@@ -5,7 +5,7 @@ each framework is imported inside its adapter's `load()`, in its own worker.
 """
 
 # Listed slowest first (cold: compilations and exports), each worker group's adapters together:
-# without the timings of a previous run (conformance/schedule.py) the runner starts tasks in this order.
+# without the timings of a previous run (conformance/execution/schedule.py) the runner starts tasks in this order.
 BUILTIN: dict[str, str] = {
     "torch-onnx": "conformance.adapters.torch_onnx:TorchOnnx",
     "flax-linen": "conformance.adapters.flax_linen:FlaxLinenRMSNorm",

@@ -77,7 +77,7 @@ class JittedStep:
         _, dx, dparams = self._steps()["step"](*self._step_args(layer), x, dy)
         return np.asarray(dx), self._dscale(layer, self.jax.tree.leaves(dparams))
 
-    # -- the property checks' methods (conformance/properties.py): jitted like the step --
+    # -- the property checks' methods (conformance/checks/properties.py): jitted like the step --
     def jvp(self, layer, x, v):
         y, t = self._steps()["jvp"](*self._step_args(layer), x, v)
         return np.asarray(y), np.asarray(t)

@@ -1,7 +1,7 @@
 """Source fragments shared by the adapters' `snippet(spec)` (for `conformance repro`).
 
 A repro script defines `x`, `scale`, `dy`, `axis`, `axes`, `eps`, `input_shape`, `dtype`,
-`compute_dtype` and `param_dtype` (see conformance/repro.py); a snippet's `build` makes the
+`compute_dtype` and `param_dtype` (see conformance/commands/repro.py); a snippet's `build` makes the
 layer from them and its `call` sets `y_dtype`, `y_bytes` and `y64`.  The scripts need numpy
 and the framework only, so nothing here may import this project.
 """

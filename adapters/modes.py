@@ -128,7 +128,7 @@ class KerasTensorFlowJit(_XlaFunctions, KerasTensorFlow):
         return [v.value for v in layer.trainable_variables]
 
     def snippet(self, spec):
-        return None  # the suite's adapter builds it (see conformance/repro.py)
+        return None  # the suite's adapter builds it (see conformance/commands/repro.py)
 
 
 class FlaxNNXEager(FlaxNNXRMSNorm):

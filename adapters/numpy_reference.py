@@ -15,7 +15,7 @@ import ml_dtypes
 import numpy as np
 
 from conformance.adapter import Adapter
-from conformance.layouts import numpy_layout
+from conformance.numerics.layouts import numpy_layout
 
 DEFAULT_EPSILON = 1e-6
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.adapters._snippets import NUMPY_OUTPUT, join
-from conformance.layouts import numpy_layout
+from conformance.numerics.layouts import numpy_layout
 
 OPSET = 23
 DEFAULT_EPSILON = 1e-5

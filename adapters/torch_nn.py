@@ -73,7 +73,7 @@ class TorchRMSNorm(Adapter):
         self._forward(layer, xt).backward(torch_from_numpy(dy))
         return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
 
-    # -- the property checks' methods (conformance/properties.py) --
+    # -- the property checks' methods (conformance/checks/properties.py) --
     def call_layout(self, layer, x, layout):
         """The input as a non-contiguous tensor (transposed, strided, channels_last)."""
         with self.torch.no_grad():

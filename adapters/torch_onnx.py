@@ -30,7 +30,7 @@ from conformance.adapters._convert import torch_dtype, torch_param_dtype
 from conformance.adapters._snippets import NUMPY_OUTPUT, TORCH_IMPORTS, join
 from conformance.adapters.onnx_op import OnnxRuntime, _Model
 from conformance.adapters.torch_nn import TorchRMSNorm, _snippet_dtype
-from conformance.cache import ENV as CACHE_ENV
+from conformance.execution.cache import ENV as CACHE_ENV
 
 
 def _reuse_torchlib_registry() -> None:

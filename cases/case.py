@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from conformance.cases.distributions import DISTRIBUTIONS, SCALES
-from conformance.dtypes import PRECISION_BY_SHORT, PRECISIONS, Precision
+from conformance.numerics.dtypes import PRECISION_BY_SHORT, PRECISIONS, Precision
 from conformance.spec import LayerSpec, canonical_axes
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance.cases.distributions import DISTRIBUTIONS, SCALES
-from conformance.dtypes import PRECISIONS
+from conformance.numerics.dtypes import PRECISIONS
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from conformance.dtypes import FloatFormat
+from conformance.numerics.dtypes import FloatFormat
 
 Draw = Callable[[np.random.Generator, int, int, FloatFormat], np.ndarray]
 

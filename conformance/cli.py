@@ -1,6 +1,6 @@
 """The `conformance` command: its options and dispatch.  Exit 0: all pass; 1: failures;
-2: the input was wrong; 128 + N: stopped by signal N.  The commands live in
-run_commands.py (run, fuzz, repro, list) and result_commands.py (report, diff, merge)."""
+2: the input was wrong; 128 + N: stopped by signal N.  Each command lives in its own module of
+conformance/commands/ (COMMAND_MODULES)."""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +10,8 @@ import signal
 import sys
 
 from conformance.errors import UsageError
-from conformance.procs import become_subreaper, reap_strays
-from conformance.result_commands import EXIT_USAGE
+from conformance.execution.procs import become_subreaper, reap_strays
+from conformance.commands.report import EXIT_USAGE
 
 
 def _number(kind, low: float, high: float, low_open: bool = False):
@@ -39,7 +39,7 @@ SEED = _number(int, 0, 2**63 - 1)
 
 def _classes(text: str) -> frozenset:
     """--fail-on: "all", or finding classes separated by commas."""
-    from conformance.diagnose import CLASSES
+    from conformance.diagnosis.diagnose import CLASSES
 
     if text.strip() == "all":
         return frozenset(CLASSES)
@@ -58,6 +58,10 @@ def _gating_options(p) -> None:
                    help="finding classes that fail the run, comma-separated, or 'all' (default: all but range)")
     p.add_argument("--min-coverage", type=SHARE, default=0.0, metavar="P",
                    help="least share (0-1) of its checks each adapter must run (default 0: at least one pass)")
+
+
+COMMAND_MODULES = {"run": "run", "fuzz": "fuzz", "diff": "diff", "merge": "merge", "list": "listing",
+                   "report": "report", "repro": "repro", "show": "show"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 class _Terminated(Exception):
-    """SIGTERM outside a run's own handling (conformance/interrupt.py)."""
+    """SIGTERM outside a run's own handling (conformance/execution/interrupt.py)."""
 
 
 def _terminate(signum, frame):
@@ -161,16 +165,15 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    become_subreaper()  # what an adapter starts stays ours to find and stop (conformance/procs.py)
+    become_subreaper()  # what an adapter starts stays ours to find and stop (conformance/execution/procs.py)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         args = _parser().parse_args(argv)
-        from conformance.result_commands import cmd_diff, cmd_merge, cmd_report
-        from conformance.run_commands import cmd_fuzz, cmd_list, cmd_repro, cmd_run, cmd_show
+        import importlib
 
-        commands = {"run": cmd_run, "fuzz": cmd_fuzz, "diff": cmd_diff, "merge": cmd_merge, "list": cmd_list,
-                    "report": cmd_report, "repro": cmd_repro, "show": cmd_show}
-        return commands[args.command](args)
+        # One module per command, imported only when it runs (`list` must stay fast).
+        module = importlib.import_module(f"conformance.commands.{COMMAND_MODULES[args.command]}")
+        return getattr(module, f"cmd_{args.command}")(args)
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

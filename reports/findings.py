@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from conformance.diagnose import CLASSES, FAMILIES, finding_id
+from conformance.diagnosis.diagnose import CLASSES, FAMILIES, finding_id
 
 DEFAULT_FAIL_ON = frozenset(c for c in CLASSES if c != "range")  # range findings are shown, not gated
 CONFIGURATION_TITLES = {
@@ -39,7 +39,7 @@ class Gate:
 
 
 def _title(d: dict, family: str) -> str:
-    from conformance.hypotheses import BY_ID
+    from conformance.diagnosis.hypotheses import BY_ID
 
     h = BY_ID.get(d["id"])
     if h:
@@ -50,7 +50,7 @@ def _title(d: dict, family: str) -> str:
     if d["class"] == "parameters" and d["id"].startswith("effective-"):
         return "the layer applies other parameters than requested: " + d.get("detail", "")[:80]
     if d["class"] == "property":
-        from conformance.properties import TITLES
+        from conformance.checks.properties import TITLES
 
         return f"{family}: {TITLES.get(d['id'], d['id'])}"
     if d["id"] == "out-dtype":

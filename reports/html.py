@@ -149,7 +149,7 @@ def _defaults(results: Results) -> str:
 
 
 def _properties(results: Results) -> str:
-    from conformance.properties import PROPERTY_CHECKS
+    from conformance.checks.properties import PROPERTY_CHECKS
 
     table = property_table(results)
     if not table:

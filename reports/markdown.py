@@ -99,7 +99,7 @@ def _defaults(results: Results) -> list[str]:
 
 
 def _properties(results: Results) -> list[str]:
-    from conformance.properties import PROPERTY_CHECKS
+    from conformance.checks.properties import PROPERTY_CHECKS
 
     table = property_table(results)
     if not table:

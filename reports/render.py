@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance.outdir import REPORTS, write_atomic
+from conformance.execution.outdir import REPORTS, write_atomic
 from conformance.reports import html, json_report, junit, markdown
 from conformance.reports.results import Results
 

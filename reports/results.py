@@ -55,7 +55,7 @@ def results_path(path: Path) -> Path:
 
 def write_jsonl(path: Path, objects) -> None:
     """Write one JSON object per line (results.jsonl and its siblings), atomically."""
-    from conformance.outdir import write_atomic
+    from conformance.execution.outdir import write_atomic
 
     write_atomic(path, "".join(json.dumps(obj) + "\n" for obj in objects))
 
@@ -105,7 +105,7 @@ def versions_text(meta: dict) -> str:
 def rerun_command(r: dict, adapters: dict[str, dict], run: dict | None = None) -> str:
     """One line that reruns exactly this case on this adapter (a user's adapter module is found
     from the folder the run was started in)."""
-    from conformance.adapter_refs import adapter_flag
+    from conformance.execution.adapter_refs import adapter_flag
 
     ref, prefix = _ref_and_path(r, adapters, run)
     return f"{prefix}conformance run {adapter_flag(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
@@ -248,7 +248,7 @@ def failure_groups(results: Results) -> dict:
 
 def configuration_table(results: Results) -> list[dict]:
     """Per adapter: counts of each status for the configuration checks."""
-    from conformance.evaluate import CONFIG_CHECKS
+    from conformance.checks.pipeline import CONFIG_CHECKS
 
     cells: dict = defaultdict(Counter)
     for r in results.records:
@@ -259,7 +259,7 @@ def configuration_table(results: Results) -> list[dict]:
 
 def property_table(results: Results) -> dict[str, dict[str, str]]:
     """{adapter: {property check: cell}}: "pass 4", "fail 1 of 4" (fail or error), "unsupported"."""
-    from conformance.properties import PROPERTY_CHECKS
+    from conformance.checks.properties import PROPERTY_CHECKS
 
     cells: dict = defaultdict(Counter)
     for r in results.records:

@@ -56,7 +56,7 @@ def _check_types(obj: dict, fields: dict, required: tuple[str, ...]) -> str | No
 
 @functools.cache
 def known_checks() -> tuple[str, ...]:
-    from conformance.evaluate import ALL_CHECKS
+    from conformance.checks.pipeline import ALL_CHECKS
 
     return ALL_CHECKS
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conformance.cases.case import Case
 from conformance.cases.suites import smoke
-from conformance.dtypes import PRECISIONS
-from conformance.properties import PROPERTY_CHECKS
+from conformance.numerics.dtypes import PRECISIONS
+from conformance.checks.properties import PROPERTY_CHECKS
 
 import pytest
 

@@ -3,10 +3,10 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from conformance import tolerance
-from conformance.compare import score, ulp_error, ulp_of
-from conformance.dtypes import FORMATS
-from conformance.oracle import oracle
+from conformance.numerics import tolerance
+from conformance.numerics.compare import score, ulp_error, ulp_of
+from conformance.numerics.dtypes import FORMATS
+from conformance.numerics.oracle import oracle
 
 F16, BF16, F32, F64 = (FORMATS[n] for n in ("float16", "bfloat16", "float32", "float64"))
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conformance import devices
+from conformance.execution import devices
 from conformance.errors import UsageError
 
 CASE = "f32/4x32/ax-1/eps0/normal/rand/s0"

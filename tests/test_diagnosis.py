@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.hypotheses import CATALOGUE
+from conformance.diagnosis.hypotheses import CATALOGUE
 
 P = "tests.planted.diagnosable:"
 NORMAL = "f32/4x32/ax-1/eps1e-06/normal/rand/s0"
@@ -72,7 +72,7 @@ def planted_run(tmp_path_factory):
 
 
 def _adapter_name(ref: str) -> str:
-    from conformance.adapter import adapter_name, import_adapter
+    from conformance.execution.loading import adapter_name, import_adapter
 
     return adapter_name(import_adapter(ref), ref)
 

@@ -3,9 +3,9 @@ import mpmath
 import numpy as np
 import pytest
 
-from conformance.compare import ulp_error
-from conformance.dtypes import FORMATS
-from conformance.oracle import oracle
+from conformance.numerics.compare import ulp_error
+from conformance.numerics.dtypes import FORMATS
+from conformance.numerics.oracle import oracle
 
 mpmath.mp.dps = 50
 F64 = FORMATS["float64"]

@@ -4,7 +4,7 @@ other; the float64 derivative formulas agree with finite differences and with to
 import numpy as np
 import pytest
 
-from conformance.properties import PROPERTY_CHECKS, hvp_reference, jvp_reference
+from conformance.checks.properties import PROPERTY_CHECKS, hvp_reference, jvp_reference
 
 PLANTED = "tests.planted.properties:"
 CASES = ["f32/4x32/ax-1/eps0/normal/rand/s0", "f64/2x8x8/ax1/eps0/normal/rand/s0"]
@@ -59,7 +59,7 @@ def test_jvp_and_hvp_formulas_agree_with_finite_differences():
     np.testing.assert_allclose(t, fd, rtol=1e-7, atol=1e-8)
 
     def phi(z):  # <dx(z; dy), v>, dx from the oracle's analytic gradient
-        from conformance.oracle import oracle
+        from conformance.numerics.oracle import oracle
 
         return float(np.sum(oracle(z, scale, dy, axes, eps).dx * v))
 

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from conformance.dtypes import PRECISIONS
+from conformance.numerics.dtypes import PRECISIONS
 from tests.test_hostile import HOSTILE, Run, cli, results, usage_error, wait_for_results
 
 pytest.importorskip("ray")  # the [ray] extra; `make test` installs it

@@ -5,14 +5,14 @@ import re
 
 import pytest
 
-from conformance.dtypes import PRECISIONS
+from conformance.numerics.dtypes import PRECISIONS
 
 PLANTED = "tests.planted.adapters:"
 
 
 def _run(cli, out, *args, timings: dict | None = None):
     """A smoke run with a cache folder of its own, holding the seconds per case of a "previous
-    run" (`timings`), which decide the order the tasks start in (conformance/schedule.py)."""
+    run" (`timings`), which decide the order the tasks start in (conformance/execution/schedule.py)."""
     cache = out.parent / f"{out.name}-cache"
     cache.mkdir()
     if timings:
@@ -68,9 +68,9 @@ def test_torch_adapters_import_torch_once(cli, tmp_path):
 
 
 def test_the_schedule_starts_the_longest_group_first_and_keeps_a_groups_tasks_together(tmp_path):
-    from conformance import schedule
-    from conformance.adapter_refs import AdapterRef, share_key
-    from conformance.runner import _Task
+    from conformance.execution import schedule
+    from conformance.execution.adapter_refs import AdapterRef, share_key
+    from conformance.execution.runner import _Task
 
     refs = {n: AdapterRef(n, n, {}, None, g) for n, g in
             [("a1", "a"), ("b1", "b"), ("a2", "a"), ("c1", None), ("new", "b")]}

@@ -1,4 +1,4 @@
-"""One planted bug per entry of the diagnosis catalogue (conformance/hypotheses.py).
+"""One planted bug per entry of the diagnosis catalogue (conformance/diagnosis/hypotheses.py).
 
 Each adapter is the numpy reference with one thing changed, the way real kernels
 get it wrong; tests/test_diagnosis.py checks that each gets exactly its diagnosis.

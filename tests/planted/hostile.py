@@ -164,7 +164,7 @@ class SlowExact(NumpyReference):
     name = "hostile-slow-exact"
 
     def _exact(self, layer, x, dy):
-        from conformance.oracle import oracle
+        from conformance.numerics.oracle import oracle
 
         scale = layer.scale.reshape(layer.scale_shape)
         return oracle(x, scale, np.zeros(x.shape) if dy is None else dy, layer.axes, layer.epsilon)

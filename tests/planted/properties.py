@@ -1,4 +1,4 @@
-"""Adapters that each break one property of conformance/properties.py on purpose.
+"""Adapters that each break one property of conformance/checks/properties.py on purpose.
 
 `Derivatives` is the numpy reference (with its layout, jvp and hvp methods); every other adapter
 here changes one thing of it, so each must fail its own property check and nothing else.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from conformance.adapters.numpy_reference import NumpyReference, _compute_dtype
-from conformance.layouts import numpy_layout
+from conformance.numerics.layouts import numpy_layout
 
 
 class Derivatives(NumpyReference):

@@ -25,13 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance import schedule
-from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, resolve, share_key, worker_env
+from conformance.execution import schedule
+from conformance.execution.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, resolve, share_key, worker_env
 from conformance.cases.case import parse_case
 from conformance.errors import UsageError
-from conformance.evaluate import error_records
-from conformance.outdir import STALE_PREFIX
-from conformance.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped, kill_tree
+from conformance.checks.pipeline import error_records
+from conformance.execution.outdir import STALE_PREFIX
+from conformance.execution.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped, kill_tree
 
 DEFAULT_CASE_TIMEOUT_S = 120.0  # one case, compilation included
 
@@ -239,7 +239,7 @@ class Runner:
                 # The worker's own temporary files (save/load checks) live in a folder of the output
                 # folder's, which goes away with the worker, even one killed in the middle of a case.
                 tmp = tempfile.mkdtemp(dir=self.logs, prefix=STALE_PREFIX)
-                argv = [sys.executable, "-m", "conformance.worker", "--serve"]
+                argv = [sys.executable, "-m", "conformance.execution.worker", "--serve"]
                 worker = WorkerProcess(argv, worker_env(task.adapter) | {"TMPDIR": tmp}, log, self.stopping)
                 worker.tmp = tmp
             self._workers.add(worker)
@@ -363,7 +363,7 @@ def probe(refs: list[str], timeout: float = LOAD_TIMEOUT_S) -> dict[str, tuple[b
         with tempfile.TemporaryDirectory() as tmp:
             cases_file = os.path.join(tmp, "cases.txt")
             Path(cases_file).write_text("")
-            worker = WorkerProcess([sys.executable, "-m", "conformance.worker", ref, cases_file],
+            worker = WorkerProcess([sys.executable, "-m", "conformance.execution.worker", ref, cases_file],
                                    worker_env(adapter), Path(tmp) / "log", threading.Event())
             try:
                 message = worker.message(timeout)

@@ -1,12 +1,12 @@
 """The worker process: adapters load once, cases run one after another, one JSON line per
 finished case.
 
-    python -m conformance.worker ADAPTER_REF CASES_FILE    one adapter, the cases in the file
-    python -m conformance.worker --serve                   tasks from stdin, one JSON line each:
+    python -m conformance.execution.worker ADAPTER_REF CASES_FILE    one adapter, the cases in the file
+    python -m conformance.execution.worker --serve                   tasks from stdin, one JSON line each:
         {"adapter": REF, "cases": [ID, ...], "log": PATH}
 
 A serving worker is shared by the adapters of one worker group (the same framework, the
-same environment; conformance.adapter_refs.share_key): each adapter is loaded once per
+same environment; conformance.execution.adapter_refs.share_key): each adapter is loaded once per
 process, so torch or JAX is imported once for all of them.  Each task's messages end with
 "end", and its stderr goes to the task's log.  The protocol goes over a private
 copy of stdout; the real file descriptor 1 is pointed at stderr first, so a
@@ -20,7 +20,7 @@ framework that prints cannot corrupt it.  Messages, in order:
 The runner treats an exit before "end", or silence past its timeout, as a
 crash or hang of the case in flight.  stdin is a pipe from the runner that is
 never written: its EOF means the runner is gone, and the worker then kills what
-it started and exits (conformance.procs.watch_parent).
+it started and exits (conformance.execution.procs.watch_parent).
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ import platform
 import queue
 import sys
 
-from conformance import devices
-from conformance.procs import become_subreaper, kill_descendants, watch_parent
+from conformance.execution import devices
+from conformance.execution.procs import become_subreaper, kill_descendants, watch_parent
 
 
 def _protocol_stream():
@@ -49,7 +49,7 @@ def _sender(proto):
 
 def load_adapter(ref: str):
     """Import, instantiate and load the adapter; returns (adapter, versions)."""
-    from conformance.adapter import adapter_name, import_adapter
+    from conformance.execution.loading import adapter_name, import_adapter
 
     cls = import_adapter(ref)
     adapter = cls()
@@ -74,7 +74,7 @@ def _optional(adapter, method: str, fallback, on_error):
 def evaluate_safely(adapter, case_id: str) -> list[dict]:
     """The records of one case; a fault of the suite or of the adapter's metadata is a record too."""
     from conformance.cases.case import parse_case
-    from conformance.evaluate import evaluate, harness_error_records
+    from conformance.checks.pipeline import evaluate, harness_error_records
 
     case = parse_case(case_id)
     try:

@@ -26,10 +26,10 @@ from conformance.adapters import ALL
 
 
 def _bench_one(ref: str) -> dict:
-    from conformance.adapter import adapter_name, import_adapter
+    from conformance.execution.loading import adapter_name, import_adapter
     from conformance.cases.case import Case, layer_spec, materialize
     from conformance.cases.suites import standard
-    from conformance.evaluate import _in_tempdir, checks_for, evaluate
+    from conformance.checks.pipeline import _in_tempdir, checks_for, evaluate
 
     cls = import_adapter(ref)
     adapter = cls()
@@ -80,14 +80,14 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         print(json.dumps(_bench_one(sys.argv[2])))
         return 0
-    from conformance.adapter_refs import resolve, worker_env
+    from conformance.execution.adapter_refs import resolve, worker_env
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs")
     print(f"{'adapter':18s} {'cases':>5s} {'harness/s':>10s} {'bare/s':>10s} {'ratio':>6s}")
     for ref in ALL:
         (a,) = resolve([ref])
         env = worker_env(a)
-        p = subprocess.run([sys.executable, "-m", "conformance.bench", "--one", ref], capture_output=True, text=True, env=env)
+        p = subprocess.run([sys.executable, "-m", "conformance.integrations.bench", "--one", ref], capture_output=True, text=True, env=env)
         if p.returncode:
             print(f"{ref:18s} failed: {p.stderr.strip().splitlines()[-1:]}")
             continue

@@ -1,6 +1,6 @@
 """Seeded fuzzing: hypothesis draws cases from the suite's dimensions, shrinks a failure.
 
-Runs inside the adapter's worker process (`python -m conformance.fuzz REF SEED
+Runs inside the adapter's worker process (`python -m conformance.execution.fuzzing REF SEED
 BUDGET`), so the framework is imported once and its environment is its own.
 Each dimension shrinks toward its first value (dimensions.py lists the simplest
 first) and the seed toward 0, so the reported case is a minimal one.  The same
@@ -12,7 +12,7 @@ import sys
 
 from conformance.cases.case import Case
 from conformance.cases.dimensions import DTYPES, EPSILONS, LAYOUTS, DISTRIBUTION_NAMES, SCALE_NAMES
-from conformance.worker import evaluate_safely
+from conformance.execution.worker import evaluate_safely
 
 BAD = ("fail", "error")
 
@@ -61,13 +61,13 @@ def fuzz(adapter, seed: int, budget: int, announce=lambda case: None,
 
 
 def main(argv: list[str]) -> int:
-    """`python -m conformance.fuzz REF SEED BUDGET SECONDS`: the worker protocol of
-    conformance.worker, with {"event": "case"} before each example, {"event":
+    """`python -m conformance.execution.fuzzing REF SEED BUDGET SECONDS`: the worker protocol of
+    conformance.execution.worker, with {"event": "case"} before each example, {"event":
     "checked"} after it and one {"event": "result"} at the end.  SECONDS > 0 fuzzes in rounds of BUDGET examples
     (seeds SEED, SEED+1, ...) until that much time is spent or a failure is found."""
     import time
 
-    from conformance.worker import serve
+    from conformance.execution.worker import serve
 
     ref, seed, budget, seconds = argv[0], int(argv[1]), int(argv[2]), float(argv[3])
 

@@ -1,4 +1,4 @@
-"""Non-contiguous copies of an input, for the `layout` property (conformance/properties.py).
+"""Non-contiguous copies of an input, for the `layout` property (conformance/checks/properties.py).
 
 Each returns an array with the values of `x` whose memory is laid out otherwise; NotImplementedError
 where the layout does not apply to `x`'s shape.  Adapters whose framework takes numpy arrays as

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.evaluate import checks_for
+from conformance.checks.pipeline import checks_for
 
 _RESULTS = pytest.StashKey[dict]()
 
@@ -49,7 +49,7 @@ class ConformanceItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ConformanceFailure):
-            from conformance.adapter_refs import adapter_flag
+            from conformance.execution.adapter_refs import adapter_flag
 
             return (f"{excinfo.value}\nrerun: conformance run {adapter_flag(self.adapter.ref)} --case '{self.case.id}' "
                     "--out out/rerun --overwrite")
@@ -73,7 +73,7 @@ class AdapterCollector(pytest.Collector):
 class ConformanceCollector(pytest.Collector):
     def collect(self):
         from conformance.cases.suites import load_suite
-        from conformance.adapter_refs import resolve
+        from conformance.execution.adapter_refs import resolve
 
         cases = load_suite(self.config.getoption("conformance_suite"))
         for adapter in resolve(self.config.getoption("conformance_adapter")):
@@ -98,7 +98,7 @@ def _run_selected(session) -> dict:
         return session.stash[_RESULTS]
     from conformance.reports.render import write_reports
     from conformance.reports.results import load_results
-    from conformance.runner import DEFAULT_CASE_TIMEOUT_S, Runner
+    from conformance.execution.runner import DEFAULT_CASE_TIMEOUT_S, Runner
 
     selected = [i for i in session.items if isinstance(i, ConformanceItem)]
     by_adapter: dict = {}  # ref -> (adapter, {case id: case})

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 
-from conformance.adapter import adapter_name, check_metadata, import_adapter
+from conformance.execution.loading import adapter_name, check_metadata, import_adapter
 from conformance.adapters import BUILTIN
 from conformance.errors import UsageError
-from conformance.procs import describe_exit
+from conformance.execution.procs import describe_exit
 
 # Workers run one thread each: --jobs decides parallelism, and thread pools of
 # several frameworks on two cores only fight.  Reductions of the sizes in the
@@ -47,7 +47,7 @@ def share_key(adapter: AdapterRef) -> tuple:
 
 def place(adapters: list[AdapterRef], requested: str) -> list[AdapterRef]:
     """The adapters with the environment of `--device requested` (UsageError if one cannot)."""
-    from conformance import devices
+    from conformance.execution import devices
 
     placements = devices.place(requested, {a.name: a.family for a in adapters})
     return [replace(a, env={**a.env, **devices.worker_env(placements[a.name], a.family)}) for a in adapters]
@@ -56,7 +56,7 @@ def place(adapters: list[AdapterRef], requested: str) -> list[AdapterRef]:
 def with_cache(adapters: list[AdapterRef], folder) -> list[AdapterRef]:
     """The adapters with the compilation caches of `folder` (None: none) in their environment;
     an adapter's own env wins where it sets the same variable."""
-    from conformance import cache
+    from conformance.execution import cache
 
     env = cache.worker_env(folder)
     return [replace(a, env={**env, **a.env}) for a in adapters]
@@ -75,7 +75,7 @@ def _describe_user_adapter(ref: str) -> tuple[str, dict, str | None, str | None]
     at import is the user's input to fix, not the end of the CLI."""
     probe = AdapterRef(ref, ref)
     try:
-        p = subprocess.run([sys.executable, "-m", "conformance.adapter", ref], capture_output=True, text=True,
+        p = subprocess.run([sys.executable, "-m", "conformance.execution.loading", ref], capture_output=True, text=True,
                            env=worker_env(probe), timeout=LOAD_TIMEOUT_S, start_new_session=True,
                            stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

@@ -29,11 +29,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from conformance import tolerance
+from conformance.numerics import tolerance
 from conformance.cases.case import Case, CaseArrays
-from conformance.compare import numeric_array, score
-from conformance.diagnose import diagnosis
-from conformance.oracle import placed
+from conformance.numerics.compare import numeric_array, score
+from conformance.diagnosis.diagnose import diagnosis
+from conformance.numerics.oracle import placed
 from conformance.spec import LayerSpec
 
 BITWISE = ("batch_invariance", "determinism", "sign_symmetry", "scale_invariance", "layout")

@@ -15,18 +15,19 @@ import traceback
 
 import numpy as np
 
-from conformance import properties, tolerance
+from conformance.checks import properties
+from conformance.numerics import tolerance
 from conformance.adapter import Adapter
 from conformance.cases.case import Case, layer_spec, materialize
 from conformance.cases.invalid import CHECK as INVALID_CHECK
 from conformance.cases.invalid import Invalid
-from conformance.compare import Score, numeric_array, score
-from conformance.diagnose import attach_diagnosis, diagnose, diagnosis
-from conformance.effective import CHECK as PARAMETERS_CHECK
-from conformance.effective import effective_parameters
-from conformance.hypotheses import Arrays
-from conformance.dtypes import FORMATS, dtype_name
-from conformance.oracle import oracle
+from conformance.numerics.compare import Score, numeric_array, score
+from conformance.diagnosis.diagnose import attach_diagnosis, diagnose, diagnosis
+from conformance.checks.effective import CHECK as PARAMETERS_CHECK
+from conformance.checks.effective import effective_parameters
+from conformance.diagnosis.hypotheses import Arrays
+from conformance.numerics.dtypes import FORMATS, dtype_name
+from conformance.numerics.oracle import oracle
 from conformance.spec import LayerSpec, canonical_axes
 
 GRAD_CHECKS = ("grad_x", "grad_scale")
@@ -229,7 +230,7 @@ def _evaluate(adapter: Adapter, case: Case) -> list[dict]:
 
 
 def property_checks(subject, common: dict) -> list[dict]:
-    """The property checks (conformance/properties.py), each its own record; whatever one of
+    """The property checks (conformance/checks/properties.py), each its own record; whatever one of
     them raises is that check's `error`."""
     out = []
     for check in properties.PROPERTY_CHECKS:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.diagnose import diagnosis
+from conformance.diagnosis.diagnose import diagnosis
 
 CHECK = "parameters"
 

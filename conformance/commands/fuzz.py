@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.cases.case import parse_case
-from conformance.evaluate import error_records
-from conformance.outdir import STALE_PREFIX
-from conformance.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
-from conformance.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, adapter_flag, worker_env
+from conformance.checks.pipeline import error_records
+from conformance.execution.outdir import STALE_PREFIX
+from conformance.execution.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
+from conformance.commands.report import EXIT_FAIL, EXIT_PASS
+from conformance.commands.run import select_adapters
+from conformance.errors import UsageError
+from conformance.execution.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, adapter_flag, worker_env
+from conformance.execution.interrupt import StopOnSignal
 
 # When --time runs out, how long the example in flight may take to finish: longer, and it is
 # reported as unfinished (a hang?), never as "no failure".
@@ -42,7 +46,7 @@ def _case_error(adapter: AdapterRef, case_id: str, message: str) -> list[dict]:
 def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None, case_timeout: float,
              log: Path, stop: threading.Event) -> FuzzOutcome:
     """Fuzz one adapter in its worker.  --time counts from when the adapter has loaded."""
-    argv = [sys.executable, "-m", "conformance.fuzz", adapter.ref, str(seed), str(budget), str(seconds or 0)]
+    argv = [sys.executable, "-m", "conformance.execution.fuzzing", adapter.ref, str(seed), str(budget), str(seconds or 0)]
     tmp = tempfile.mkdtemp(dir=log.parent, prefix=STALE_PREFIX)  # the worker's temporary files, removed below
     env = worker_env(adapter) | {"HYPOTHESIS_STORAGE_DIRECTORY": str(log.parent / ".hypothesis"), "TMPDIR": tmp}
     worker = WorkerProcess(argv, env, log, stop)
@@ -111,7 +115,7 @@ def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None,
 def fuzz_adapters(adapters: list[AdapterRef], seed: int, budget: int, seconds: float | None, case_timeout: float,
                   out: Path, stop: threading.Event) -> dict[str, FuzzOutcome]:
     """Fuzz each adapter; write OUT/fuzz.toml (replayable) and OUT/results.jsonl."""
-    from conformance.outdir import write_atomic
+    from conformance.execution.outdir import write_atomic
     from conformance.reports.results import write_jsonl
 
     found = {}
@@ -126,3 +130,38 @@ def fuzz_adapters(adapters: list[AdapterRef], seed: int, budget: int, seconds: f
                  f"# minimal failing cases found by `conformance fuzz --seed {seed}`\n"
                  f"name = \"fuzz-seed-{seed}\"\ncases = [{', '.join(json.dumps(i) for i in ids)}]\n")
     return found
+
+
+def cmd_fuzz(args) -> int:
+    import threading
+
+    from conformance.execution.adapter_refs import resolve
+    from conformance.execution.outdir import OutputFolder
+    from conformance.execution.runner import DEFAULT_CASE_TIMEOUT_S
+
+    if args.budget is not None and args.time is not None:
+        raise UsageError("give --budget or --time, not both")
+    adapters = resolve(select_adapters(args))
+    folder = OutputFolder(Path(args.out))
+    folder.acquire("overwrite" if args.overwrite else "new")
+    out = folder.path
+    stop = threading.Event()
+    try:
+        folder.start("overwrite")
+        with StopOnSignal(stop.set) as caught:
+            found = fuzz_adapters(adapters, args.seed, args.budget or 200, args.time,
+                                  args.timeout or DEFAULT_CASE_TIMEOUT_S, out, stop)
+    finally:
+        folder.release()
+    for name, o in found.items():
+        if o.broken:
+            print(f"{name}: " + (f"{o.tried} examples; stopped without a verdict: " if o.tried else "could not be fuzzed: ")
+                  + o.message)
+        else:
+            print(f"{name}: {o.tried} examples; " + (f"minimal failing case {o.case}: {o.message}" if o.case
+                                                     else "no failure" + (f" ({o.message})" if o.message else "")))
+    if any(o.case for o in found.values()):
+        print(f"replay: conformance run --suite {out / 'fuzz.toml'} --adapters ...; records in {out / 'results.jsonl'}")
+    if caught.exit_code:
+        return caught.exit_code
+    return EXIT_FAIL if any(o.case or o.broken for o in found.values()) else EXIT_PASS

@@ -14,11 +14,11 @@ import re
 
 import numpy as np
 
-from conformance import tolerance
-from conformance.compare import score
-from conformance.dtypes import FORMATS
-from conformance.hypotheses import CATALOGUE, Arrays
-from conformance.oracle import placed
+from conformance.numerics import tolerance
+from conformance.numerics.compare import score
+from conformance.numerics.dtypes import FORMATS
+from conformance.diagnosis.hypotheses import CATALOGUE, Arrays
+from conformance.numerics.oracle import placed
 
 CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-values", "crash", "configuration",
            "property", "unexplained")

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from conformance.commands.report import EXIT_FAIL, EXIT_PASS
+from conformance.errors import UsageError
+
 SCRIPT_HEAD = '''"""Reproduction of {case} on {adapter} ({versions}).
 
 Written by `conformance repro`; needs numpy and the framework only.  Run: python repro.py
@@ -82,7 +85,7 @@ else:
 GENERIC = '''
 # This adapter gives no framework snippet: the suite's adapter builds and runs the layer.
 sys.path.insert(0, {cwd!r})  # where the adapter's module was imported from
-from conformance.adapter import import_adapter
+from conformance.execution.loading import import_adapter
 from conformance.spec import LayerSpec
 
 cls = import_adapter({ref!r})
@@ -137,11 +140,11 @@ def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, 
 
 
 def main(argv: list[str]) -> int:
-    """`python -m conformance.repro REF CASE OUT`: in the adapter's environment, write the
+    """`python -m conformance.commands.repro REF CASE OUT`: in the adapter's environment, write the
     reproduction and print the adapter's own output hash as JSON."""
     from conformance.cases.case import layer_spec, materialize, parse_case
-    from conformance.evaluate import checked_config, _epsilon_used
-    from conformance.worker import load_adapter
+    from conformance.checks.pipeline import checked_config, _epsilon_used
+    from conformance.execution.worker import load_adapter
 
     ref, case_id, out = argv
     case = parse_case(case_id)
@@ -170,7 +173,7 @@ def main(argv: list[str]) -> int:
 def run(adapter_ref_env: tuple[str, dict], case_id: str, out: Path, timeout: float) -> dict:
     """Run `main` in a child process with the adapter's environment."""
     ref, env = adapter_ref_env
-    p = subprocess.run([sys.executable, "-m", "conformance.repro", ref, case_id, str(out)], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "conformance.commands.repro", ref, case_id, str(out)], capture_output=True,
                        text=True, env=env, timeout=timeout, start_new_session=True, stdin=subprocess.DEVNULL)
     lines = p.stdout.strip().splitlines()
     if p.returncode or not lines:
@@ -181,3 +184,36 @@ def run(adapter_ref_env: tuple[str, dict], case_id: str, out: Path, timeout: flo
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def cmd_repro(args) -> int:
+    from conformance.execution.adapter_refs import LOAD_TIMEOUT_S, resolve, worker_env
+    from conformance.cases.case import parse_case
+    from conformance.cases.invalid import Invalid
+    from conformance.execution.outdir import OutputFolder
+
+    try:
+        case = parse_case(args.case)
+    except ValueError as exc:
+        raise UsageError(f"{exc}") from None
+    if isinstance(case, Invalid):
+        raise UsageError(f"{args.case} is an invalid configuration: there is no formula to reproduce against")
+    (adapter,) = resolve([args.adapter])
+    folder = OutputFolder(Path(args.out))
+    folder.acquire("overwrite" if args.overwrite else "new")
+    try:
+        result = run((adapter.ref, worker_env(adapter)), case.id, folder.path, LOAD_TIMEOUT_S)
+    finally:
+        folder.release()
+    if "error" in result:
+        print(f"{adapter.name}: {result['error']}")
+        return EXIT_FAIL
+    print(f"wrote {folder.path / 'inputs.npz'}, {result['script']}")
+    if "raised" in result:
+        print(f"{adapter.name} raises {result['raised'].splitlines()[0]} (repro.py raises the same when it reproduces "
+              "the adapter)")
+    else:
+        print(f"{adapter.name} output: {result['dtype']}, sha256 {result['sha256']} (repro.py prints the same when "
+              "it reproduces the adapter)")
+    print(f"run it: python {result['script']}")
+    return EXIT_PASS

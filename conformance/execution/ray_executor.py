@@ -4,7 +4,7 @@ The same cases, adapters, records and fault handling as the local runner: it spl
 into tasks (chunks of one adapter's cases) and drives each from one thread, holding a worker per
 thread that it reuses for the next task of the same worker group.  Here each driver thread has a
 Ray actor (`Slot`, one CPU), placed by Ray on any node, and its workers are the local runner's
-worker processes (`procs.WorkerProcess`, `python -m conformance.worker --serve`), started by
+worker processes (`procs.WorkerProcess`, `python -m conformance.execution.worker --serve`), started by
 that actor on its node with the adapter's environment (`task_env`) on top of the node's.  The
 actor's generator method passes the worker protocol's messages on as they come ("ready", one
 "done" per case, "end"); they stream back to the driver and are appended to results.jsonl as
@@ -35,10 +35,10 @@ import threading
 import time
 from pathlib import Path
 
-from conformance.adapter_refs import WORKER_ENV, AdapterRef
+from conformance.execution.adapter_refs import WORKER_ENV, AdapterRef
 from conformance.errors import UsageError
-from conformance.outdir import STALE_PREFIX
-from conformance.procs import POLL_S, WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
+from conformance.execution.outdir import STALE_PREFIX
+from conformance.execution.procs import POLL_S, WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
 
 # Cases per task: small enough that a cluster's CPUs all get work from the exhaustive suite's
 # 36,608 cases per adapter, large enough that one adapter's compilations are reused.
@@ -108,7 +108,7 @@ class Slot:
         import tempfile
 
         tmp = tempfile.mkdtemp(dir=logs, prefix=STALE_PREFIX)
-        argv = [sys.executable, "-m", "conformance.worker", "--serve"]
+        argv = [sys.executable, "-m", "conformance.execution.worker", "--serve"]
         self.worker = WorkerProcess(argv, {**os.environ, **env, "TMPDIR": tmp}, Path(tmp) / "worker.log", self.stop)
         self.worker.tmp = tmp
 
@@ -130,7 +130,7 @@ class Slot:
 def task_env(adapter: AdapterRef) -> dict[str, str]:
     """The worker's environment on top of the node's: the local worker's, less what the driver's
     shell holds."""
-    from conformance.adapter_refs import worker_env
+    from conformance.execution.adapter_refs import worker_env
 
     env = {**WORKER_ENV, **adapter.env}
     env["PYTHONPATH"] = worker_env(adapter)["PYTHONPATH"]  # where the driver finds a user's adapter module

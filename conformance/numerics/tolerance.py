@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from conformance.dtypes import FloatFormat
+from conformance.numerics.dtypes import FloatFormat
 
 # Roundings outside the reduction in the forward pass (see module docstring):
 # mean, +eps, sqrt, reciprocal, x*r, *scale, final cast, and one of slack for

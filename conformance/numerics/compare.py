@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from conformance.dtypes import FloatFormat, dtype_name
-from conformance.tolerance import Tolerance
+from conformance.numerics.dtypes import FloatFormat, dtype_name
+from conformance.numerics.tolerance import Tolerance
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Callable
 
 import numpy as np
 
-from conformance.dtypes import FORMATS
-from conformance.oracle import oracle, placed
+from conformance.numerics.dtypes import FORMATS
+from conformance.numerics.oracle import oracle, placed
 
 
 @dataclass(frozen=True, eq=False)

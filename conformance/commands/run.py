@@ -1,0 +1,145 @@
+"""`conformance run`: a suite through adapters, into an output folder, with its reports and verdict."""
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from conformance.adapters import ALL, BUILTIN, MODES
+from conformance.errors import UsageError
+from conformance.execution.interrupt import StopOnSignal
+from conformance.commands.report import gate, render
+
+
+def select_adapters(args) -> list[str]:
+    names = []
+    if args.adapters is not None:
+        groups = {"all": ALL, "modes": MODES}
+        names = list(groups[args.adapters]) if args.adapters in groups else [
+            a.strip() for a in args.adapters.split(",") if a.strip()]
+        if not names and not args.adapter:
+            raise UsageError(f"--adapters {args.adapters!r} names no adapter: give built-in names, 'all', 'modes', "
+                             "or --adapter module:Class")
+        for n in names:
+            if n not in BUILTIN:
+                raise UsageError(f"unknown built-in adapter {n!r}: choose from {', '.join(BUILTIN)} (or use --adapter module:Class)")
+    elif not args.adapter:
+        names = list(ALL)
+    return names + args.adapter
+
+
+def select_cases(cases, patterns: list[str]):
+    """Cases whose id matches any pattern; a plain id not in the suite is run as given."""
+    from conformance.cases.case import parse_case
+
+    if not patterns:
+        return cases
+    chosen = [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+    known = {c.id for c in chosen}
+    for p in patterns:
+        if not any(ch in p for ch in "*?[") and p not in known:
+            try:
+                chosen.append(parse_case(p))
+            except ValueError as exc:
+                raise UsageError(f"--case {p!r} matches no case of the suite and is not a case id: {exc}") from None
+    if not chosen:
+        raise UsageError(f"no case of the suite matches {patterns}; `conformance run --case` takes globs over case ids")
+    return chosen
+
+
+def shard(cases, spec: str | None):
+    """The K-th of N slices (1-based), by a hash of the case id: stable whatever the order."""
+    import zlib
+
+    if not spec:
+        return cases
+    try:
+        if not re.fullmatch(r"[0-9]+/[0-9]+", spec):
+            raise ValueError
+        k, n = (int(v) for v in spec.split("/"))
+        if not 1 <= k <= n:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--shard {spec!r} must be K/N with 1 <= K <= N, e.g. 2/4") from None
+    return [c for c in cases if zlib.crc32(c.id.encode()) % n == k - 1]
+
+
+def cmd_run(args) -> int:
+    from conformance.execution import cache, schedule
+    from conformance.execution.adapter_refs import place, resolve, with_cache
+    from conformance.cases.suites import load_suite
+    from conformance.execution.outdir import OutputFolder
+    from conformance.reports.results import write_jsonl
+    from conformance.execution.resume import ResumePlan, plan_resume, run_record
+    from conformance.execution.runner import DEFAULT_CASE_TIMEOUT_S, Progress, Runner
+    from conformance.xfail import XfailList
+
+    # Validate every input before touching the output folder, so a typo loses nothing.
+    cache_dir = None if args.no_cache else cache.prepare(Path(args.cache_dir) if args.cache_dir else cache.default_folder())
+    adapters = with_cache(place(resolve(select_adapters(args)), args.device), cache_dir)
+    cases = shard(select_cases(load_suite(args.suite), args.case), args.shard)
+    if not cases:
+        raise UsageError(f"--shard {args.shard} selects none of the suite's cases: nothing to run")
+    xfail = XfailList.load(Path(args.xfail)) if args.xfail else None
+    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    folder = OutputFolder(Path(args.out))
+    executor = _executor(args)
+    folder.acquire(mode)
+    try:
+        if executor:  # Ray starts only for a run that can write its folder (~3 s, and its notices)
+            executor.connect()
+        record = run_record(args.suite, cases, [a.name for a in adapters])
+        previous = folder.previous_run() if mode == "resume" else None
+        plan = plan_resume(previous, record) if previous else ResumePlan([record], frozenset(), {})
+        folder.start(mode)
+        todo = len(cases) * len(adapters) - len(plan.done)
+        jobs = args.jobs or (executor.cpus if executor else os.cpu_count() or 1)
+        on = f" on Ray ({args.ray_address or 'a local instance'}, {executor.cpus} CPUs)" if executor else ""
+        print(f"running {len(cases)} cases x {len(adapters)} adapter(s) with {jobs} job(s){on} into {folder.path}/"
+              + (f" (resuming: {len(plan.done)} done, {todo} to go)" if previous else ""), file=sys.stderr)
+        start = time.monotonic()
+        write_jsonl(folder.partial, plan.head)  # atomically: a resumed file is replaced, never emptied
+        runner = Runner(folder.path, jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, Progress(todo), xfail,
+                        results_file=folder.partial.name, append=True, previous_versions=plan.versions,
+                        share=not args.isolate_adapters, history=schedule.load(cache_dir), executor=executor)
+        with StopOnSignal(runner.stop) as caught:
+            runner.run(adapters, cases, plan.done)
+            on = f" on {executor.actors} Ray actor(s)" if executor else ""
+            print(f"{runner.worker_starts} worker process(es) started for {len(adapters)} adapter(s){on}", file=sys.stderr)
+            schedule.save(cache_dir, runner.seconds, runner.cases_run)
+            if runner.writer.error:
+                raise UsageError(f"cannot write {folder.partial}: {runner.writer.error.strerror or runner.writer.error}; "
+                                 "the results written before are kept there (free space, then --resume)")
+            if runner.version_mismatch:
+                raise UsageError(f"--resume: versions differ ({runner.version_mismatch}); use --overwrite to start over")
+            for e in xfail.unused() if xfail and not caught.signum else []:
+                print(f"warning: xfail entry matched no result: case={e.case!r} adapter={e.adapter!r} check={e.check!r}", file=sys.stderr)
+            # A fresh run stopped before its first result has nothing to replace the previous run with;
+            # a resumed one still holds the records it carried over, so it finishes as usual.
+            if caught.signum and mode != "resume" and folder.results.exists() and not runner.wrote_results:
+                folder.discard()  # nothing to replace the previous run with: keep it, and its reports
+                print(f"stopped before any result; the previous run in {folder.path} is kept", file=sys.stderr)
+                return render(folder.results, folder.path, gate(args), exit_code=caught.exit_code)
+            folder.finish()
+            return render(folder.results, folder.path, gate(args), f" ({time.monotonic() - start:.1f}s)",
+                          caught.exit_code)
+    finally:
+        folder.release()
+        if executor and executor.connected:
+            executor.close()
+
+
+def _executor(args):
+    """None for local workers; a RayExecutor connected to Ray for --executor ray."""
+    if args.executor != "ray":
+        if args.ray_address:
+            raise UsageError("--ray-address needs --executor ray")
+        return None
+    if args.device != "cpu":
+        raise UsageError("--executor ray runs on the CPU of its nodes: --device is not supported with it yet")
+    from conformance.execution.ray_executor import RayExecutor
+
+    return RayExecutor(args.ray_address, args.jobs)

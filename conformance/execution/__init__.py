@@ -1,0 +1,1 @@
+"""Execution: worker processes, executors (local and Ray), output folders, caches, signals."""

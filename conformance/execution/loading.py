@@ -1,0 +1,93 @@
+"""Finding an adapter's class from its reference, and checking the metadata the runner keys on.
+
+`python -m conformance.execution.loading REF` imports a user's module in a child process and prints
+the class's name, env, device family and worker group as JSON, so a module that exits, raises or
+crashes at import is an input error, not the CLI's death."""
+from __future__ import annotations
+
+import importlib
+import re
+
+from conformance.adapter import Adapter
+from conformance.adapters import BUILTIN
+from conformance.errors import UsageError
+
+
+def import_adapter(ref: str) -> type[Adapter]:
+    """The class for a built-in name or a `package.module:ClassName`; UsageError otherwise."""
+    target = BUILTIN.get(ref, ref)
+    if ":" not in target:
+        raise UsageError(
+            f"unknown adapter {ref!r}: use one of {', '.join(BUILTIN)} or package.module:ClassName"
+        )
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import failure is the user's input to fix
+        raise UsageError(
+            f"cannot import module {module_name!r} for adapter {ref!r} ({type(exc).__name__}: {exc}); "
+            "check the name and that it is on PYTHONPATH"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise UsageError(f"module {module_name!r} has no class {class_name!r} (adapter {ref!r})")
+    for method in ("build", "call", "grad", "load", "supports", "config"):
+        if not callable(getattr(cls, method, None)):
+            raise UsageError(f"adapter {ref!r} lacks the method {method}(); see the adapter contract in README.md")
+    return cls
+
+
+# Names key records, baselines and log files: a short, path-safe word.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def adapter_name(cls: type, ref: str) -> str:
+    """The class's `name`, or for a user class without one, its reference with `:` as `.`."""
+    name = getattr(cls, "name", "")
+    return name if name or not isinstance(name, str) else ref.replace(":", ".")
+
+
+def check_metadata(ref: str, name, env) -> None:
+    """UsageError unless `name` is a path-safe word and `env` a dict of str to str."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise UsageError(f"adapter {ref!r} has the name {name!r}: a name is 1-64 characters of letters, digits "
+                         "and . _ + -, starting with a letter or digit; set the class attribute `name`")
+    if not isinstance(env, dict):
+        raise UsageError(f"adapter {ref!r}: `env` is a {type(env).__name__}, it must be a dict of str to str")
+    for key, value in env.items():
+        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+            raise UsageError(f"adapter {ref!r}: environment variable name {key!r} is not valid "
+                             "(a non-empty string without '=' or NUL)")
+        if not isinstance(value, str) or "\0" in value:
+            raise UsageError(f"adapter {ref!r}: environment variable {key} = {value!r} is not a string without NUL")
+
+
+def describe_main(argv: list[str]) -> int:
+    """`python -m conformance.execution.loading REF`: import REF's class, print its name, env, device
+    family and worker group as JSON.
+
+    The CLI runs this in a child process, so a user module that exits, raises or
+    crashes at import is an input error, not the CLI's death."""
+    import json
+    import os
+
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever the module prints goes to stderr
+    try:
+        cls = import_adapter(argv[0])
+        name, env = adapter_name(cls, argv[0]), getattr(cls, "env", {})
+        check_metadata(argv[0], name, env)
+        family, group = getattr(cls, "device_family", None), getattr(cls, "worker_group", None)
+        message = {"name": name, "env": env, "family": family if family in ("torch", "jax") else None,
+                   "group": group if isinstance(group, str) else None}
+    except UsageError as exc:
+        message = {"error": str(exc)}
+    proto.write(json.dumps(message) + "\n")
+    proto.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(describe_main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Numerics: floating-point formats, the float64 oracle, tolerances, scoring, input layouts."""
