@@ -1,25 +1,23 @@
-"""The adapter contract (DESIGN.md section 4) and how adapters are found.
+"""The adapter contract: what the suite calls on an implementation, declared once, here.
 
-Requirements of the design, which every adapter keeps:
-- it is what a user of that framework would write: the framework's own layer
-  with its own numerics; it never casts outputs or catches the framework's errors;
-- it imports its framework inside `load()`, never at module import, so the
-  parent process can read `name` and `env` without paying for (or fixing) the
-  framework's import, which happens in the adapter's own worker process;
-- a case the framework cannot express is declined by `supports()` with the
-  reason, and recorded as `unsupported`, which never counts as a pass;
-- `grad()` raising NotImplementedError means "this adapter has no gradients";
-  every other exception is the framework's and is recorded as an `error`;
-- `config(layer)["epsilon"]` is the epsilon the layer actually uses, so cases
-  with `epsilon=None` (the implementation's default) can be scored;
-- the configuration checks use three optional methods, each the framework's
-  own way: `rebuild(layer)` (a new layer from the layer's configuration, same
-  parameters loaded), `save_load(layer, folder)` (saved in the framework's
-  format and loaded back) and `parameters(layer)` ({name: array}, trainable
-  ones).  Not implementing one records its checks as `unsupported`;
-- optional `defaults()` describes a default-constructed layer (`axis`,
-  `epsilon`, `scale_init`) and `claims()` checks the framework's documentation
-  against its behaviour; both go into the adapter's record and the reports.
+An adapter is what a user of that framework would write: the framework's own layer with its
+own numerics.  It never casts outputs, never fixes the framework, never catches the
+framework's errors to return something plausible.  It imports its framework inside `load()`,
+never at module import, so the parent process can read `name` and `env` without paying for
+(or fixing) the framework's import, which happens in the adapter's own worker process.
+
+Required: `load`, `supports`, `build`, `call`, `config`.  Everything else is an optional
+extension, declared below with its docstring, and follows one convention: **an adapter
+provides an extension by overriding the method**; the base class's method raises
+`NotImplementedError` and means "not provided", and the checks that need it are recorded as
+`unsupported` with the name of the method that would enable them (never an error).  A
+subclass withdraws an extension it inherits by assigning the base's method back
+(`jvp = Adapter.jvp`).  `capabilities(adapter)` is derived from the overrides alone; inside a
+provided method, raising `NotImplementedError` means "not for this input" (a layout that
+does not apply to the case's shape), recorded as `unsupported` for that case only.
+
+`python -m conformance.execution.loading REF` is how the runner reads a user's class;
+`from conformance.adapter import Adapter` is the public import.
 """
 from __future__ import annotations
 
@@ -31,10 +29,11 @@ from conformance.spec import LayerSpec
 
 
 class Adapter:
+    """The base of every adapter; see the module docstring for the conventions."""
+
     name: str = ""
-    env: dict[str, str] = {}
-    gradients: bool = True  # False: forward only; gradient checks are `unsupported` whatever happens
-    device_family: str | None = None  # "torch" or "jax": can run on an accelerator (conformance/execution/devices.py)
+    env: dict[str, str] = {}  # environment variables of the adapter's worker (set before load())
+    device_family: str | None = None  # "torch" or "jax": can run on an accelerator (adapters/_devices.py)
     device: str = "cpu"  # set by the worker before load(): "cpu", "cuda" (torch) or "gpu" (JAX)
     # Adapters of one worker group with identical environments share a worker process, so their
     # framework is imported once ("torch", "jax", ...; a subclass inherits its parent's).  None:
@@ -44,37 +43,111 @@ class Adapter:
     # them; "a|b" where either provides the package (tensorflow or tensorflow-cpu).
     packages: tuple[str, ...] = ()
 
+    # -- required -------------------------------------------------------------------------
     def load(self) -> dict[str, str]:
         """Import the framework; return {package: version} of what the results depend on."""
         return {}
 
     def supports(self, spec: LayerSpec) -> str | None:
-        """None, or why this spec is outside what the implementation can express."""
+        """None, or why this spec is outside what the implementation can express (`unsupported`)."""
         return None
 
     def build(self, spec: LayerSpec) -> Any:
+        """The layer for `spec`, with `spec.scale` loaded as its scale."""
         raise NotImplementedError
 
     def call(self, layer: Any, x: np.ndarray) -> np.ndarray:
         """Forward pass, returned in the dtype the framework produced."""
         raise NotImplementedError
 
-    def grad(self, layer: Any, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(dx, dscale) for upstream gradient dy; dscale None if the layer has no scale."""
-        raise NotImplementedError
-
     def config(self, layer: Any) -> dict:
-        """The layer's own configuration, JSON-safe, with "epsilon" the value it uses."""
+        """The layer's own configuration, JSON-safe, with "epsilon" the value it uses (so cases
+        with `epsilon=None`, the implementation's default, can be scored)."""
         return {}
 
+    # -- optional: gradients and derivatives ------------------------------------------------
+    def grad(self, layer: Any, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(dx, dscale) for upstream gradient dy, through the framework's autodiff; dscale None
+        if the layer has no scale.  Not provided: a forward-only adapter."""
+        raise NotImplementedError("grad is not provided")
+
+    def jvp(self, layer: Any, x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(y, t): the output and its forward-mode derivative in the direction v."""
+        raise NotImplementedError("jvp is not provided")
+
+    def hvp(self, layer: Any, x: np.ndarray, dy: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The gradient in x of <dx(x; dy), v>: the framework's autodiff applied twice."""
+        raise NotImplementedError("hvp is not provided")
+
+    # -- optional: inputs in other memory layouts -------------------------------------------
+    def call_layout(self, layer: Any, x: np.ndarray, layout: str) -> np.ndarray:
+        """`call` on x made non-contiguous in the framework ("transposed", "strided",
+        "negative-strides", "channels-last"); NotImplementedError for a layout that does not
+        apply to x's shape.  Not provided: a framework without strided inputs."""
+        raise NotImplementedError("call_layout is not provided")
+
+    # -- optional: configuration and serialization ------------------------------------------
     def rebuild(self, layer: Any) -> Any:
         """A new layer made from `layer`'s own configuration, with its parameters loaded."""
-        raise NotImplementedError
+        raise NotImplementedError("rebuild is not provided")
 
     def save_load(self, layer: Any, folder: str) -> Any:
         """Save `layer` in the framework's own format under `folder` and load it back."""
-        raise NotImplementedError
+        raise NotImplementedError("save_load is not provided")
 
     def parameters(self, layer: Any) -> dict[str, np.ndarray]:
         """The layer's trainable parameters by name, as numpy arrays in their own dtype."""
-        raise NotImplementedError
+        raise NotImplementedError("parameters is not provided")
+
+    def effective(self, layer: Any) -> dict:
+        """{"epsilon": float, "scale": array} as the layer really applies them (ONNX stores
+        epsilon as float32, Gemma multiplies by 1 + w); values are scored against these, and
+        the `parameters` check compares them with the request."""
+        raise NotImplementedError("effective is not provided")
+
+    # -- optional: what the reports and `repro` say about the implementation ----------------
+    def snippet(self, spec: LayerSpec) -> dict:
+        """{"imports", "build", "call"}: the framework code of build and call as source, for a
+        `conformance repro` script that needs no suite (made from the adapter's own functions)."""
+        raise NotImplementedError("snippet is not provided")
+
+    def defaults(self) -> dict:
+        """A default-constructed layer as the framework makes it: `axis`, `epsilon`,
+        `scale_init`, `parameter_dtype`; shown in the reports."""
+        raise NotImplementedError("defaults is not provided")
+
+    def claims(self) -> list[dict]:
+        """The framework's documentation checked against its behaviour: [{"claim", "holds",
+        "observed"}]; shown in the reports."""
+        raise NotImplementedError("claims is not provided")
+
+
+# Every optional extension and what it enables: the checks and report sections that need it.
+OPTIONAL: dict[str, str] = {
+    "grad": "the gradient checks grad_x and grad_scale",
+    "jvp": "the jvp property (forward-mode derivative)",
+    "hvp": "the hvp property (second-order derivative)",
+    "call_layout": "the layout property (non-contiguous inputs)",
+    "rebuild": "the config_roundtrip check",
+    "save_load": "the save_load check",
+    "parameters": "the structure check",
+    "effective": "the parameters check (effective epsilon and scale)",
+    "snippet": "a `conformance repro` script that needs no suite",
+    "defaults": "the reports' table of default-constructed layers",
+    "claims": "the reports' documentation claims",
+}
+REQUIRED: tuple[str, ...] = ("load", "supports", "build", "call", "config")
+
+
+def provides(adapter: Adapter | type, method: str) -> bool:
+    """Whether the adapter (instance or class) overrides the optional `method`."""
+    cls = adapter if isinstance(adapter, type) else type(adapter)
+    if method not in OPTIONAL:
+        raise KeyError(f"{method!r} is not an optional method of the adapter contract")
+    impl = getattr(cls, method, None)  # a duck-typed user class may lack it, or set it to None
+    return callable(impl) and impl is not getattr(Adapter, method)
+
+
+def capabilities(adapter: Adapter | type) -> tuple[str, ...]:
+    """The optional methods the adapter provides, in the contract's order."""
+    return tuple(m for m in OPTIONAL if provides(adapter, m))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.errors import UsageError
-from conformance.checks.pipeline import ALL_CHECKS
+from conformance.checks.registry import ALL_CHECKS
 from conformance.inputs import read_toml
 
 

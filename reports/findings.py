@@ -13,15 +13,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from conformance.diagnosis.diagnose import CLASSES, FAMILIES, finding_id
+from conformance.checks.registry import finding_id, finding_prefix, finding_title
+from conformance.diagnosis.diagnose import CLASSES
 
 DEFAULT_FAIL_ON = frozenset(c for c in CLASSES if c != "range")  # range findings are shown, not gated
-CONFIGURATION_TITLES = {
-    "structure": "the scale parameter is not laid out as the normalized axes",
-    "config_roundtrip": "a layer rebuilt from its own configuration differs",
-    "save_load": "a layer saved and loaded in the framework's format differs",
-    "invalid_config": "an invalid configuration is accepted",
-}
 RESULTS_SHOWN = 5  # per finding in report.md; all of them are in report.json
 
 
@@ -36,31 +31,6 @@ class Gate:
         spared = [c for c in CLASSES if c not in self.fail_on]
         text = "fails on every class" if not spared else f"fails on every class but {', '.join(spared)}"
         return text + (f"; needs {self.min_coverage:.0%} coverage per adapter" if self.min_coverage else "")
-
-
-def _title(d: dict, family: str) -> str:
-    from conformance.diagnosis.hypotheses import BY_ID
-
-    h = BY_ID.get(d["id"])
-    if h:
-        return f"{family}: {h.title}"
-    if d["class"] == "crash":  # "build raised ValueError: The shape of the target variable ..."
-        first = d.get("detail", "").split(": ", 1)[-1].split(" (", 1)[0]
-        return d["id"].replace("-", " ") + (f": {first[:90]}" if first else "")
-    if d["class"] == "parameters" and d["id"].startswith("effective-"):
-        return "the layer applies other parameters than requested: " + d.get("detail", "")[:80]
-    if d["class"] == "property":
-        from conformance.checks.properties import TITLES
-
-        return f"{family}: {TITLES.get(d['id'], d['id'])}"
-    if d["id"] == "out-dtype":
-        return "the output dtype differs from the input's"
-    if d["id"] == "shape-differs":
-        return f"{family}: the output shape differs from the input's"
-    if d["class"] == "configuration":
-        return CONFIGURATION_TITLES.get(d["id"].split("-", 1)[0], d["id"]) + (
-            f" ({d['id'].split('-', 1)[1].replace('-', ' ')})" if "-" in d["id"] else "")
-    return f"{family}: the result differs from the formula in a way no hypothesis explains"
 
 
 def _elements(r: dict) -> int:
@@ -78,11 +48,11 @@ def findings(records: list[dict], commands) -> list[dict]:
     for fid, rs in groups.items():
         smallest = min(rs, key=lambda r: (_elements(r), r["case"], r["adapter"]))
         d = smallest["diagnosis"]
-        family = FAMILIES.get(smallest["check"], smallest["check"])
+        family = finding_prefix(smallest["check"])
         adapters = sorted({r["adapter"] for r in rs})
         details = sorted({r["diagnosis"].get("detail", "") for r in rs})
         out.append({
-            "id": fid, "class": d["class"], "title": _title(d, family), "family": family,
+            "id": fid, "class": d["class"], "title": finding_title(d, smallest["check"]), "family": family,
             "adapters": adapters, "results": len(rs),
             "per_adapter": {a: sum(r["adapter"] == a for r in rs) for a in adapters},
             "detail": d.get("detail", ""), "details": details[:10],

@@ -11,7 +11,7 @@ import platform
 from collections import defaultdict
 
 from conformance.reports.results import (
-    STATUSES, Results, agreement, configuration_table, defaults_table, failure_groups, invalid_table, property_table,
+    STATUSES, Results, agreement, capability_gaps, configuration_table, defaults_table, failure_groups, invalid_table, property_table,
     rerun_command, scored_error, verdict, versions_text,
 )
 
@@ -149,19 +149,32 @@ def _defaults(results: Results) -> str:
 
 
 def _properties(results: Results) -> str:
-    from conformance.checks.properties import PROPERTY_CHECKS
+    from conformance.checks.registry import names
 
+    checks = names("property")
     table = property_table(results)
     if not table:
         return '<h2>Properties</h2><table id="properties"><tr><td>no property checks in this run</td></tr></table>'
     out = ['<h2>Properties</h2><table id="properties"><tr><th class="name">adapter</th>'
-           + "".join(f"<th>{_e(c)}</th>" for c in PROPERTY_CHECKS) + "</tr>"]
+           + "".join(f"<th>{_e(c)}</th>" for c in checks) + "</tr>"]
     for a, row in table.items():
-        cells = [row.get(c, "–") for c in PROPERTY_CHECKS]
+        cells = [row.get(c, "–") for c in checks]
         out.append(f'<tr><td class="name">{_e(a)}</td>' + "".join(
             f'<td class="{"fail" if c.startswith("fail") else ("pass" if c.startswith("pass") else "")}">{_e(c)}</td>'
             for c in cells) + "</tr>")
     return "".join(out) + "</table>"
+
+
+def _capabilities(results: Results) -> str:
+    gaps = capability_gaps(results)
+    if not gaps:
+        return ""
+    rows = "".join(f'<tr><td class="name">{_e(a)}</td><td class="name">' + "; ".join(
+        f"<code>{_e(m)}()</code>: {_e(', '.join(cs))}" for m, cs in methods.items()) + "</td></tr>"
+        for a, methods in gaps.items())
+    return ('<h2>Checks not run for want of a method</h2><p>Each is unsupported because the adapter does not provide '
+            'the optional method named; defining it enables the checks.</p><table id="capabilities"><tr>'
+            '<th class="name">adapter</th><th class="name">method: checks it enables</th></tr>' + rows + "</table>")
 
 
 def _configuration(results: Results) -> str:
@@ -279,7 +292,8 @@ def render(results: Results) -> str:
                  "ULP"),
         _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients",
                  "Gradients: pass rate and worst error (range findings aside)", "u"),
-        _agreement(results), _defaults(results), _properties(results), _configuration(results), _failures(results), _versions(results),
+        _agreement(results), _defaults(results), _properties(results), _capabilities(results), _configuration(results),
+        _failures(results), _versions(results),
     ])
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>RMSNorm conformance</title>"
             f"<style>{CSS}</style></head><body>{body}<script>{SCRIPT}</script></body></html>\n")

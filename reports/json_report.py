@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from conformance.reports.findings import coverage
 from conformance.reports.results import (
-    Results, configuration_table, defaults_table, invalid_table, property_table, rerun_command, table, verdict,
+    Results, capability_gaps, configuration_table, defaults_table, invalid_table, property_table, rerun_command, table, verdict,
 )
 
 
@@ -20,6 +20,7 @@ def render(results: Results) -> dict:
         "table": table(results),
         "defaults": defaults_table(results),
         "properties": property_table(results),
+        "capability_gaps": capability_gaps(results),
         "configuration": configuration_table(results),
         "invalid_configurations": invalid_table(results),
         "failures": [

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from conformance.reports.findings import RESULTS_SHOWN
 from conformance.reports.results import (
-    STATUSES, Results, configuration_table, defaults_table, invalid_table, property_table, table, verdict, versions_text,
+    STATUSES, Results, capability_gaps, configuration_table, defaults_table, invalid_table, property_table, table, verdict, versions_text,
 )
 
 
@@ -75,7 +75,7 @@ def render(results: Results) -> str:
     for row in table(results):
         lines.append(f"| {row['adapter']} | {row['dtype']} | "
                      + " | ".join(str(row[s]) for s in STATUSES) + f" | {_fmt(row['worst_ulp'])} |")
-    lines += _defaults(results) + _properties(results) + _configuration(results)
+    lines += _defaults(results) + _properties(results) + _capabilities(results) + _configuration(results)
     return "\n".join(lines) + "\n"
 
 
@@ -99,17 +99,30 @@ def _defaults(results: Results) -> list[str]:
 
 
 def _properties(results: Results) -> list[str]:
-    from conformance.checks.properties import PROPERTY_CHECKS
+    from conformance.checks.registry import names
 
+    checks = names("property")
     table = property_table(results)
     if not table:
         return []
     out = ["", "## Properties", "", "Bitwise: batch invariance, determinism, sign symmetry, power-of-two scale invariance, "
            "memory layout; derivatives: forward mode (jvp) and second order (hvp) against float64 formulas.", "",
-           "| adapter | " + " | ".join(PROPERTY_CHECKS) + " |", "|---|" + "---|" * len(PROPERTY_CHECKS)]
+           "| adapter | " + " | ".join(checks) + " |", "|---|" + "---|" * len(checks)]
     for a, row in table.items():
-        cells = [row.get(c, "–") for c in PROPERTY_CHECKS]
+        cells = [row.get(c, "–") for c in checks]
         out.append(f"| {a} | " + " | ".join(f"**{c}**" if c.startswith("fail") else c for c in cells) + " |")
+    return out
+
+
+def _capabilities(results: Results) -> list[str]:
+    gaps = capability_gaps(results)
+    if not gaps:
+        return []
+    out = ["", "## Checks not run for want of a method", "",
+           "Each is `unsupported` because the adapter does not provide the optional method named "
+           "(docs/adapters.md); defining it enables the checks.", "", "| adapter | method: checks it enables |", "|---|---|"]
+    out += [f"| {a} | " + "; ".join(f"`{m}()`: {', '.join(cs)}" for m, cs in methods.items()) + " |"
+            for a, methods in gaps.items()]
     return out
 
 

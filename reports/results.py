@@ -248,22 +248,23 @@ def failure_groups(results: Results) -> dict:
 
 def configuration_table(results: Results) -> list[dict]:
     """Per adapter: counts of each status for the configuration checks."""
-    from conformance.checks.pipeline import CONFIG_CHECKS
+    from conformance.checks.registry import names
 
+    configuration = names("configuration")
     cells: dict = defaultdict(Counter)
     for r in results.records:
-        if r["check"] in CONFIG_CHECKS:
+        if r["check"] in configuration:
             cells[(r["adapter"], r["check"])][r["status"]] += 1
     return [{"adapter": a, "check": c, **dict(v)} for (a, c), v in sorted(cells.items())]
 
 
 def property_table(results: Results) -> dict[str, dict[str, str]]:
     """{adapter: {property check: cell}}: "pass 4", "fail 1 of 4" (fail or error), "unsupported"."""
-    from conformance.checks.properties import PROPERTY_CHECKS
+    from conformance.checks.registry import names
 
     cells: dict = defaultdict(Counter)
     for r in results.records:
-        if r["check"] in PROPERTY_CHECKS:
+        if r["check"] in names("property"):
             cells[(r["adapter"], r["check"])][r["status"]] += 1
     out: dict = defaultdict(dict)
     for (a, c), n in sorted(cells.items()):
@@ -271,6 +272,16 @@ def property_table(results: Results) -> dict[str, dict[str, str]]:
         bad = n["fail"] + n["error"]
         out[a][c] = f"fail {bad} of {ran}" if bad else (f"pass {n['pass']}" if ran else "unsupported")
     return dict(out)
+
+
+def capability_gaps(results: Results) -> dict[str, dict[str, list[str]]]:
+    """{adapter: {method: [checks]}}: the checks an adapter could not run on any case, by the one
+    optional method of the adapter contract that would enable them (the records' `needs`)."""
+    out: dict = defaultdict(lambda: defaultdict(list))
+    for r in results.records:
+        if r["status"] == "unsupported" and r.get("needs") and r["check"] not in out[r["adapter"]][r["needs"]]:
+            out[r["adapter"]][r["needs"]].append(r["check"])
+    return {a: dict(sorted(m.items())) for a, m in sorted(out.items())}
 
 
 def invalid_table(results: Results) -> dict:

@@ -25,7 +25,7 @@ RESULT_FIELDS = {
     "dtype": (str,), "shape": (list,), "axis": (list,), "epsilon": (int, float, _OPTIONAL),
     "distribution": (str,), "scale": (str,), "seed": (int,), "seconds": (int, float),
     "epsilon_used": (int, float, _OPTIONAL), "outcome": (str,), "diagnosis": (dict,), "finding": (str,),
-    "device": (str,),
+    "device": (str,), "needs": (str,),
 }
 RESULT_REQUIRED = ("case", "adapter", "check", "status")
 # The metrics reports compute with; others (parameter shapes, ...) are shown as they are.
@@ -36,7 +36,8 @@ METRIC_FIELDS = {
 TOLERANCE_FIELDS = {"metric": (str,), "limit": (int, float)}
 DIAGNOSIS_FIELDS = {"id": (str,), "class": (str,), "detail": (str,), "evidence": (dict,)}
 ADAPTER_FIELDS = {"adapter": (str,), "ref": (str,), "versions": (dict,), "env": (dict,), "claims": (list,),
-                  "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,), "device": (str,)}
+                  "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,), "device": (str,),
+                  "capabilities": (list,)}
 RUN_FIELDS = {"suite": (str,), "digest": (str,), "cases": (int,), "adapters": (list,), "expected": (int,),
               "parts": (list,), "cwd": (str,)}
 
@@ -56,7 +57,7 @@ def _check_types(obj: dict, fields: dict, required: tuple[str, ...]) -> str | No
 
 @functools.cache
 def known_checks() -> tuple[str, ...]:
-    from conformance.checks.pipeline import ALL_CHECKS
+    from conformance.checks.registry import ALL_CHECKS
 
     return ALL_CHECKS
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from conformance.adapter import provides
 from conformance.diagnosis.diagnose import diagnosis
-
-CHECK = "parameters"
 
 
 def effective_parameters(adapter, layer, eps: float, scale: np.ndarray, param_format):
     """(epsilon, scale) to score against, and (status, message, fields) of the `parameters`
     check, or None when the adapter does not declare effective parameters."""
-    if not hasattr(adapter, "effective"):
+    if not provides(adapter, "effective"):
         return eps, scale, None
     try:
         declared = adapter.effective(layer) or {}
@@ -47,3 +46,9 @@ def effective_parameters(adapter, layer, eps: float, scale: np.ndarray, param_fo
         return eff_eps, eff_scale, ("pass", "", {"metrics": metrics})
     d = diagnosis("+".join(ids), "parameters", "; ".join(problems))
     return eff_eps, eff_scale, ("fail", "; ".join(problems), {"metrics": metrics, "diagnosis": d})
+
+
+def parameters(ctx) -> dict:
+    """The registry's run function: the outcome the pipeline found when it set the case up."""
+    status, message, fields = ctx.parameters_outcome
+    return ctx.record("parameters", status, message, **fields)

@@ -1,4 +1,4 @@
-"""Properties beyond the oracle (issue 12): statements about an implementation that need no
+"""Properties beyond the oracle: statements about an implementation that need no
 reference values, or need a reference the first-order oracle does not give.
 
 Each check is one record, defined exactly:
@@ -25,33 +25,23 @@ run on the cases `applies()` selects (normal inputs, epsilon 0), which each suit
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import time
+from dataclasses import replace
 
 import numpy as np
 
 from conformance.numerics import tolerance
-from conformance.cases.case import Case, CaseArrays
+from conformance.cases.case import Case
+from conformance.checks.context import CaseRun
 from conformance.numerics.compare import numeric_array, score
 from conformance.diagnosis.diagnose import diagnosis
 from conformance.numerics.oracle import placed
 from conformance.spec import LayerSpec
 
-BITWISE = ("batch_invariance", "determinism", "sign_symmetry", "scale_invariance", "layout")
-PROPERTY_CHECKS = (*BITWISE, "jvp", "hvp")
 BATCH_SIZES = (1, 7, 64, 1000)
 MAX_BATCH_ELEMENTS = 1 << 20  # larger batches are skipped: the property is shown by the smaller ones
 LAYOUTS = ("transposed", "strided", "negative-strides", "channels-last")
 SCALE_EXPONENTS = (3, -3, 1, -1)
-
-TITLES = {
-    "batch-variant": "a row's output depends on the batch it is computed in",
-    "nondeterministic": "repeated calls on the same input give different bits",
-    "sign-asymmetric": "f(-x) differs from -f(x)",
-    "scale-variant": "f(2^k x) differs from f(x) with epsilon 0",
-    "layout-dependent": "a non-contiguous input gives other bits than the contiguous one",
-    "jvp-differs": "the forward-mode derivative differs from the formula",
-    "hvp-differs": "the second-order derivative differs from the formula",
-}
 
 
 def applies(case) -> bool:
@@ -62,23 +52,14 @@ def applies(case) -> bool:
     return isinstance(case, Case) and case.distribution == "normal" and case.epsilon == 0.0 and case.scale == "rand"
 
 
-@dataclass(frozen=True, eq=False)
-class Subject:
-    """One case on one adapter, as the property checks need it."""
+def fresh_call(s: CaseRun, x: np.ndarray, spec: LayerSpec | None = None) -> np.ndarray:
+    """The first call of a newly built layer."""
+    layer = s.adapter.build(spec or s.spec)
+    return numeric_array(s.adapter.call(layer, x))
 
-    adapter: object
-    case: Case
-    spec: LayerSpec
-    arrays: CaseArrays
-    eps: float
 
-    def fresh_call(self, x: np.ndarray, spec: LayerSpec | None = None) -> np.ndarray:
-        """The first call of a newly built layer."""
-        layer = self.adapter.build(spec or self.spec)
-        return numeric_array(self.adapter.call(layer, x))
-
-    def respec(self, shape: tuple[int, ...]) -> LayerSpec:
-        return replace(self.spec, input_shape=tuple(shape))
+def respec(s: CaseRun, shape: tuple[int, ...]) -> LayerSpec:
+    return replace(s.spec, input_shape=tuple(shape))
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
@@ -99,7 +80,7 @@ def _differ(a: np.ndarray, b: np.ndarray) -> str:
 
 
 # -- the bitwise properties ------------------------------------------------------------------
-def batch_invariance(s: Subject) -> tuple[str, str, dict]:
+def batch_invariance(s: CaseRun) -> tuple[str, str, dict]:
     case, x = s.case, s.arrays.x
     others = [a for a in range(len(case.shape)) if a not in case.axes]
     if not others or case.rows == 0:
@@ -108,7 +89,7 @@ def batch_invariance(s: Subject) -> tuple[str, str, dict]:
     # axis, and so the memory layout of each row, stays the case's own.
     lead = others[0]
     per_slice = x.size // x.shape[lead]
-    base = s.fresh_call(x)
+    base = fresh_call(s, x)
     tried = []
     for count in BATCH_SIZES:
         if count * per_slice > MAX_BATCH_ELEMENTS:
@@ -116,13 +97,13 @@ def batch_invariance(s: Subject) -> tuple[str, str, dict]:
         pick = np.arange(count) % x.shape[lead]
         xb = np.take(x, pick, axis=lead)
         tried.append(count)
-        why = _differ(s.fresh_call(xb, s.respec(xb.shape)), np.take(base, pick, axis=lead))
+        why = _differ(fresh_call(s, xb, respec(s, xb.shape)), np.take(base, pick, axis=lead))
         if why:
             return "fail", f"{count} along axis {lead} (the case has {x.shape[lead]}): {why}", {"batch_sizes": tried}
     return "pass", "", {"batch_sizes": tried}
 
 
-def determinism(s: Subject) -> tuple[str, str, dict]:
+def determinism(s: CaseRun) -> tuple[str, str, dict]:
     layer = s.adapter.build(s.spec)
     first = numeric_array(s.adapter.call(layer, s.arrays.x))
     for call in (2, 3):
@@ -132,9 +113,9 @@ def determinism(s: Subject) -> tuple[str, str, dict]:
     return "pass", "", {}
 
 
-def sign_symmetry(s: Subject) -> tuple[str, str, dict]:
-    y = s.fresh_call(s.arrays.x)
-    why = _differ(s.fresh_call(-s.arrays.x), -y)
+def sign_symmetry(s: CaseRun) -> tuple[str, str, dict]:
+    y = fresh_call(s, s.arrays.x)
+    why = _differ(fresh_call(s, -s.arrays.x), -y)
     return ("fail", f"f(-x) against -f(x): {why}", {}) if why else ("pass", "", {})
 
 
@@ -151,30 +132,18 @@ def _scale_exponent(x: np.ndarray, fmt, n: int) -> int | None:
     return None
 
 
-def scale_invariance(s: Subject) -> tuple[str, str, dict]:
+def scale_invariance(s: CaseRun) -> tuple[str, str, dict]:
     fmt = s.case.precision.compute
     k = _scale_exponent(s.arrays.x, fmt, s.case.reduction_length)
     if k is None:
         return "unsupported", "no power of two keeps this case's inputs normal and their squares finite", {}
     scaled = (s.arrays.x.astype(np.float64) * 2.0**k).astype(s.arrays.x.dtype)
-    why = _differ(s.fresh_call(scaled), s.fresh_call(s.arrays.x))
+    why = _differ(fresh_call(s, scaled), fresh_call(s, s.arrays.x))
     return ("fail", f"f(2^{k} x) against f(x): {why}", {"exponent": k}) if why else ("pass", "", {"exponent": k})
 
 
-# The adapter's optional method each check needs; without it the check is `unsupported`.
-NEEDS = {"layout": ("call_layout", "the adapter has no call_layout() (its framework has no strided inputs)"),
-         "jvp": ("jvp", "the adapter has no jvp() (forward-mode derivative)"),
-         "hvp": ("hvp", "the adapter has no hvp() (second-order derivative)")}
-
-
-def missing(adapter, check: str) -> str | None:
-    """Why `check` cannot run on this adapter whatever the case, or None."""
-    method, why = NEEDS.get(check, (None, None))
-    return why if method and getattr(adapter, method, None) is None else None
-
-
-def layout(s: Subject) -> tuple[str, str, dict]:
-    y = s.fresh_call(s.arrays.x)
+def layout(s: CaseRun) -> tuple[str, str, dict]:
+    y = fresh_call(s, s.arrays.x)
     tried = []
     for name in LAYOUTS:
         layer = s.adapter.build(s.spec)
@@ -233,46 +202,38 @@ def hvp_reference(x, scale, dy, v, axes, eps) -> tuple[np.ndarray, np.ndarray]:
         return h, mag
 
 
-def _scored(s: Subject, got, expected, magnitude, tol) -> tuple[str, str, dict]:
+def _scored(s: CaseRun, got, expected, magnitude, tol) -> tuple[str, str, dict]:
     fmt = s.case.precision.compute
     sc = score(got, expected, fmt, fmt.name, tol, magnitude=magnitude)
     return sc.status, sc.message, {"metrics": sc.metrics, "tolerance": tol.to_json()}
 
 
-def jvp(s: Subject) -> tuple[str, str, dict]:
+def jvp(s: CaseRun) -> tuple[str, str, dict]:
     v = _tangent(s.case)
     _, t = s.adapter.jvp(s.adapter.build(s.spec), s.arrays.x, v)
     ref, mag = jvp_reference(s.arrays.x, s.spec.scale, v, s.case.axes, s.eps)
     return _scored(s, t, ref, mag, tolerance.grad_x(s.case.precision.compute, s.case.reduction_length))
 
 
-def hvp(s: Subject) -> tuple[str, str, dict]:
+def hvp(s: CaseRun) -> tuple[str, str, dict]:
     v = _tangent(s.case)
     h = s.adapter.hvp(s.adapter.build(s.spec), s.arrays.x, s.arrays.dy, v)
     ref, mag = hvp_reference(s.arrays.x, s.spec.scale, s.arrays.dy, v, s.case.axes, s.eps)
     return _scored(s, h, ref, mag, tolerance.hvp(s.case.precision.compute, s.case.reduction_length))
 
 
-CHECKS = {"batch_invariance": batch_invariance, "determinism": determinism, "sign_symmetry": sign_symmetry,
-          "scale_invariance": scale_invariance, "layout": layout, "jvp": jvp, "hvp": hvp}
-DIAGNOSES = {"batch_invariance": "batch-variant", "determinism": "nondeterministic", "sign_symmetry": "sign-asymmetric",
-             "scale_invariance": "scale-variant", "layout": "layout-dependent", "jvp": "jvp-differs",
-             "hvp": "hvp-differs"}
-
-
-def outcome(check: str, s: Subject) -> tuple[str, str, dict]:
-    """(status, message, record fields) of one property check; NotImplementedError from the
-    adapter's optional method is `unsupported`, any other exception propagates (the caller's
-    `error`)."""
-    why = missing(s.adapter, check)
-    if why:
-        return "unsupported", why, {}
-    try:
-        status, message, fields = CHECKS[check](s)
-    except NotImplementedError as exc:
-        return "unsupported", str(exc) or f"the adapter does not implement what {check} needs", {}
-    if "metrics" not in fields:  # the bitwise checks give their metrics alone
-        fields = {"metrics": fields}
-    if status == "fail":
-        fields["diagnosis"] = diagnosis(DIAGNOSES[check], "property", message)
-    return status, message, fields
+def as_check(check: str, diagnosis_id: str, statement):
+    """The registry's run function of a property: `statement(s) -> (status, message, fields)`
+    as a record; NotImplementedError from the adapter's method is `unsupported` for this case."""
+    def run(s: CaseRun) -> dict:
+        start = time.perf_counter()
+        try:
+            status, message, fields = statement(s)
+        except NotImplementedError as exc:
+            return s.record(check, "unsupported", str(exc) or f"the adapter does not implement what {check} needs")
+        if "metrics" not in fields:  # the bitwise checks give their metrics alone
+            fields = {"metrics": fields}
+        if status == "fail":
+            fields["diagnosis"] = diagnosis(diagnosis_id, "property", message)
+        return s.record(check, status, message, seconds=round(time.perf_counter() - start, 6), **fields)
+    return run

@@ -23,6 +23,7 @@ from conformance.execution.procs import WorkerExited, WorkerGarbled, WorkerProce
 from conformance.commands.report import EXIT_FAIL, EXIT_PASS
 from conformance.commands.run import select_adapters
 from conformance.errors import UsageError
+from conformance.execution import protocol
 from conformance.execution.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, adapter_flag, worker_env
 from conformance.execution.interrupt import StopOnSignal
 
@@ -91,19 +92,19 @@ def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None,
                     return FuzzOutcome(tried, None, f"fuzz worker ended outside an example ({exc})", broken=True)
                 return case_lost(f"worker crashed on this case ({exc})")
             event = message.get("event")
-            if event == "ready":
+            if event == protocol.READY:
                 ready = True
                 deadline = time.monotonic() + seconds if seconds else math.inf
-            elif event == "load_error":
+            elif event == protocol.LOAD_ERROR:
                 return FuzzOutcome(0, None, f"adapter failed to load: {message.get('message')}", broken=True)
-            elif event == "case":
+            elif event == protocol.CASE:
                 tried, in_flight, started = tried + 1, message.get("case"), time.monotonic()
-            elif event == "checked":
+            elif event == protocol.CHECKED:
                 in_flight = None
                 bad = [r for r in message.get("records", []) if r["status"] in ("fail", "error")]
                 if bad:
                     failing = (message["case"], bad[0]["message"], tuple(message["records"]))
-            elif event == "result":
+            elif event == protocol.RESULT:
                 bad = [r for r in message["records"] if r["status"] in ("fail", "error")]
                 return FuzzOutcome(message["tried"], message["case"], bad[0]["message"] if bad else "",
                                    tuple(message["records"]))

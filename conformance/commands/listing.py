@@ -1,4 +1,5 @@
-"""`conformance list`: the built-in adapters, their versions, devices and capabilities, and the suites."""
+"""`conformance list`: the built-in adapters, their versions, devices and capabilities (the optional
+methods of the adapter contract each provides), and the suites."""
 from __future__ import annotations
 
 from conformance.adapters import BUILTIN
@@ -25,6 +26,7 @@ def _installed(packages: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
 def cmd_list(args) -> int:
     """Built-in adapters with the versions their packages' metadata gives (fast, no framework
     imported), or with `--check`, whether each really loads in its own worker (slow)."""
+    from conformance.adapter import capabilities
     from conformance.execution.loading import import_adapter
     from conformance.cases.suites import SUITES
     from conformance.execution.devices import ACCELERATOR
@@ -46,5 +48,6 @@ def cmd_list(args) -> int:
             ok = not missing
             info = ", ".join(f"{k} {v}" for k, v in found.items()) + (f"; missing {', '.join(missing)}" if missing else "")
         print(f"  {'ok  ' if ok else 'FAIL'} {name:20s} devices {usable:9s} {info}")
+        print(f"       {'':20s} provides {' '.join(capabilities(cls)) or 'nothing optional'}")
     print("suites: " + ", ".join(f"{n} ({len(f())} cases)" for n, f in SUITES.items()))
     return EXIT_PASS

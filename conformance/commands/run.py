@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conformance.adapters import ALL, BUILTIN, MODES
 from conformance.errors import UsageError
+from conformance.execution.executor import Executor, LocalExecutor
 from conformance.execution.interrupt import StopOnSignal
 from conformance.commands.report import gate, render
 
@@ -89,15 +90,14 @@ def cmd_run(args) -> int:
     executor = _executor(args)
     folder.acquire(mode)
     try:
-        if executor:  # Ray starts only for a run that can write its folder (~3 s, and its notices)
-            executor.connect()
+        executor.connect()  # Ray starts only for a run that can write its folder (~3 s, and its notices)
         record = run_record(args.suite, cases, [a.name for a in adapters])
         previous = folder.previous_run() if mode == "resume" else None
         plan = plan_resume(previous, record) if previous else ResumePlan([record], frozenset(), {})
         folder.start(mode)
         todo = len(cases) * len(adapters) - len(plan.done)
-        jobs = args.jobs or (executor.cpus if executor else os.cpu_count() or 1)
-        on = f" on Ray ({args.ray_address or 'a local instance'}, {executor.cpus} CPUs)" if executor else ""
+        jobs = args.jobs or executor.cpus
+        on = executor.where()
         print(f"running {len(cases)} cases x {len(adapters)} adapter(s) with {jobs} job(s){on} into {folder.path}/"
               + (f" (resuming: {len(plan.done)} done, {todo} to go)" if previous else ""), file=sys.stderr)
         start = time.monotonic()
@@ -107,7 +107,7 @@ def cmd_run(args) -> int:
                         share=not args.isolate_adapters, history=schedule.load(cache_dir), executor=executor)
         with StopOnSignal(runner.stop) as caught:
             runner.run(adapters, cases, plan.done)
-            on = f" on {executor.actors} Ray actor(s)" if executor else ""
+            on = executor.summary()
             print(f"{runner.worker_starts} worker process(es) started for {len(adapters)} adapter(s){on}", file=sys.stderr)
             schedule.save(cache_dir, runner.seconds, runner.cases_run)
             if runner.writer.error:
@@ -128,18 +128,19 @@ def cmd_run(args) -> int:
                           caught.exit_code)
     finally:
         folder.release()
-        if executor and executor.connected:
+        if executor.connected:
             executor.close()
 
 
-def _executor(args):
-    """None for local workers; a RayExecutor connected to Ray for --executor ray."""
+def _executor(args) -> Executor:
+    """The executor --executor names (execution/executor.py), not yet connected."""
     if args.executor != "ray":
         if args.ray_address:
             raise UsageError("--ray-address needs --executor ray")
-        return None
+        return LocalExecutor()
     if args.device != "cpu":
         raise UsageError("--executor ray runs on the CPU of its nodes: --device is not supported with it yet")
     from conformance.execution.ray_executor import RayExecutor
+
 
     return RayExecutor(args.ray_address, args.jobs)

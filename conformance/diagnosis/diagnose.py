@@ -4,8 +4,9 @@ Runs in the worker, on the real arrays.  Each hypothesis of the catalogue
 (hypotheses.py, simplest first) predicts the output; the observed result is
 scored against the prediction with the check's own tolerance, and the first
 prediction it passes against is the diagnosis.  None passing is `unexplained`,
-an honest answer.  Records that are not numeric failures (a framework's
-exception, a crash, a configuration check) get a diagnosis from what they are.
+an honest answer.  A record whose check raised, crashed or hung is diagnosed from its
+message (`of_error`); the grouping of diagnoses into findings is the registry's
+(conformance/checks/registry.py).
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import numpy as np
 from conformance.numerics import tolerance
 from conformance.numerics.compare import score
 from conformance.numerics.dtypes import FORMATS
-from conformance.diagnosis.hypotheses import CATALOGUE, Arrays
-from conformance.numerics.oracle import placed
+from conformance.diagnosis.formula import Arrays
+from conformance.diagnosis.hypotheses import CATALOGUE
 
 CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-values", "crash", "configuration",
            "property", "unexplained")
@@ -43,33 +44,6 @@ def _evidence(observed: np.ndarray, expected: np.ndarray, predicted: np.ndarray 
     if predicted is not None and np.shape(predicted) == observed.shape:
         out["predicted"] = float(np.asarray(predicted)[i])
     return out
-
-
-def _lower_precision(a: Arrays, observed, expected, tol_for, magnitude, axes, dtype_name):
-    """float32 accuracy for a float64 input; half precision computed without upcasting."""
-    if a.compute == "float64":
-        lower = FORMATS["float32"]
-        if score(observed, expected, lower, dtype_name, tol_for(lower), magnitude=magnitude, axes=axes).status == "pass":
-            return expected, "float32 accuracy for a float64 input"
-        return None
-    if a.compute in ("float16", "bfloat16") and a.check == "forward":
-        half, f32 = FORMATS[a.compute].np_dtype, np.dtype(np.float32)
-        scale = placed(a.scale, a.x.ndim, a.axes)
-        with np.errstate(all="ignore"):
-            xh = a.x.astype(half)
-            ms = np.sum(xh * xh, axis=a.axes, keepdims=True, dtype=half) / half.type(_n(a))
-            everything = xh * (half.type(1) / np.sqrt(ms + half.type(a.eps))) * scale.astype(half)
-            # Only the squares in half precision, the statistics in float32 (as onnx.reference
-            # does despite stash_type=1): subnormal inputs square to zero, huge ones to Inf.
-            ms32 = np.mean((xh * xh).astype(f32), axis=a.axes, keepdims=True)
-            squares = (xh.astype(f32) / np.sqrt(ms32 + f32.type(a.eps)) * scale.astype(f32)).astype(half)
-        fmt = FORMATS[a.compute]
-        for y, what in ((everything, "computed in {} without upcasting"),
-                        (squares, "x² computed in {} before float32 statistics")):
-            predicted = y.astype(np.float64)
-            if score(observed, predicted, fmt, dtype_name, tol_for(fmt), magnitude=magnitude, axes=axes).status == "pass":
-                return predicted, what.format(a.compute)
-    return None
 
 
 def diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude=None) -> dict:
@@ -107,20 +81,16 @@ def _first_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for) -> dict
     for h in CATALOGUE:
         if a.check not in h.checks:
             continue
-        if h.id == "lower-precision":  # scored against its own format's tolerance inside
-            found = _lower_precision(a, observed, expected, tol_for, magnitude, axes, dtype_name)
-            if found:
-                return diagnosis(h.id, h.klass, found[1], _evidence(observed, expected, found[0]))
-            continue
         try:
             found = h.predict(a)
         except (ValueError, ZeroDivisionError, FloatingPointError):
             found = None
-        tries = found if isinstance(found, list) else [found] if found else []
-        for predicted, detail in tries:
+        for predicted, detail, *judged_in in found if isinstance(found, list) else [found] if found else []:
+            own = FORMATS[judged_in[0]] if judged_in else None  # a hypothesis about the precision itself
             # A gradient's rounding error scales with its terms: the hypothesis's own, where larger.
             mag = None if magnitude is None else np.maximum(magnitude, np.abs(np.nan_to_num(predicted)))
-            if score(observed, predicted, fmt, dtype_name, tol, magnitude=mag, axes=axes).status == "pass":
+            if score(observed, predicted, own or fmt, dtype_name, tol_for(own) if own else tol, magnitude=mag,
+                     axes=axes).status == "pass":
                 return diagnosis(h.id, h.klass, detail or h.title, _evidence(observed, expected, predicted))
     return None
 
@@ -147,40 +117,3 @@ def of_error(message: str) -> dict:
     if "crashed" in message or "worker" in message:
         return diagnosis("worker-crashed", "crash", message)
     return diagnosis("error", "crash", message)
-
-
-CONFIGURATION_CHECKS = ("structure", "config_roundtrip", "save_load", "invalid_config")
-FAMILIES = {"forward": "forward", "out_dtype": "dtype", "grad_x": "gradient", "grad_scale": "gradient",
-            **{c: "configuration" for c in CONFIGURATION_CHECKS[:3]}, "invalid_config": "invalid-configuration",
-            "parameters": "parameters"}
-# One adapter's exception, configuration problem or unexplained result says nothing about another's.
-PER_ADAPTER = ("crash", "configuration", "unexplained")
-
-
-def finding_id(r: dict) -> str | None:
-    """The stable id of the finding a diagnosed record belongs to: check family / diagnosis (/ adapter)."""
-    d = r.get("diagnosis")
-    if not d:
-        return None
-    if d["class"] == "crash":  # a build that raises errors every check of the case: one finding
-        return f"crash/{d['id']}/{r['adapter']}"
-    fid = f"{FAMILIES.get(r['check'], r['check'])}/{d['id']}"
-    return f"{fid}/{r['adapter']}" if d["class"] in PER_ADAPTER else fid
-
-
-def attach_diagnosis(r: dict) -> dict:
-    """A record that fails or errors gets its diagnosis (from what it is, if not numeric) and finding."""
-    if r["status"] in ("pass", "unsupported"):
-        return r
-    r = r if "diagnosis" in r else r | {"diagnosis": _non_numeric(r)}
-    return r | {"finding": finding_id(r)}
-
-
-def _non_numeric(r: dict) -> dict:
-    if r["status"] == "error":
-        return of_error(r.get("message", ""))
-    if r["check"] in CONFIGURATION_CHECKS:
-        outcome = r.get("outcome")
-        return diagnosis(f"{r['check']}-{outcome.replace(' ', '-')}" if outcome else r["check"], "configuration",
-                         r.get("message", ""))
-    return diagnosis("unexplained", "unexplained", r.get("message", ""))

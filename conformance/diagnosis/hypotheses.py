@@ -9,14 +9,7 @@ does not apply (a transposed scale needs two axes).  diagnose.py scores the
 observed result against each prediction with the check's own tolerance; the
 first that passes explains it.
 
-Most semantics are one generalized formula with a different parameter:
-
-    xc = x - mean(x) if centered else x
-    q  = sum(xc**2 over stat_axes) / divisor
-    g  = 1 / sqrt(q + eps)          (or 1 / (sqrt(q) + eps): epsilon outside)
-    y  = xc * g * s                 (s: the scale as the implementation lays it out)
-
-and `general` returns its forward pass and exact gradients.
+Most of them are the generalized formula of formula.py with another parameter.
 """
 from __future__ import annotations
 
@@ -26,23 +19,9 @@ from typing import Callable
 
 import numpy as np
 
+from conformance.diagnosis.formula import Arrays, general, pick, plain
 from conformance.numerics.dtypes import FORMATS
 from conformance.numerics.oracle import oracle, placed
-
-
-@dataclass(frozen=True, eq=False)
-class Arrays:
-    """What a hypothesis sees: the case's inputs, its parameters, and the observed result."""
-
-    x: np.ndarray  # float64 values of the case's input
-    scale: np.ndarray  # float64, shaped as the sizes of `axes`
-    dy: np.ndarray  # float64
-    axes: tuple[int, ...]  # sorted, non-negative
-    eps: float
-    check: str  # forward, grad_x, grad_scale
-    observed: np.ndarray  # float64 values the adapter returned for `check`
-    compute: str  # the case's compute dtype name
-    param: str  # the case's parameter dtype name
 
 
 @dataclass(frozen=True)
@@ -51,60 +30,9 @@ class Hypothesis:
     klass: str  # semantics, precision, parameters, range, special-values, dtype
     title: str  # what a maintainer would write, completed by the finding's adapters
     checks: tuple[str, ...]
-    predict: Callable[[Arrays], tuple[np.ndarray, str] | None]
-
-
-# -- the generalized formula -------------------------------------------------------------
-def general(a: Arrays, *, s_b=None, stat_axes=None, eps=None, eps_outside=False, divisor=None, centered=False,
-            x=None, layout=None, grad_terms=(1.0, 1.0), dscale_factor=1.0, dscale_rms=True, gain=1.0,
-            exact_derivative=True):
-    """(y, dx, dscale) of the generalized formula; `layout` undoes `s_b`'s placement for dscale.
-
-    `gain` multiplies 1/rms (an approximate rsqrt); with `exact_derivative` False the
-    gradient is the reference's formula (dx = g*s*dy - x*g**3*mean(s*dy*x)) evaluated with
-    the variant's g, as a kernel that swaps its rsqrt but keeps its backward would do."""
-    x = a.x if x is None else x
-    axes = a.axes if stat_axes is None else stat_axes
-    eps = a.eps if eps is None else eps
-    s_b = placed(a.scale, x.ndim, a.axes) if s_b is None else s_b
-    n = math.prod(x.shape[k] for k in axes) if axes else 1
-    d = n if divisor is None else divisor
-    with np.errstate(all="ignore"):
-        xc = x - np.mean(x, axis=axes, keepdims=True) if centered else x
-        q = np.sum(xc * xc, axis=axes, keepdims=True) / d
-        root = np.sqrt(q)
-        g = gain * (1.0 / (root + eps) if eps_outside else 1.0 / np.sqrt(q + eps))
-        dg = -g * g / (2 * root) if eps_outside and exact_derivative else -0.5 * g ** 3  # dg/dq
-        y = xc * g * s_b
-        sdy = (s_b if grad_terms[1] else 1.0) * a.dy  # grad_terms[1] = 0: dx ignores the scale
-        direct = g * (sdy - (np.mean(sdy, axis=axes, keepdims=True) if centered else 0.0))
-        proj = np.sum(sdy * xc, axis=axes, keepdims=True) * dg * 2.0 / d
-        dx = direct + grad_terms[0] * xc * proj
-        full = a.dy * xc * (g if dscale_rms else 1.0) * dscale_factor
-    return y, dx, (layout or _sum_to_scale(a))(full)
-
-
-def _sum_to_scale(a: Arrays):
-    def reduce(full):
-        other = tuple(k for k in range(full.ndim) if k not in a.axes)
-        return np.sum(full, axis=other)
-    return reduce
-
-
-def _pick(a: Arrays, result) -> np.ndarray:
-    y, dx, dscale = result
-    return {"forward": y, "grad_x": dx, "grad_scale": dscale}[a.check]
-
-
-def _plain(**kw):
-    """A hypothesis that is the generalized formula with fixed parameters; for gradients,
-    both its exact derivative and the reference's backward formula with its 1/rms."""
-    def predict(a: Arrays):
-        if a.check == "forward":
-            return _pick(a, general(a, **kw)), ""
-        return [(_pick(a, general(a, **kw)), ""),
-                (_pick(a, general(a, exact_derivative=False, **kw)), "the backward formula with that 1/rms")]
-    return predict
+    # None where it does not apply, or (prediction, detail) or a list of them; a third element
+    # names the format whose tolerance judges the prediction (default: the case's).
+    predict: Callable[[Arrays], tuple | list[tuple] | None]
 
 
 # -- solved parameters ---------------------------------------------------------------------
@@ -148,7 +76,7 @@ def _name_epsilon(value: float, requested: float) -> str:
 def different_epsilon(a: Arrays):
     if a.check != "forward":  # gradients cannot be solved for epsilon: try the usual suspects
         candidates = {float(np.float32(a.eps)), *KNOWN_EPSILONS.values()} - {a.eps}
-        return [(_pick(a, general(a, eps=e)), f"effective epsilon {e:.3g}{_name_epsilon(e, a.eps)}, requested {a.eps:g}")
+        return [(pick(a, general(a, eps=e)), f"effective epsilon {e:.3g}{_name_epsilon(e, a.eps)}, requested {a.eps:g}")
                 for e in sorted(candidates)]
     gain = _row_gain(a)
     if gain is None:
@@ -161,7 +89,7 @@ def different_epsilon(a: Arrays):
     eps = float(np.median(solved))
     if eps < 0 or math.isclose(eps, a.eps, rel_tol=1e-9):
         return None
-    return _pick(a, general(a, eps=eps)), f"effective epsilon {eps:.3g}{_name_epsilon(eps, a.eps)}, requested {a.eps:g}"
+    return pick(a, general(a, eps=eps)), f"effective epsilon {eps:.3g}{_name_epsilon(eps, a.eps)}, requested {a.eps:g}"
 
 
 def wrong_divisor(a: Arrays):
@@ -184,14 +112,14 @@ def wrong_divisor(a: Arrays):
         return None
     d = float(round(d))
     what = "sums instead of averaging" if abs(d - 1) < 0.05 else f"divides by {d:g} instead of {n}"
-    return _pick(a, general(a, divisor=d)), f"the mean of x² {what}"
+    return pick(a, general(a, divisor=d)), f"the mean of x² {what}"
 
 
 def _solve_gain(a: Arrays) -> float:
     """The constant factor on 1/rms that brings the gradient closest to the observed one."""
     def misfit(c: float) -> float:
         with np.errstate(all="ignore"):
-            d = _pick(a, general(a, gain=c, exact_derivative=False)) - a.observed
+            d = pick(a, general(a, gain=c, exact_derivative=False)) - a.observed
         return float(np.nansum(d * d))
 
     best = 1.0
@@ -211,7 +139,7 @@ def approximate_rsqrt(a: Arrays):
         c = _solve_gain(a)
         if c == 1.0:
             return None
-        return _pick(a, general(a, gain=c, exact_derivative=False)), f"1/rms off by a factor {c:.6g}"
+        return pick(a, general(a, gain=c, exact_derivative=False)), f"1/rms off by a factor {c:.6g}"
     exact = general(a)[0]
     with np.errstate(all="ignore"):
         ratio = np.where(np.abs(exact) > 1e-300, a.observed / exact, np.nan)
@@ -265,7 +193,7 @@ def range_limit(a: Arrays):
     rows, detail = found
     if a.check == "grad_scale":  # dscale sums over rows: one row out of range can poison every entry
         return a.observed, detail
-    return np.where(rows, a.observed, _pick(a, general(a))), detail
+    return np.where(rows, a.observed, pick(a, general(a))), detail
 
 
 def flushed_subnormals(a: Arrays):
@@ -273,7 +201,7 @@ def flushed_subnormals(a: Arrays):
     sub = (a.x != 0) & (np.abs(a.x) < fmt.tiny)
     if not sub.any():
         return None
-    exact, flushed = _pick(a, general(a)), _pick(a, general(a, x=np.where(sub, 0.0, a.x)))
+    exact, flushed = pick(a, general(a)), pick(a, general(a, x=np.where(sub, 0.0, a.x)))
     with np.errstate(all="ignore"):
         visible = np.abs(exact - flushed) > 1e-3 * np.abs(exact)
     if not visible.any():  # where flushing changes nothing, it cannot be told apart: not claimed
@@ -282,8 +210,25 @@ def flushed_subnormals(a: Arrays):
 
 
 def lower_precision(a: Arrays):
-    """Marker: diagnose.py rescores against the exact result with a lower format's tolerance."""
-    return None
+    """float32 accuracy for a float64 input (the exact result, judged with float32's tolerance);
+    half precision computed without upcasting (judged with the case's own)."""
+    if a.compute == "float64":
+        return None if a.expected is None else [(a.expected, "float32 accuracy for a float64 input", "float32")]
+    if a.compute not in ("float16", "bfloat16") or a.check != "forward":
+        return None
+    half, f32 = FORMATS[a.compute].np_dtype, np.dtype(np.float32)
+    n = math.prod(a.x.shape[k] for k in a.axes) if a.axes else 1
+    scale = placed(a.scale, a.x.ndim, a.axes)
+    with np.errstate(all="ignore"):
+        xh = a.x.astype(half)
+        ms = np.sum(xh * xh, axis=a.axes, keepdims=True, dtype=half) / half.type(n)
+        everything = xh * (half.type(1) / np.sqrt(ms + half.type(a.eps))) * scale.astype(half)
+        # Only the squares in half precision, the statistics in float32 (as onnx.reference
+        # does despite stash_type=1): subnormal inputs square to zero, huge ones to Inf.
+        ms32 = np.mean((xh * xh).astype(f32), axis=a.axes, keepdims=True)
+        squares = (xh.astype(f32) / np.sqrt(ms32 + f32.type(a.eps)) * scale.astype(f32)).astype(half)
+    return [(everything.astype(np.float64), f"computed in {a.compute} without upcasting"),
+            (squares.astype(np.float64), f"x² computed in {a.compute} before float32 statistics")]
 
 
 def nonfinite_rows(a: Arrays):
@@ -301,7 +246,7 @@ def nonfinite_rows(a: Arrays):
     what = "inputs holding NaN/Inf" if (~np.isfinite(a.x)).any() else "rows where the formula is NaN/Inf (0/0)"
     if a.check == "grad_scale":
         return a.observed, f"{what} propagate differently into dscale"
-    return np.where(rows, a.observed, _pick(a, exact)), f"{what} propagate differently"
+    return np.where(rows, a.observed, pick(a, exact)), f"{what} propagate differently"
 
 
 # -- scale layouts ---------------------------------------------------------------------------
@@ -309,19 +254,19 @@ def _scale_variant(kind: str):
     def predict(a: Arrays):
         rank, k = a.x.ndim, len(a.axes)
         if kind == "ignored":
-            return _pick(a, general(a, s_b=np.ones([1] * rank), dscale_factor=0.0)), ""
+            return pick(a, general(a, s_b=np.ones([1] * rank), dscale_factor=0.0)), ""
         if kind == "one-plus":
-            return _pick(a, general(a, s_b=placed(1.0 + a.scale, rank, a.axes))), ""
+            return pick(a, general(a, s_b=placed(1.0 + a.scale, rank, a.axes))), ""
         if kind == "last-axes":  # plain broadcasting: the scale meets the trailing dimensions
             trailing = tuple(range(rank - k, rank))
             if trailing == a.axes or a.x.shape[rank - k:] != a.scale.shape:
                 return None
-            return _pick(a, general(a, s_b=placed(a.scale, rank, trailing), layout=_reducer(trailing))), \
+            return pick(a, general(a, s_b=placed(a.scale, rank, trailing), layout=_reducer(trailing))), \
                 f"scale laid on axes {list(trailing)} instead of {list(a.axes)}"
         if kind == "transposed":
             if k < 2 or a.scale.T.shape != a.scale.shape:
                 return None
-            return _pick(a, general(a, s_b=placed(a.scale.T, rank, a.axes), layout=_reducer(a.axes, transpose=True))), ""
+            return pick(a, general(a, s_b=placed(a.scale.T, rank, a.axes), layout=_reducer(a.axes, transpose=True))), ""
         raise ValueError(kind)
     return predict
 
@@ -356,7 +301,7 @@ def other_axes(a: Arrays):
     layouts = [(None, None, "")]
     if trailing != a.axes and a.x.shape[rank - k:] == a.scale.shape:
         layouts.append((placed(a.scale, rank, trailing), _reducer(trailing), f", and the scale on axes {list(trailing)}"))
-    return [(_pick(a, general(a, stat_axes=axes, s_b=s_b, layout=layout)),
+    return [(pick(a, general(a, stat_axes=axes, s_b=s_b, layout=layout)),
              f"statistics over {what} ({list(axes)}) instead of {list(a.axes)}{also}")
             for axes, what in _other_axes(a) for s_b, layout, also in layouts]
 
@@ -371,9 +316,9 @@ CATALOGUE: tuple[Hypothesis, ...] = (
     Hypothesis("lower-precision", "precision", "computed in a lower precision than the input's dtype",
                ("forward", "grad_x", "grad_scale"), lower_precision),
     Hypothesis("eps-outside-sqrt", "semantics", "epsilon is added outside the square root",
-               ("forward", "grad_x", "grad_scale"), _plain(eps_outside=True)),
+               ("forward", "grad_x", "grad_scale"), plain(eps_outside=True)),
     Hypothesis("eps-ignored", "parameters", "the requested epsilon is ignored",
-               ("forward", "grad_x", "grad_scale"), _plain(eps=0.0)),
+               ("forward", "grad_x", "grad_scale"), plain(eps=0.0)),
     Hypothesis("eps-different", "parameters", "another epsilon than the one requested is applied",
                ("forward", "grad_x", "grad_scale"), different_epsilon),
     Hypothesis("divisor", "semantics", "the mean of squares uses another divisor",
@@ -391,18 +336,18 @@ CATALOGUE: tuple[Hypothesis, ...] = (
     Hypothesis("other-axes", "semantics", "the statistics are taken over other axes than requested",
                ("forward", "grad_x", "grad_scale"), other_axes),
     Hypothesis("mean-subtracted", "semantics", "the mean is subtracted (LayerNorm, not RMS normalization)",
-               ("forward", "grad_x", "grad_scale"), _plain(centered=True)),
+               ("forward", "grad_x", "grad_scale"), plain(centered=True)),
     Hypothesis("approximate-rsqrt", "precision", "the reciprocal square root is approximate",
                ("forward", "grad_x", "grad_scale"), approximate_rsqrt),
     Hypothesis("grad-no-projection", "semantics", "dx treats 1/rms as a constant (the projection term is missing)",
-               ("grad_x",), _plain(grad_terms=(0.0, 1.0))),
+               ("grad_x",), plain(grad_terms=(0.0, 1.0))),
     Hypothesis("grad-projection-sign", "semantics", "dx adds the projection term instead of subtracting it",
-               ("grad_x",), _plain(grad_terms=(-1.0, 1.0))),
+               ("grad_x",), plain(grad_terms=(-1.0, 1.0))),
     Hypothesis("grad-scale-ignored", "semantics", "dx ignores the scale",
-               ("grad_x",), _plain(grad_terms=(1.0, 0.0))),
+               ("grad_x",), plain(grad_terms=(1.0, 0.0))),
     Hypothesis("dscale-mean", "semantics", "dscale is averaged over the rows instead of summed",
                ("grad_scale",), lambda a: (general(a)[2] / max(1, a.x.size // max(1, a.scale.size)), "")),
     Hypothesis("dscale-no-rms", "semantics", "dscale misses the 1/rms factor",
-               ("grad_scale",), _plain(dscale_rms=False)),
+               ("grad_scale",), plain(dscale_rms=False)),
 )
 BY_ID = {h.id: h for h in CATALOGUE}

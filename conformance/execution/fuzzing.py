@@ -12,6 +12,7 @@ import sys
 
 from conformance.cases.case import Case
 from conformance.cases.dimensions import DTYPES, EPSILONS, LAYOUTS, DISTRIBUTION_NAMES, SCALE_NAMES
+from conformance.execution import protocol
 from conformance.execution.worker import evaluate_safely
 
 BAD = ("fail", "error")
@@ -62,8 +63,8 @@ def fuzz(adapter, seed: int, budget: int, announce=lambda case: None,
 
 def main(argv: list[str]) -> int:
     """`python -m conformance.execution.fuzzing REF SEED BUDGET SECONDS`: the worker protocol of
-    conformance.execution.worker, with {"event": "case"} before each example, {"event":
-    "checked"} after it and one {"event": "result"} at the end.  SECONDS > 0 fuzzes in rounds of BUDGET examples
+    conformance.execution.worker, with `case` before each example, `checked` after it and one
+    `result` at the end (protocol.py).  SECONDS > 0 fuzzes in rounds of BUDGET examples
     (seeds SEED, SEED+1, ...) until that much time is spent or a failure is found."""
     import time
 
@@ -72,15 +73,15 @@ def main(argv: list[str]) -> int:
     ref, seed, budget, seconds = argv[0], int(argv[1]), int(argv[2]), float(argv[3])
 
     def search(adapter, versions, send):
-        send({"event": "ready", "name": adapter.name, "versions": versions})
+        send(protocol.ready(adapter.name, versions))
         start, tried, round_ = time.monotonic(), 0, 0
         while True:
-            n, case, records = fuzz(adapter, seed + round_, budget, lambda c: send({"event": "case", "case": c.id}),
-                                    lambda c, rs: send({"event": "checked", "case": c.id, "records": rs}))
+            n, case, records = fuzz(adapter, seed + round_, budget, lambda c: send(protocol.case(c.id)),
+                                    lambda c, rs: send(protocol.checked(c.id, rs)))
             tried, round_ = tried + n, round_ + 1
             if case or seconds <= 0 or time.monotonic() - start >= seconds:
                 break
-        send({"event": "result", "tried": tried, "case": case.id if case else None, "records": records})
+        send(protocol.result(tried, case.id if case else None, records))
 
     return serve(ref, search)
 

@@ -35,7 +35,9 @@ import threading
 import time
 from pathlib import Path
 
+from conformance.execution import protocol
 from conformance.execution.adapter_refs import WORKER_ENV, AdapterRef
+from conformance.execution.executor import Executor
 from conformance.errors import UsageError
 from conformance.execution.outdir import STALE_PREFIX
 from conformance.execution.procs import POLL_S, WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped
@@ -87,18 +89,18 @@ class Slot:
                 try:
                     reply = worker.message(timeout=WORKER_SILENCE_S)  # the driver times cases itself
                 except WorkerExited as exc:
-                    yield json.dumps({"event": "exited", "code": exc.code})
+                    yield json.dumps(protocol.exited(exc.code))
                     return
                 except (WorkerGarbled, WorkerSilent, WorkerStopped) as exc:
-                    yield json.dumps({"event": "garbled", "line": str(exc)})
+                    yield json.dumps(protocol.garbled(str(exc)))
                     return
                 event = reply.get("event")
-                if event == "ready" and k > 0:  # one task to the driver: one "ready", one "end"
+                if event == protocol.READY and k > 0:  # one task to the driver: one "ready", one "end"
                     continue
-                if event == "end" and k < len(parts) - 1:
+                if event == protocol.END and k < len(parts) - 1:
                     break
                 yield json.dumps(reply)
-                if event in ("end", "load_error"):
+                if event in (protocol.END, protocol.LOAD_ERROR):
                     return
 
     def _start(self, env: dict, logs: str | None) -> None:
@@ -184,10 +186,10 @@ class RayWorker:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     raise WorkerExited(None, f"the Ray actor died: {type(exc).__name__}: {first[:200]}",
                                        exact=self.careful) from None
-                if reply.get("event") == "exited":
+                if reply.get("event") == protocol.EXITED:
                     self.dead = True
                     raise WorkerExited(reply.get("code"))
-                if reply.get("event") == "garbled":
+                if reply.get("event") == protocol.GARBLED:
                     self.dead = True
                     raise WorkerGarbled(reply.get("line", ""))
                 return reply
@@ -224,7 +226,7 @@ def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
                          "(ray start --head) or give its address") from None
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """A connection to Ray (a local instance it starts, or a cluster at `address`)."""
 
     cases_per_task = CASES_PER_TASK
@@ -254,7 +256,7 @@ class RayExecutor:
         except Exception as exc:  # an unreachable cluster, a malformed address
             raise UsageError(f"--executor ray: cannot connect to Ray"
                              f"{f' at {address}' if address else ''}: {type(exc).__name__}: {exc}") from None
-        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         # One CPU each: a slot runs one worker at a time.  A second and third thread in the actor
         # for `kill`, beside a `serve` that a hung case holds.
         self._slot_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0, max_concurrency=3)(Slot)
@@ -264,8 +266,14 @@ class RayExecutor:
         return self.ray.is_initialized()
 
     @property
-    def actors(self) -> int:
-        return len(self._all)
+    def cpus(self) -> int:
+        return self._cpus
+
+    def where(self) -> str:
+        return f" on Ray ({self.address or 'a local instance'}, {self.cpus} CPUs)"
+
+    def summary(self) -> str:
+        return f" on {len(self._all)} Ray actor(s)"
 
     def start(self, adapter: AdapterRef, log: Path, stop: threading.Event) -> RayWorker:
         """A new worker for `adapter` on this driver thread's Slot (started on first use, or again

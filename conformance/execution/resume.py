@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conformance.cases.case import parse_case
 from conformance.errors import UsageError
-from conformance.checks.pipeline import checks_for
+from conformance.checks.registry import checks_for
 from conformance.reports.results import load_results
 
 

@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.execution import schedule
+from conformance.execution import protocol, schedule
+from conformance.execution.executor import Executor, LocalExecutor
 from conformance.execution.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, resolve, share_key, worker_env
 from conformance.cases.case import parse_case
 from conformance.errors import UsageError
@@ -137,7 +138,7 @@ def _dispose(worker: WorkerProcess) -> None:
 class Runner:
     def __init__(self, out_dir: Path, jobs: int, case_timeout: float, progress: Progress | None = None, xfail=None,
                  *, results_file: str = "results.jsonl", append: bool = False, previous_versions: dict | None = None,
-                 share: bool = True, history: dict[str, float] | None = None, executor=None):
+                 share: bool = True, history: dict[str, float] | None = None, executor: Executor | None = None):
         self.out_dir = out_dir
         self.jobs = max(1, jobs)
         self.case_timeout = case_timeout
@@ -156,7 +157,7 @@ class Runner:
         # Adapters of one worker group share a worker process (adapter_refs.share_key); each thread
         # of the pool holds the worker of its last task until a task of another group comes.
         self.share = share
-        self.executor = executor  # None: local worker processes; a RayExecutor: worker processes under Ray actors
+        self.executor = executor or LocalExecutor()  # where the workers run (executor.py)
         self._local = threading.local()
         self.worker_starts = 0
         self.history = history or {}  # seconds per case of each adapter in a previous run (schedule.py)
@@ -179,7 +180,7 @@ class Runner:
     def run(self, adapters: list[AdapterRef], cases: list, done: frozenset[tuple[str, str]] = frozenset()) -> None:
         """Run every (adapter, case) pair not in `done`."""
         todo = {a.name: [c for c in cases if (a.name, c.id) not in done] for a in adapters}
-        tasks = split_tasks(adapters, todo, self.jobs, self.executor and self.executor.cases_per_task)
+        tasks = split_tasks(adapters, todo, self.jobs, self.executor.cases_per_task)
         tasks = schedule.order(tasks, self.history, share_key if self.share else lambda a: a.name)
         try:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
@@ -212,7 +213,7 @@ class Runner:
                 "record": "adapter", "adapter": name, "ref": task.adapter.ref, "env": task.adapter.env,
                 "versions": versions, "claims": ready.get("claims", []), "defaults": ready.get("defaults", {}),
                 "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-                "device": ready.get("device", "cpu"),
+                "device": ready.get("device", "cpu"), "capabilities": ready.get("capabilities", []),
             }])
 
     def _start(self, task: _Task, log: Path, remaining: list[str], careful: bool):
@@ -220,7 +221,7 @@ class Runner:
         may have lost messages, a worker that can lose none (the Ray executor's is otherwise ahead)."""
         worker = self._worker_for(task, log)
         if worker is not None:
-            worker.send({"adapter": task.adapter.ref, "cases": remaining, "log": str(log), "careful": careful})
+            worker.send(protocol.task(task.adapter.ref, remaining, str(log), careful))
         return worker
 
     def _worker_for(self, task: _Task, log: Path) -> WorkerProcess | None:
@@ -233,15 +234,7 @@ class Runner:
         with self._lock:
             if self.stopping.is_set():
                 return None
-            if self.executor:
-                worker = self.executor.start(task.adapter, log, self.stopping)
-            else:
-                # The worker's own temporary files (save/load checks) live in a folder of the output
-                # folder's, which goes away with the worker, even one killed in the middle of a case.
-                tmp = tempfile.mkdtemp(dir=self.logs, prefix=STALE_PREFIX)
-                argv = [sys.executable, "-m", "conformance.execution.worker", "--serve"]
-                worker = WorkerProcess(argv, worker_env(task.adapter) | {"TMPDIR": tmp}, log, self.stopping)
-                worker.tmp = tmp
+            worker = self.executor.start(task.adapter, log, self.stopping)
             self._workers.add(worker)
             self.worker_starts += 1
         self._local.held = (key, worker)
@@ -324,16 +317,16 @@ class Runner:
                 return self._lose(task, ready, remaining, emit, log, "crashed", f"worker {what} while loading",
                                   f"worker {what} on this case; last log lines: {_tail(log)}")
             event = message.get("event")
-            if event == "ready":
+            if event == protocol.READY:
                 ready = True
                 self._announce(task, message)
-            elif event == "load_error":
+            elif event == protocol.LOAD_ERROR:
                 self._fail_all(task, remaining, emit, f"adapter failed to load: {message.get('message')}", log)
                 return "load_failed"
-            elif event == "done" and remaining and remaining[0] == message.get("case"):
+            elif event == protocol.DONE and remaining and remaining[0] == message.get("case"):
                 remaining.pop(0)
                 emit(message["records"])
-            elif event == "end":
+            elif event == protocol.END:
                 return "finished"
 
     def _lose(self, task, ready: bool, remaining, emit, log, outcome: str, loading: str, on_case: str) -> str:
@@ -373,7 +366,7 @@ def probe(refs: list[str], timeout: float = LOAD_TIMEOUT_S) -> dict[str, tuple[b
                 return False, f"worker {exc}"
             finally:
                 kill_tree(worker.proc)
-        if message.get("event") == "ready":
+        if message.get("event") == protocol.READY:
             return True, ", ".join(f"{k} {v}" for k, v in sorted(message["versions"].items()))
         return False, str(message.get("message"))
 

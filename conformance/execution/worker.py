@@ -10,12 +10,7 @@ same environment; conformance.execution.adapter_refs.share_key): each adapter is
 process, so torch or JAX is imported once for all of them.  Each task's messages end with
 "end", and its stderr goes to the task's log.  The protocol goes over a private
 copy of stdout; the real file descriptor 1 is pointed at stderr first, so a
-framework that prints cannot corrupt it.  Messages, in order:
-
-    {"event": "ready", "name": ..., "versions": {...}}      after load()
-    {"event": "done", "case": ID, "records": [...]}         one per case
-    {"event": "load_error", "message": ...}                  load() failed; exits 3
-    {"event": "end"}                                         every case done
+framework that prints cannot corrupt it.  The messages are protocol.py's.
 
 The runner treats an exit before "end", or silence past its timeout, as a
 crash or hang of the case in flight.  stdin is a pipe from the runner that is
@@ -30,7 +25,8 @@ import platform
 import queue
 import sys
 
-from conformance.execution import devices
+from conformance.adapter import capabilities, provides
+from conformance.execution import devices, protocol
 from conformance.execution.procs import become_subreaper, kill_descendants, watch_parent
 
 
@@ -64,7 +60,7 @@ def load_adapter(ref: str):
 def _optional(adapter, method: str, fallback, on_error):
     """An optional method's result, JSON-checked; a failure is described, not fatal."""
     try:
-        value = getattr(adapter, method)() if hasattr(adapter, method) else fallback
+        value = getattr(adapter, method)() if provides(adapter, method) else fallback
         json.dumps(value)
         return value
     except BaseException as exc:
@@ -87,7 +83,7 @@ def evaluate_safely(adapter, case_id: str) -> list[dict]:
 
 def run_cases(adapter, case_ids: list[str], send) -> None:
     for case_id in case_ids:
-        send({"event": "done", "case": case_id, "records": evaluate_safely(adapter, case_id)})
+        send(protocol.done(case_id, evaluate_safely(adapter, case_id)))
 
 
 def serve(ref: str, body) -> int:
@@ -101,11 +97,11 @@ def serve(ref: str, body) -> int:
         try:
             adapter, versions = load_adapter(ref)
         except BaseException as exc:  # report any load failure, then stop: no case can run
-            send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
+            send(protocol.load_error(exc))
             return 3
         versions.setdefault("python", platform.python_version())
         body(adapter, versions, send)
-        send({"event": "end"})
+        send(protocol.end())
         return 0
     finally:
         kill_descendants(os.getpid())
@@ -117,8 +113,7 @@ def ready_message(adapter, versions: dict) -> dict:
     claims = _optional(adapter, "claims", [], lambda why: [{"claim": "documentation claims", "holds": None, "observed": why}])
     defaults = _optional(adapter, "defaults", {}, lambda why: {"error": why})
     device = devices.Placement(adapter.device, os.environ.get(devices.ENV + "_NAME", "")).label
-    return {"event": "ready", "name": adapter.name, "versions": versions, "claims": claims, "defaults": defaults,
-            "device": device}
+    return protocol.ready(adapter.name, versions, claims, defaults, device, list(capabilities(adapter)))
 
 
 def _log_to(path: str) -> None:
@@ -144,14 +139,14 @@ def serve_tasks() -> int:
                 try:
                     adapter, versions = load_adapter(ref)
                 except BaseException as exc:  # a half-done import may have left anything behind: stop
-                    send({"event": "load_error", "message": f"{type(exc).__name__}: {exc}"})
+                    send(protocol.load_error(exc))
                     return 3
                 versions.setdefault("python", platform.python_version())
                 loaded[ref] = adapter, ready_message(adapter, versions)
             adapter, ready = loaded[ref]
             send(ready)
             run_cases(adapter, task["cases"], send)
-            send({"event": "end"})
+            send(protocol.end())
     finally:
         kill_descendants(os.getpid())
 

@@ -29,7 +29,9 @@ def _bench_one(ref: str) -> dict:
     from conformance.execution.loading import adapter_name, import_adapter
     from conformance.cases.case import Case, layer_spec, materialize
     from conformance.cases.suites import standard
-    from conformance.checks.pipeline import _in_tempdir, checks_for, evaluate
+    from conformance.checks.configuration import _in_tempdir
+    from conformance.checks.pipeline import evaluate
+    from conformance.checks.registry import checks_for
 
     cls = import_adapter(ref)
     adapter = cls()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.checks.pipeline import checks_for
+from conformance.checks.registry import checks_for
 
 _RESULTS = pytest.StashKey[dict]()
 

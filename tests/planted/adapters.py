@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from conformance.adapters.numpy_reference import NumpyReference
+from tests.planted.expect import Expect
+
+GRADIENTS_TOO = ("forward", "grad_x", "grad_scale")
 
 
 class Correct(NumpyReference):
@@ -22,6 +25,7 @@ class SloppyRsqrt(NumpyReference):
     """rsqrt with relative error 3e-4, as a fast approximate kernel might have."""
 
     name = "planted-sloppy-rsqrt"
+    expect = Expect("f32/4x32/ax-1/eps1e-06/normal/rand/s0", GRADIENTS_TOO, "approximate-rsqrt")
 
     def _rrms(self, layer, xc):
         return super()._rrms(layer, xc) * xc.dtype.type(1 + 3e-4)
@@ -31,6 +35,7 @@ class EpsOutsideSqrt(NumpyReference):
     """1 / (sqrt(mean(x^2)) + eps): the other common placement of epsilon."""
 
     name = "planted-eps-outside"
+    expect = Expect("f32/4x32/ax-1/eps1e-05/tiny/rand/s0", GRADIENTS_TOO, "eps-outside-sqrt")
 
     def _rrms(self, layer, xc):
         return 1.0 / (np.sqrt(np.mean(xc * xc, axis=layer.axes, keepdims=True)) + layer.epsilon)

@@ -1,13 +1,18 @@
 """One planted bug per entry of the diagnosis catalogue (conformance/diagnosis/hypotheses.py).
 
 Each adapter is the numpy reference with one thing changed, the way real kernels
-get it wrong; tests/test_diagnosis.py checks that each gets exactly its diagnosis.
+get it wrong, and declares the diagnosis it must get (`expect`, tests/planted/expect.py);
+tests/engine/test_diagnosis.py checks that each gets exactly that diagnosis.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from conformance.adapters.numpy_reference import NumpyReference, _compute_dtype
+from tests.planted.expect import Expect
+
+NORMAL = "f32/4x32/ax-1/eps1e-06/normal/rand/s0"
+TINY = "f32/4x32/ax-1/eps1e-05/tiny/rand/s0"  # mean(x²) ~ 1e-6: epsilon's placement shows
 
 
 def _placed(layer, scale):
@@ -39,6 +44,7 @@ class _Formula(NumpyReference):
 
 class EpsIgnored(_Formula):
     name = "planted-eps-ignored"
+    expect = Expect(TINY, ("forward",), "eps-ignored")
 
     def _rrms(self, layer, xc):
         return 1.0 / np.sqrt(self._ms(layer, xc))
@@ -46,6 +52,7 @@ class EpsIgnored(_Formula):
 
 class EpsTimesTen(_Formula):
     name = "planted-eps-times-ten"
+    expect = Expect(TINY, ("forward",), "eps-different")
 
     def _rrms(self, layer, xc):
         return 1.0 / np.sqrt(self._ms(layer, xc) + 10 * layer.epsilon)
@@ -53,6 +60,7 @@ class EpsTimesTen(_Formula):
 
 class SumNotMean(_Formula):
     name = "planted-sum-not-mean"
+    expect = Expect(NORMAL, ("forward",), "divisor")
 
     def _ms(self, layer, xc):
         return np.sum(xc * xc, axis=layer.axes, keepdims=True)
@@ -60,6 +68,7 @@ class SumNotMean(_Formula):
 
 class ScaleIgnored(_Formula):
     name = "planted-scale-ignored"
+    expect = Expect(NORMAL, ("forward",), "scale-ignored")
 
     def _scale(self, layer, ct):
         return np.ones((), ct)
@@ -67,6 +76,7 @@ class ScaleIgnored(_Formula):
 
 class ScaleOnePlus(_Formula):
     name = "planted-scale-one-plus"
+    expect = Expect(NORMAL, ("forward",), "scale-one-plus")
 
     def _scale(self, layer, ct):
         return 1 + layer.scale.astype(ct)
@@ -76,6 +86,7 @@ class ScaleOnLastAxis(_Formula):
     """Plain broadcasting of a (n,) scale: it meets the last axis, whichever axis is normalized."""
 
     name = "planted-scale-last-axis"
+    expect = Expect("f32/2x8x8/ax1/eps1e-06/normal/rand/s0", ("forward",), "scale-wrong-axis")
 
     def _scale(self, layer, ct):
         return layer.scale.reshape(layer.scale_shape).astype(ct)
@@ -83,6 +94,7 @@ class ScaleOnLastAxis(_Formula):
 
 class ScaleTransposed(_Formula):
     name = "planted-scale-transposed"
+    expect = Expect("f32/2x8x8/ax-2,-1/eps1e-06/normal/rand/s0", ("forward",), "scale-transposed")
 
     def _scale(self, layer, ct):
         return _placed(layer, layer.scale.reshape(layer.scale_shape).T).astype(ct)
@@ -90,6 +102,7 @@ class ScaleTransposed(_Formula):
 
 class LastAxisOnly(_Formula):
     name = "planted-last-axis-only"
+    expect = Expect("f32/2x4x8/ax-2,-1/eps1e-06/normal/rand/s0", ("forward",), "other-axes")
 
     def _stats_axes(self, layer):
         return (len(layer.shape) - 1,)
@@ -97,6 +110,7 @@ class LastAxisOnly(_Formula):
 
 class LayerNorm(_Formula):
     name = "planted-layernorm"
+    expect = Expect(NORMAL, ("forward",), "mean-subtracted")
 
     def call(self, layer, x):
         xc = x.astype(np.float64)
@@ -107,6 +121,7 @@ class LayerNorm(_Formula):
 
 class Float32Inside(_Formula):
     name = "planted-float32-inside"
+    expect = Expect("f64/4x32/ax-1/eps1e-06/normal/rand/s0", ("forward",), "lower-precision")
 
     def call(self, layer, x):
         return super().call(layer, x.astype(np.float32)).astype(x.dtype)
@@ -114,6 +129,7 @@ class Float32Inside(_Formula):
 
 class FlushesSubnormals(_Formula):
     name = "planted-flushes-subnormals"
+    expect = Expect("f32/4x32/ax-1/eps1e-06/subnormal/rand/s0", ("forward",), "subnormals-flushed")
 
     def call(self, layer, x):
         tiny = np.finfo(_compute_dtype(x)).tiny
@@ -124,6 +140,7 @@ class ZeroForNaN(_Formula):
     """Rows holding NaN/Inf come out as finite numbers (nan_to_num on the output)."""
 
     name = "planted-zero-for-nan"
+    expect = Expect("f32/4x32/ax-1/eps1e-06/nonfinite/rand/s0", ("forward",), "special-values")
 
     def call(self, layer, x):
         return np.nan_to_num(super().call(layer, x), nan=0.0, posinf=0.0, neginf=0.0)
@@ -133,6 +150,7 @@ class Float32Out(_Formula):
     """Right values, float32 out for a float16 input (type promotion in model code)."""
 
     name = "planted-float32-out"
+    expect = Expect("f16/4x32/ax-1/eps1e-06/normal/rand/s0", ("out_dtype",), "out-dtype")
 
     def call(self, layer, x):
         return super().call(layer, x).astype(np.float32)
@@ -163,26 +181,31 @@ class _Backward(NumpyReference):
 
 class NoProjection(_Backward):
     name = "planted-no-projection"
+    expect = Expect(NORMAL, ("grad_x",), "grad-no-projection")
     projection_sign = 0.0
 
 
 class ProjectionSignFlipped(_Backward):
     name = "planted-projection-sign"
+    expect = Expect(NORMAL, ("grad_x",), "grad-projection-sign")
     projection_sign = -1.0
 
 
 class DxIgnoresScale(_Backward):
     name = "planted-dx-ignores-scale"
+    expect = Expect(NORMAL, ("grad_x",), "grad-scale-ignored")
     scale_in_dx = False
 
 
 class DscaleMean(_Backward):
     name = "planted-dscale-mean"
+    expect = Expect(NORMAL, ("grad_scale",), "dscale-mean")
     dscale_rows_mean = True
 
 
 class DscaleNoRms(_Backward):
     name = "planted-dscale-no-rms"
+    expect = Expect(NORMAL, ("grad_scale",), "dscale-no-rms")
     dscale_rms = False
 
 
@@ -222,6 +245,7 @@ class Float32Epsilon(NumpyReference):
     """Applies float32(epsilon), and says so through effective(): a parameters finding, right values."""
 
     name = "planted-float32-epsilon"
+    expect = Expect("f64/4x32/ax-1/eps0.1/normal/rand/s0", ("parameters",), "effective-epsilon")
 
     def build(self, spec):
         layer = super().build(spec)

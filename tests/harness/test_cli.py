@@ -8,7 +8,9 @@ from pathlib import Path
 from conformance.cases.case import Case
 from conformance.cases.suites import smoke
 from conformance.numerics.dtypes import PRECISIONS
-from conformance.checks.properties import PROPERTY_CHECKS
+from conformance.checks.registry import names
+
+PROPERTY_CHECKS = names("property")
 
 import pytest
 
@@ -27,7 +29,7 @@ def test_correct_user_adapter_passes(cli, tmp_path):
     rs = records(out)
     assert rs and all(r["status"] == "pass" for r in rs)
     assert {r["check"] for r in rs} == {"forward", "out_dtype", "grad_x", "grad_scale", "structure", "config_roundtrip", "save_load",
-                                        "invalid_config", *PROPERTY_CHECKS}
+                                        "invalid_config", "inputs_untouched", *PROPERTY_CHECKS}
     assert "PASS" in (out / "report.md").read_text()
     assert json.loads((out / "report.json").read_text())["failures"] == []
 

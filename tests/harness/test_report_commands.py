@@ -2,7 +2,7 @@
 import json
 
 from conformance.cases.suites import smoke
-from conformance.checks.pipeline import checks_for
+from conformance.checks.registry import checks_for
 from xml.etree import ElementTree as ET
 
 PLANTED = "tests.planted.adapters:"

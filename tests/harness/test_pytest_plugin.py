@@ -4,7 +4,7 @@ import sys
 from xml.etree import ElementTree as ET
 
 from conformance.cases.suites import smoke
-from conformance.checks.pipeline import checks_for
+from conformance.checks.registry import checks_for
 from tests.conftest import ROOT
 
 N_RESULTS = sum(len(checks_for(c)) for c in smoke())  # one item per (case, check)
