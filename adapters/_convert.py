@@ -1,46 +1,26 @@
-"""numpy <-> framework tensors, bit-exact for bfloat16 (via ml_dtypes), and small numpy helpers."""
+"""Small torch and numpy helpers of the adapters (the conversions are in _steps.py: a repro
+script copies them)."""
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
-
-TORCH_DEVICE = {"device": "cpu"}  # where torch_from_numpy puts tensors (use_torch_device)
+from conformance.adapters._steps import to_torch
 
 
 def use_torch_device(device: str) -> None:
-    """Tensors and new modules on `device` ("cpu" or "cuda"), for the torch-family adapters."""
+    """Tensors and new modules on `device` ("cpu" or "cuda"), for the torch-family adapters:
+    torch's default device, which `to_torch` puts tensors on."""
     import torch
 
-    TORCH_DEVICE["device"] = device
     if device != "cpu":
         torch.set_default_device(device)
-
-
-def torch_from_numpy(x: np.ndarray):
-    import torch
-
-    if np.dtype(x.dtype) == np.dtype(ml_dtypes.bfloat16):
-        t = torch.from_numpy(np.ascontiguousarray(x).view(np.int16).copy()).view(torch.bfloat16)
-    else:
-        t = torch.from_numpy(np.array(x, copy=True))
-    return t if TORCH_DEVICE["device"] == "cpu" else t.to(TORCH_DEVICE["device"])
-
-
-def torch_to_numpy(t) -> np.ndarray:
-    import torch
-
-    t = t.detach().cpu()
-    if t.dtype == torch.bfloat16:
-        return t.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    return t.numpy()
 
 
 def torch_layout(x: np.ndarray, name: str):
     """The torch tensor of `x` in that layout (torch has no negative strides)."""
     import torch
 
-    t = torch_from_numpy(np.ascontiguousarray(x))
+    t = to_torch(np.ascontiguousarray(x))
     if name == "channels-last":
         if t.ndim != 4:
             raise NotImplementedError("channels_last is a rank-4 memory format")

@@ -20,7 +20,31 @@ import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.adapters._jax_step import JittedStep
-from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, flax_preamble, join
+from conformance.adapters._snippets import bind
+
+
+def linen_rmsnorm(input_shape, axis, eps, scale, compute_dtype, param_dtype, dtype_args):
+    """(module, params): `nn.RMSNorm` over `axis` (reduction and feature axes) and its parameters,
+    the case's scale in their shapes and dtypes."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    kwargs = {} if eps is None else {"epsilon": eps}
+    if dtype_args:
+        kwargs |= {"dtype": jnp.dtype(compute_dtype), "param_dtype": jnp.dtype(param_dtype)}
+    ax = tuple(axis) if len(axis) != 1 else axis[0]
+    module = nn.RMSNorm(reduction_axes=ax, feature_axes=ax, **kwargs)
+    # The parameters' structure, shapes and dtypes, from init() traced abstractly: its values are
+    # replaced by the case's scale anyway, and run op by op it compiled a dozen primitives per shape.
+    params = jax.eval_shape(module.init, jax.random.PRNGKey(0),
+                            np.zeros(tuple(input_shape), compute_dtype.replace("bfloat16", "float32")))
+    scale = np.asarray(scale)
+    return module, jax.tree.map(lambda leaf: jax.device_put(scale.reshape(leaf.shape).astype(leaf.dtype)), params)
+
+
+def linen_apply(module, params, x):
+    return module.apply(params, x)
 
 
 @dataclass(frozen=True)
@@ -32,6 +56,7 @@ class _Built:
 class FlaxLinenRMSNorm(JittedStep, Adapter):
     name = "flax-linen"
     packages = ("flax", "jax", "jaxlib")
+    build_fn, apply_fn = staticmethod(linen_rmsnorm), staticmethod(linen_apply)  # the layer is (module, params)
 
     def load(self):
         import flax
@@ -43,46 +68,10 @@ class FlaxLinenRMSNorm(JittedStep, Adapter):
         return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
     def build(self, spec):
-        import jax.numpy as jnp
-
-        kwargs = {} if spec.epsilon is None else {"epsilon": spec.epsilon}
-        axis = spec.axis if len(spec.axis) != 1 else spec.axis[0]
-        scale = np.asarray(spec.scale)
-        if not spec.no_dtype_args:
-            kwargs |= {"dtype": jnp.dtype(spec.compute_dtype), "param_dtype": jnp.dtype(spec.param_dtype)}
-        module = self.nn.RMSNorm(reduction_axes=axis, feature_axes=axis, **kwargs)
-        shape = tuple(spec.input_shape)
-        # The parameters' structure, shapes and dtypes, from init() traced abstractly: its values are
-        # replaced by the case's scale anyway, and run op by op it compiled a dozen primitives per shape.
-        params = self.jax.eval_shape(module.init, self.jax.random.PRNGKey(0),
-                                     np.zeros(shape, spec.compute_dtype.replace("bfloat16", "float32")))
-        params = self.jax.tree.map(lambda leaf: self.jax.device_put(scale.reshape(leaf.shape).astype(leaf.dtype)), params)
-        return _Built(module, params)
-
-    def snippet(self, spec) -> dict:
-        """Build as build() does; call through the same jitted training step (forward and vjp)."""
-        return {
-            "imports": env_imports(self.env, "import jax", "import jax.numpy as jnp", "import flax.linen as nn"),
-            "build": join(flax_preamble(spec), """
-                layer = nn.RMSNorm(reduction_axes=ax, feature_axes=ax, **kwargs)
-                params = layer.init(jax.random.PRNGKey(0), np.zeros(input_shape, compute_dtype.replace("bfloat16", "float32")))
-                params = jax.tree.map(lambda leaf: jax.device_put(np.asarray(scale).reshape(leaf.shape).astype(leaf.dtype)),
-                                      params)
-            """),
-            "call": join("""
-                def step(params, xx, dy):  # forward and gradient as one jitted training step
-                    y, pullback = jax.vjp(lambda p, xx: layer.apply(p, xx), params, xx)
-                    return y, pullback(dy.astype(y.dtype))
-
-                out, _ = jax.jit(step)(params, x, np.zeros_like(x))
-            """, NUMPY_OUTPUT),
-        }
+        return _Built(*bind(linen_rmsnorm, spec))
 
     def _step_args(self, layer) -> tuple:
         return layer.module, layer.params
-
-    def _apply(self, module, params, x):
-        return module.apply(params, x)
 
     def rebuild(self, layer):
         return _Built(layer.module.clone(), layer.params)

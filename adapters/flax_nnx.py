@@ -17,15 +17,44 @@
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from conformance.adapter import Adapter
-from conformance.adapters._jax_step import JittedStep
 from conformance.adapters._convert import describe_init
-from conformance.adapters._snippets import NUMPY_OUTPUT, env_imports, flax_preamble, join
+from conformance.adapters._jax_step import JittedStep
+from conformance.adapters._snippets import bind
+
+
+def nnx_rmsnorm(scale, axis, eps, compute_dtype, param_dtype, dtype_args):
+    """`nnx.RMSNorm` over `axis` (reduction and feature axes), its flat scale the case's scale."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    kwargs = {} if eps is None else {"epsilon": eps}
+    if dtype_args:
+        kwargs |= {"dtype": jnp.dtype(compute_dtype), "param_dtype": jnp.dtype(param_dtype)}
+    ax = tuple(axis) if len(axis) != 1 else axis[0]
+    flat = np.asarray(scale).reshape(-1)
+    # device_put, not jnp ops: an eager reshape would compile once per shape.
+    return nnx.RMSNorm(flat.size, reduction_axes=ax, feature_axes=ax, rngs=nnx.Rngs(0),
+                       scale_init=lambda key, shape, dt: jax.device_put(flat.reshape(shape).astype(dt)), **kwargs)
+
+
+def nnx_split(module):
+    """(graphdef, state): the static part and the parameters."""
+    from flax import nnx
+
+    return nnx.split(module)
+
+
+def nnx_apply(graphdef, state, x):
+    """The module's forward as a pure function of its state."""
+    from flax import nnx
+
+    return nnx.merge(graphdef, state)(x)
 
 
 @dataclass(frozen=True)
@@ -39,15 +68,15 @@ class _Built:
 class FlaxNNXRMSNorm(JittedStep, Adapter):
     name = "flax-nnx"
     packages = ("flax", "jax", "jaxlib")
+    build_fn, split_fn, apply_fn = staticmethod(nnx_rmsnorm), staticmethod(nnx_split), staticmethod(nnx_apply)
 
     def load(self):
         import flax
         import jax
-        import jax.numpy as jnp
         import jaxlib
         from flax import nnx
 
-        self.jax, self.jnp, self.nnx = jax, jnp, nnx
+        self.jax, self.nnx = jax, nnx
         return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
     def defaults(self) -> dict:
@@ -57,45 +86,13 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
                 "parameter_dtype": str(np.dtype(m.param_dtype)), "computation_dtype": str(m.dtype)}
 
     def build(self, spec):
-        kwargs = {} if spec.epsilon is None else {"epsilon": spec.epsilon}
-        axis = spec.axis if len(spec.axis) != 1 else spec.axis[0]
-        flat = np.asarray(spec.scale).reshape(-1)
-        if not spec.no_dtype_args:
-            kwargs |= {"dtype": self.jnp.dtype(spec.compute_dtype), "param_dtype": self.jnp.dtype(spec.param_dtype)}
-        layer = self.nnx.RMSNorm(
-            math.prod(spec.scale.shape),
-            reduction_axes=axis,
-            feature_axes=axis,
-            # device_put, not jnp ops: an eager reshape would compile once per shape.
-            scale_init=lambda key, shape, dtype: self.jax.device_put(flat.reshape(shape).astype(dtype)),
-            rngs=self.nnx.Rngs(0),
-            **kwargs,
-        )
-        return self._wrap(layer, spec.scale.shape)
-
-    def snippet(self, spec) -> dict:
-        """Build as build() does; call through the same jitted training step (forward and vjp)."""
-        return {
-            "imports": env_imports(self.env, "import jax", "import jax.numpy as jnp", "from flax import nnx"),
-            "build": join(flax_preamble(spec), """
-                flat = np.asarray(scale).reshape(-1)
-                layer = nnx.RMSNorm(flat.size, reduction_axes=ax, feature_axes=ax, rngs=nnx.Rngs(0),
-                                    scale_init=lambda key, shape, dt: jax.device_put(flat.reshape(shape).astype(dt)),
-                                    **kwargs)
-            """),
-            "call": join("""
-                graphdef, state = nnx.split(layer)
-
-                def step(state, xx, dy):  # forward and gradient as one jitted training step
-                    y, pullback = jax.vjp(lambda s, xx: nnx.merge(graphdef, s)(xx), state, xx)
-                    return y, pullback(dy.astype(y.dtype))
-
-                out, _ = jax.jit(step)(state, x, np.zeros_like(x))
-            """, NUMPY_OUTPUT),
-        }
+        return self._wrap(bind(nnx_rmsnorm, spec), spec.scale.shape)
 
     def _wrap(self, module, scale_shape) -> _Built:
-        return _Built(*self.nnx.split(module), module, scale_shape)
+        return _Built(*nnx_split(module), module, scale_shape)
+
+    def _step_args(self, layer) -> tuple:
+        return layer.graphdef, layer.state  # split once, when built
 
     def _same_constructor(self, m):
         """A fresh module from m's own constructor arguments (its attributes)."""
@@ -124,12 +121,6 @@ class FlaxNNXRMSNorm(JittedStep, Adapter):
 
     def parameters(self, layer):
         return {"scale": np.asarray(layer.module.scale[...])} if layer.module.scale is not None else {}
-
-    def _step_args(self, layer) -> tuple:
-        return layer.graphdef, layer.state
-
-    def _apply(self, graphdef, state, x):
-        return self.nnx.merge(graphdef, state)(x)
 
     def _dscale(self, layer, leaves: list):
         # Flax keeps the scale flat (num_features,); report it in the case's layout,

@@ -20,14 +20,32 @@ import importlib
 
 import numpy as np
 
-from conformance.adapters._convert import describe_init, torch_from_numpy, torch_param_dtype, torch_to_numpy, use_torch_device
-from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
+from conformance.adapters._convert import describe_init, use_torch_device
+from conformance.adapters._snippets import Source, bind, invoke, snippet
+from conformance.adapters._steps import from_torch, to_torch, torch_call
 from conformance.adapters.torch_nn import TorchRMSNorm, _Built
+
+
+def hf_rmsnorm(cls, input_shape, eps, scale, param_dtype, dtype_args, offset):
+    """The transformers class `cls` for the last axis (its default eps unless the case gives one),
+    moved to the parameters' dtype as from_pretrained(torch_dtype=...) does, its weight loaded
+    from the case's scale (offset: the layer applies 1 + weight, so the weight is scale - 1, in
+    the scale's dtype)."""
+    import torch
+
+    module = cls(input_shape[-1]) if eps is None else cls(input_shape[-1], eps=eps)
+    if dtype_args:
+        module = module.to(dtype=getattr(torch, param_dtype))
+    weight = (scale.astype(np.float64) - 1.0).astype(scale.dtype) if offset else scale
+    with torch.no_grad():
+        module.weight.copy_(to_torch(weight))
+    return module
 
 
 class _HFNorm(TorchRMSNorm):
     module_path = ""  # "transformers.models.llama.modeling_llama:LlamaRMSNorm"
     eps_attribute = "variance_epsilon"
+    offset = False  # the layer multiplies by 1 + weight (Gemma)
     packages = ("transformers", "torch")
 
     def load(self):
@@ -46,24 +64,24 @@ class _HFNorm(TorchRMSNorm):
             return f"{self.cls.__name__} normalizes the last axis only (mean(-1)); the case asks for {list(spec.axis)}"
         return None
 
-    def _weight(self, scale: np.ndarray) -> np.ndarray:
-        return scale
-
     def _new(self, hidden: int, eps, dtype):
         kwargs = {} if eps is None else {"eps": eps}
         module = self.cls(hidden, **kwargs)
         return module if dtype is None else module.to(dtype=dtype)
 
     def build(self, spec):
-        module = self._new(spec.input_shape[-1], spec.epsilon, torch_param_dtype(spec))
-        with self.torch.no_grad():
-            module.weight.copy_(torch_from_numpy(self._weight(spec.scale)))
-        return _Built(module, spec.compute_dtype)
+        return _Built(bind(hf_rmsnorm, spec, cls=self.cls, offset=self.offset), spec.compute_dtype)
+
+    def snippet(self, spec) -> dict:
+        module, _, cls = self.module_path.partition(":")
+        return snippet(hf_rmsnorm, torch_call, imports=(f"from {module} import {cls}",),
+                       build=invoke("layer", hf_rmsnorm, cls=Source(cls), offset=self.offset),
+                       call="out = torch_call(layer, x)")
 
     def defaults(self) -> dict:
         m = self.cls(8)
         return {"axis": "last (mean(-1))", "epsilon": getattr(m, self.eps_attribute),
-                "scale_init": describe_init(torch_to_numpy(m.weight)),
+                "scale_init": describe_init(from_torch(m.weight)),
                 "parameter_dtype": str(m.weight.dtype).removeprefix("torch.")}
 
     def claims(self) -> list[dict]:
@@ -76,24 +94,6 @@ class _HFNorm(TorchRMSNorm):
         m = layer.module
         return {"hidden_size": int(m.weight.shape[0]), "eps": getattr(m, self.eps_attribute),
                 "weight_dtype": str(m.weight.dtype).removeprefix("torch."), "epsilon": getattr(m, self.eps_attribute)}
-
-    _snippet_weight = "to_torch(scale)"
-
-    def snippet(self, spec) -> dict:
-        module, _, cls = self.module_path.partition(":")
-        move = "" if spec.no_dtype_args else ".to(dtype=getattr(torch, param_dtype))"
-        return {
-            "imports": join(TORCH_IMPORTS, f"from {module} import {cls}"),
-            "build": f"""
-                layer = ({cls}(input_shape[-1]) if eps is None else {cls}(input_shape[-1], eps=eps)){move}
-                with torch.no_grad():
-                    layer.weight.copy_({self._snippet_weight})
-            """,
-            "call": join("""
-                with torch.no_grad():
-                    out = layer(to_torch(x))
-            """, TORCH_OUTPUT),
-        }
 
 
 class HFLlama(_HFNorm):
@@ -110,13 +110,9 @@ class HFGemma(_HFNorm):
     name = "hf-gemma"
     module_path = "transformers.models.gemma.modeling_gemma:GemmaRMSNorm"
     eps_attribute = "eps"
-
-    def _weight(self, scale: np.ndarray) -> np.ndarray:
-        return (scale.astype(np.float64) - 1.0).astype(scale.dtype)  # the layer applies 1 + w
-
-    _snippet_weight = "(to_torch(scale).double() - 1.0).to(layer.weight.dtype)"  # the layer applies 1 + w
+    offset = True  # the layer applies 1 + w
 
     def effective(self, layer) -> dict:
         """The scale the layer multiplies by: 1 + w, in float32, as GemmaRMSNorm.forward computes it."""
         w = layer.module.weight.detach().float()
-        return {"scale": torch_to_numpy(1.0 + w), "epsilon": float(layer.module.eps)}
+        return {"scale": from_torch(1.0 + w), "epsilon": float(layer.module.eps)}

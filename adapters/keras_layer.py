@@ -25,8 +25,64 @@ import json
 import numpy as np
 
 from conformance.adapter import Adapter
-from conformance.adapters._convert import describe_init, torch_from_numpy, torch_to_numpy  # torch imported lazily
-from conformance.adapters._snippets import NUMPY_OUTPUT, TORCH_IMPORTS, TORCH_OUTPUT, join
+from conformance.adapters._convert import describe_init
+from conformance.adapters._jax_step import JAX_ENV
+from conformance.adapters._snippets import bind, invoke, snippet
+from conformance.adapters._steps import jax_primal, jax_vjp_step, tf_tape_step, torch_backward, torch_call
+
+
+def keras_rmsnorm(input_shape, axis, eps, scale, dtype, dtype_args):
+    """`keras.layers.RMSNormalization` over `axis` (an int for one axis, a list for several), its
+    dtype policy the case's (none where the case passes no dtype), built for the input shape and
+    its scale assigned from the case."""
+    import keras
+
+    kwargs = {"axis": axis[0] if len(axis) == 1 else list(axis)}
+    if dtype_args:
+        kwargs["dtype"] = dtype
+    if eps is not None:
+        kwargs["epsilon"] = eps
+    layer = keras.layers.RMSNormalization(**kwargs)
+    layer.build(input_shape)
+    layer.scale.assign(scale)
+    return layer
+
+
+def keras_call(layer, x):
+    """The layer called directly, eagerly, on the numpy input."""
+    import keras
+
+    return keras.ops.convert_to_numpy(layer(x))
+
+
+def keras_weights(layer) -> list:
+    """The backend's arrays of the layer's trainable weights."""
+    return [v.value for v in layer.trainable_variables]
+
+
+def keras_stateless_apply(layer, weights, x):
+    """The layer's __call__ in a stateless scope, the weights as arguments, as a model's layers run
+    in `fit` (stateless_call() would skip __call__'s input casting and autocasting)."""
+    import keras
+
+    with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, weights))):
+        return layer(x)
+
+
+def keras_jax_step(layer):
+    """The layer's training step on the JAX backend, `jax.jit`-compiled: a function of
+    (weights, x, dy)."""
+    import functools
+
+    import jax
+
+    return jax.jit(functools.partial(jax_vjp_step, keras_stateless_apply, layer))
+
+
+def keras_jax_call(layer, x):
+    """The layer's output inside its training step, as `fit` runs it (keras-jax compiles the step
+    once per configuration)."""
+    return jax_primal(keras_jax_step(layer), (keras_weights(layer),), x)
 
 
 class _Keras(Adapter):
@@ -95,39 +151,17 @@ class _Keras(Adapter):
         return out
 
     def build(self, spec):
-        kwargs = {"axis": spec.axis[0] if len(spec.axis) == 1 else list(spec.axis)}
-        if not spec.no_dtype_args:
-            kwargs["dtype"] = spec.dtype
-        if spec.epsilon is not None:
-            kwargs["epsilon"] = spec.epsilon
-        layer = self.keras.layers.RMSNormalization(**kwargs)
-        layer.build(spec.input_shape)
-        layer.scale.assign(spec.scale)
-        return layer
+        return bind(keras_rmsnorm, spec)
 
     def call(self, layer, x):
-        return self.keras.ops.convert_to_numpy(layer(x))
+        return keras_call(layer, x)
+
+    _call_fn = staticmethod(keras_call)  # what snippet() calls the layer with
 
     def snippet(self, spec) -> dict:
-        """The source of build and call, for `conformance repro` (numpy and Keras only)."""
-        return {
-            "imports": f"""
-                os.environ.update({dict(self.env)!r})  # Keras picks its backend at import
-                import keras
-            """,
-            # The dtype policy as the case names it; none at all for the framework's defaults.
-            "build": f"""
-                kwargs = {{"axis": axis[0] if len(axis) == 1 else list(axis){'' if spec.no_dtype_args else ', "dtype": dtype'}}}
-                if eps is not None:
-                    kwargs["epsilon"] = eps
-                layer = keras.layers.RMSNormalization(**kwargs)
-                layer.build(input_shape)
-                layer.scale.assign(scale)
-            """,
-            "call": self._snippet_call,
-        }
-
-    _snippet_call = join("out = keras.ops.convert_to_numpy(layer(x))", NUMPY_OUTPUT)
+        """build() and call() as a script: the same functions, numpy and Keras only."""
+        return snippet(keras_rmsnorm, self._call_fn, env=self.env, build=invoke("layer", keras_rmsnorm),
+                       call=f"out = {self._call_fn.__name__}(layer, x)")
 
     def config(self, layer):
         return layer.get_config()
@@ -169,13 +203,7 @@ class KerasTensorFlow(_Keras):
 
     def grad(self, layer, x, dy):
         tf = self.backend_module
-        xt = tf.constant(x)
-        variables = [v.value for v in layer.trainable_variables]
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            y = layer(xt)
-        # dy in the output's dtype, as autodiff requires (a default-dtype layer returns float32).
-        dx, *dvars = tape.gradient(y, [xt, *variables], output_gradients=tf.cast(tf.constant(dy), y.dtype))
+        dx, dvars = tf_tape_step(layer, keras_weights(layer), tf.constant(x), tf.constant(dy))
         return dx.numpy(), (dvars[0].numpy() if dvars else None)
 
 
@@ -183,7 +211,7 @@ class KerasJax(_Keras):
     name = "keras-jax"
     packages = ("keras", "jax", "jaxlib")
     backend = "jax"
-    env = {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+    env = {"KERAS_BACKEND": "jax", **JAX_ENV}
 
     def _load_backend(self):
         import jax
@@ -200,44 +228,16 @@ class KerasJax(_Keras):
         config = {k: v for k, v in layer.get_config().items() if k != "name"}
         key = (json.dumps(config, sort_keys=True, default=str), tuple(tuple(w.shape) for w in layer.weights))
         if key not in self._compiled:
-            jax = self.jax
-
-            keras = self.keras
-
-            def step(weights, x, dy):
-                def forward(w, xx):
-                    # The layer's __call__ in a stateless scope, as a model's does in `fit`:
-                    # stateless_call() would skip __call__'s input casting and autocasting.
-                    with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, w))):
-                        return layer(xx)
-
-                y, pullback = jax.vjp(forward, weights, x)
-                dweights, dx = pullback(dy.astype(y.dtype))
-                return y, dx, dweights
-
-            self._compiled[key] = jax.jit(step)
+            self._compiled[key] = keras_jax_step(layer)
         return self._compiled[key]
 
     def call(self, layer, x):
-        y, _, _ = self._step(layer)([v.value for v in layer.trainable_variables], x, np.zeros_like(x))
-        return np.asarray(y)
+        return jax_primal(self._step(layer), (keras_weights(layer),), x)
 
-    _snippet_call = join("""
-        import jax  # the adapter calls the layer inside a jitted training step, as `fit` does
-
-        def step(w, xx, dy):
-            def forward(w, xx):  # __call__ in a stateless scope, as a model's layers run in `fit`
-                with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, w))):
-                    return layer(xx)
-
-            y, pullback = jax.vjp(forward, w, xx)
-            return y, pullback(dy.astype(y.dtype))
-
-        out, _ = jax.jit(step)([v.value for v in layer.trainable_variables], x, np.zeros_like(x))
-    """, NUMPY_OUTPUT)
+    _call_fn = staticmethod(keras_jax_call)
 
     def grad(self, layer, x, dy):
-        _, dx, dweights = self._step(layer)([v.value for v in layer.trainable_variables], x, dy)
+        _, dx, dweights = self._step(layer)(keras_weights(layer), x, dy)
         return np.asarray(dx), (np.asarray(dweights[0]) if dweights else None)
 
 
@@ -247,31 +247,18 @@ class KerasTorch(_Keras):
     backend = "torch"
     env = {"KERAS_BACKEND": "torch"}
     framework = "torch"
+    _call_fn = staticmethod(torch_call)
 
     def call(self, layer, x):
-        with self.backend_module.no_grad():
-            return torch_to_numpy(layer(torch_from_numpy(x)))
-
-    _snippet_call = join(TORCH_IMPORTS, """
-        with torch.no_grad():
-            out = layer(to_torch(x))
-    """, TORCH_OUTPUT)
+        return torch_call(layer, x)
 
     def grad(self, layer, x, dy):
-        xt = torch_from_numpy(x).requires_grad_(True)
-        params = [v.value for v in layer.trainable_variables]
-        for p in params:
-            p.grad = None
-        layer(xt).backward(torch_from_numpy(dy))
-        return torch_to_numpy(xt.grad), (torch_to_numpy(params[0].grad) if params else None)
+        dx, dparams = torch_backward(layer, keras_weights(layer), x, dy)
+        return dx, (dparams[0] if dparams else None)
 
 
 class KerasNumpy(_Keras):
     name = "keras-numpy"
     packages = ("keras", "numpy")
     backend = "numpy"
-    env = {"KERAS_BACKEND": "numpy"}
-    gradients = False
-
-    def grad(self, layer, x, dy):
-        raise NotImplementedError("Keras's numpy backend has no autodiff")
+    env = {"KERAS_BACKEND": "numpy"}  # no autodiff on this backend: no grad

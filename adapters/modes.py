@@ -19,24 +19,28 @@ through the compiled path.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
 
+from conformance.adapter import Adapter
+from conformance.adapters._steps import op_by_op, tf_call, tf_tape_step
 from conformance.adapters.flax_nnx import FlaxNNXRMSNorm
-from conformance.adapters.keras_layer import KerasTensorFlow
+from conformance.adapters.keras_layer import KerasTensorFlow, keras_weights
 from conformance.adapters.tensorflow_ops import TensorFlowOpsRMSNorm
 from conformance.adapters.torch_nn import TorchRMSNorm, _Built
 
 DYNAMO_CACHE_LIMIT = 1024  # compiled variants per frame before Dynamo would fall back to eager
 
 
-@dataclass
-class _Compiled(_Built):
-    compiled: object = None
+def torch_compiled(module):
+    """The module through `torch.compile` (Inductor)."""
+    import torch
+
+    return torch.compile(module)
 
 
 class TorchCompile(TorchRMSNorm):
     name = "torch-compile"
     worker_group = None  # a worker of its own: load() raises Dynamo's process-wide recompile limits
+    _compile_fn = staticmethod(torch_compiled)
 
     def load(self):
         versions = super().load()
@@ -46,14 +50,12 @@ class TorchCompile(TorchRMSNorm):
         torch._dynamo.config.accumulated_cache_size_limit = DYNAMO_CACHE_LIMIT
         return versions
 
-    def _compile(self, built: _Built) -> _Compiled:
-        return _Compiled(built.module, built.input_dtype, self.torch.compile(built.module))
+    def _compile(self, built: _Built) -> _Built:
+        built.compiled = torch_compiled(built.module)
+        return built
 
     def build(self, spec):
         return self._compile(super().build(spec))
-
-    def _forward(self, layer, xt):
-        return layer.compiled(xt)
 
     def rebuild(self, layer):
         return self._compile(super().rebuild(layer))
@@ -61,46 +63,48 @@ class TorchCompile(TorchRMSNorm):
     def save_load(self, layer, folder):
         return self._compile(super().save_load(layer, folder))
 
-    def snippet(self, spec) -> dict:
-        out = super().snippet(spec)
-        out["build"] = out["build"].rstrip() + "\n                layer = torch.compile(layer)\n"
-        return out
 
-
-def _xla_functions(tf, call, variables):
-    """`call` and its gradient step, each in `tf.function(jit_compile=True)`."""
+def xla_forward(fn):
+    """fn inside `tf.function(jit_compile=True)`."""
+    import tensorflow as tf
 
     @tf.function(jit_compile=True)
     def forward(x):
-        return call(x)
+        return fn(x)
+
+    return forward
+
+
+def xla_step(fn, variables):
+    """fn's GradientTape step inside `tf.function(jit_compile=True)`."""
+    import tensorflow as tf
 
     @tf.function(jit_compile=True)
     def step(x, dy):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = call(x)
-        dx, *dvars = tape.gradient(y, [x, *variables], output_gradients=tf.cast(dy, y.dtype))
-        return dx, dvars
+        return tf_tape_step(fn, variables, x, dy)
 
-    return forward, step
+    return step
+
+
+def xla_call(layer, x):
+    """The layer's call, XLA-compiled (the adapters compile it once per layer)."""
+    return tf_call(xla_forward(layer), x)
 
 
 class _XlaFunctions:
     """One pair of XLA-compiled functions per layer, made on first use."""
 
-    jvp = hvp = None  # the eager ones would not go through XLA
-
-    def _variables(self, layer) -> list:
-        raise NotImplementedError
+    jvp, hvp = Adapter.jvp, Adapter.hvp  # the eager ones would not go through XLA
+    _call_fn = staticmethod(xla_call)
 
     def _functions(self, layer):
         cache = self.__dict__.setdefault("_xla", weakref.WeakKeyDictionary())
         if layer not in cache:
-            cache[layer] = _xla_functions(self.tf, layer, self._variables(layer))
+            cache[layer] = xla_forward(layer), xla_step(layer, self._variables(layer))
         return cache[layer]
 
     def call(self, layer, x):
-        return self._functions(layer)[0](self.tf.constant(x)).numpy()
+        return tf_call(self._functions(layer)[0], x)
 
     def grad(self, layer, x, dy):
         dx, dvars = self._functions(layer)[1](self.tf.constant(x), self.tf.constant(dy))
@@ -125,19 +129,9 @@ class KerasTensorFlowJit(_XlaFunctions, KerasTensorFlow):
         return versions
 
     def _variables(self, layer) -> list:
-        return [v.value for v in layer.trainable_variables]
-
-    def snippet(self, spec):
-        return None  # the suite's adapter builds it (see conformance/commands/repro.py)
+        return keras_weights(layer)
 
 
 class FlaxNNXEager(FlaxNNXRMSNorm):
     name = "flax-nnx-eager"
-
-    def _compile(self, fn):
-        return fn  # op by op: every jax.numpy call dispatched as it comes
-
-    def snippet(self, spec) -> dict:
-        out = super().snippet(spec)
-        out["call"] = out["call"].replace("jax.jit(step)(", "step(")
-        return out
+    compile_fn = staticmethod(op_by_op)

@@ -11,7 +11,7 @@
   the case's parameter dtype (float32 under the mixed policies, as the schema allows, and
   for the `default_` precisions: an ONNX graph has no default, `TensorProto.FLOAT` is what
   a model builder writes without thinking of it).
-- Forward only: ONNX models have no gradients here (`grad` is unsupported).
+- Forward only: ONNX models have no gradients here (no `grad`).
 """
 from __future__ import annotations
 
@@ -20,11 +20,52 @@ from dataclasses import dataclass
 import numpy as np
 
 from conformance.adapter import Adapter
-from conformance.adapters._snippets import NUMPY_OUTPUT, join
+from conformance.adapters._snippets import bind, invoke, snippet
 from conformance.numerics.layouts import numpy_layout
 
 OPSET = 23
 DEFAULT_EPSILON = 1e-5
+
+
+def onnx_rmsnorm_model(input_shape, axes, eps, scale, compute_dtype, param_dtype):
+    """The one-node model: RMSNormalization from the first of `axes`, inputs X and scale."""
+    from onnx import TensorProto, helper
+
+    elem = {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16, "float32": TensorProto.FLOAT,
+            "float64": TensorProto.DOUBLE}
+    attrs = {"axis": axes[0], "stash_type": 1}
+    if eps is not None:
+        attrs["epsilon"] = eps
+    node = helper.make_node("RMSNormalization", ["X", "scale"], ["Y"], **attrs)
+    graph = helper.make_graph(
+        [node], "rmsnorm",
+        [helper.make_tensor_value_info("X", elem[compute_dtype], list(input_shape)),
+         helper.make_tensor_value_info("scale", elem[param_dtype], list(scale.shape))],
+        [helper.make_tensor_value_info("Y", elem[compute_dtype], None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 10
+    return model
+
+
+def ort_session(model):
+    """An onnxruntime session on the CPU provider, one thread."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def reference_session(model):
+    """onnx's reference implementation of the model."""
+    from onnx.reference import ReferenceEvaluator
+
+    return ReferenceEvaluator(model)
+
+
+def onnx_call(session, x, scale):
+    return session.run(None, {"X": x, "scale": scale})[0]
 
 
 @dataclass(frozen=True)
@@ -37,7 +78,7 @@ class _Model:
 
 class _OnnxRMSNorm(Adapter):
     worker_group = "onnx"
-    gradients = False
+    session_fn = None  # the runtime's session of a model: ort_session or reference_session
 
     def load(self):
         import onnx
@@ -48,6 +89,9 @@ class _OnnxRMSNorm(Adapter):
     def _load_runtime(self) -> dict:
         return {}
 
+    def _runner(self, model):
+        return self.session_fn(model)
+
     def supports(self, spec):
         rank = len(spec.input_shape)
         if not spec.axes or rank == 0:
@@ -56,55 +100,21 @@ class _OnnxRMSNorm(Adapter):
             return f"RMSNormalization normalizes from `axis` to the last axis; {list(spec.axis)} are not trailing"
         return None
 
-    def _elem(self, dtype: str) -> int:
-        return {"float16": self.onnx.TensorProto.FLOAT16, "bfloat16": self.onnx.TensorProto.BFLOAT16,
-                "float32": self.onnx.TensorProto.FLOAT, "float64": self.onnx.TensorProto.DOUBLE}[dtype]
-
     def build(self, spec):
-        helper = self.onnx.helper
-        axis = spec.axes[0]
-        attrs = {"axis": axis, "stash_type": 1}
-        if spec.epsilon is not None:
-            attrs["epsilon"] = spec.epsilon
-        node = helper.make_node("RMSNormalization", ["X", "scale"], ["Y"], **attrs)
-        graph = helper.make_graph(
-            [node], "rmsnorm",
-            [helper.make_tensor_value_info("X", self._elem(spec.compute_dtype), list(spec.input_shape)),
-             helper.make_tensor_value_info("scale", self._elem(spec.param_dtype), list(spec.scale.shape))],
-            [helper.make_tensor_value_info("Y", self._elem(spec.compute_dtype), None)])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = 10
-        return _Model(model, self._runner(model), axis, spec.epsilon), spec.scale
-
-    _snippet_runtime = ""  # imports and `run(model, feeds)` of the runtime
+        model = bind(onnx_rmsnorm_model, spec)
+        return _Model(model, self._runner(model), spec.axes[0], spec.epsilon), spec.scale
 
     def snippet(self, spec) -> dict:
         """The one-node model as build() writes it, run by the same runtime."""
-        elem = {"float16": "FLOAT16", "bfloat16": "BFLOAT16", "float32": "FLOAT", "float64": "DOUBLE"}
-        return {
-            "imports": join("import onnx\nfrom onnx import TensorProto, helper", self._snippet_runtime),
-            "build": f"""
-                attrs = {{"axis": axes[0], "stash_type": 1}}
-                if eps is not None:
-                    attrs["epsilon"] = eps
-                node = helper.make_node("RMSNormalization", ["X", "scale"], ["Y"], **attrs)
-                graph = helper.make_graph(
-                    [node], "rmsnorm",
-                    [helper.make_tensor_value_info("X", TensorProto.{elem[spec.compute_dtype]}, list(input_shape)),
-                     helper.make_tensor_value_info("scale", TensorProto.{elem[spec.param_dtype]}, list(scale.shape))],
-                    [helper.make_tensor_value_info("Y", TensorProto.{elem[spec.compute_dtype]}, None)])
-                model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})])
-                model.ir_version = 10
-            """,
-            "call": join('out = run(model, {"X": x, "scale": scale})', NUMPY_OUTPUT),
-        }
+        return snippet(onnx_rmsnorm_model, self.session_fn, onnx_call, build=invoke("layer", onnx_rmsnorm_model),
+                       call=f"out = onnx_call({self.session_fn.__name__}(layer), x, scale)")
+
+    def _run(self, runner, x, scale):
+        return onnx_call(runner, x, scale)
 
     def call(self, layer, x):
         model, scale = layer
         return np.asarray(self._run(model.runner, x, scale))
-
-    def grad(self, layer, x, dy):
-        raise NotImplementedError("an ONNX model has no gradients here")
 
     def call_layout(self, layer, x, layout):
         """A non-contiguous numpy view fed as it is (the runtime makes what copy it needs)."""
@@ -151,49 +161,15 @@ class _OnnxRMSNorm(Adapter):
 class OnnxRuntime(_OnnxRMSNorm):
     name = "onnxruntime"
     packages = ("onnx", "onnxruntime")
+    session_fn = staticmethod(ort_session)
 
     def _load_runtime(self) -> dict:
         import onnxruntime
 
-        self.ort = onnxruntime
         return {"onnxruntime": onnxruntime.__version__}
-
-    def _runner(self, model):
-        options = self.ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        return self.ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-    def _run(self, session, x, scale):
-        return session.run(None, {"X": x, "scale": scale})[0]
-
-    _snippet_runtime = """
-        import onnxruntime
-
-        def run(model, feeds):  # the CPU provider, one thread, as the suite runs it
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = options.inter_op_num_threads = 1
-            session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                                   providers=["CPUExecutionProvider"])
-            return session.run(None, feeds)[0]
-    """
 
 
 class OnnxReference(_OnnxRMSNorm):
     name = "onnx-reference"
     packages = ("onnx",)
-
-    def _runner(self, model):
-        from onnx.reference import ReferenceEvaluator
-
-        return ReferenceEvaluator(model)
-
-    def _run(self, evaluator, x, scale):
-        return evaluator.run(None, {"X": x, "scale": scale})[0]
-
-    _snippet_runtime = """
-        from onnx.reference import ReferenceEvaluator
-
-        def run(model, feeds):
-            return ReferenceEvaluator(model).run(None, feeds)[0]
-    """
+    session_fn = staticmethod(reference_session)

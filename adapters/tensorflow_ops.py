@@ -10,8 +10,43 @@ Eager execution; gradients with `tf.GradientTape`.
 from __future__ import annotations
 
 from conformance.adapter import Adapter
+from conformance.adapters._snippets import Source, bind, invoke, snippet
+from conformance.adapters._steps import tf_call, tf_tape_step
 
 DEFAULT_EPSILON = 1e-6
+
+
+def tf_rmsnorm_module():
+    """The `tf.Module` model code writes: statistics in float32 for half-precision inputs, the
+    scale a `tf.Variable` broadcast onto the normalized axes."""
+    import tensorflow as tf
+
+    class RMSNorm(tf.Module):
+        def __init__(self, axes, epsilon, scale, input_rank):
+            super().__init__()
+            self.axes = list(axes)
+            self.epsilon = epsilon
+            self.scale = tf.Variable(scale, name="scale")
+            shape = [1] * input_rank
+            # Axes out of range are left to TensorFlow's own ops to refuse.
+            valid = sorted(a % input_rank for a in axes if -input_rank <= a < input_rank)
+            for a, size in zip(valid, scale.shape):
+                shape[a] = size
+            self.broadcast_shape = shape
+
+        def __call__(self, x):
+            compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+            xc = tf.cast(x, compute)
+            mean_square = tf.reduce_mean(tf.square(xc), axis=self.axes, keepdims=True)
+            scale = tf.cast(tf.reshape(self.scale, self.broadcast_shape), compute)
+            return tf.cast(xc * tf.math.rsqrt(mean_square + self.epsilon) * scale, x.dtype)
+
+    return RMSNorm
+
+
+def tf_rmsnorm(RMSNorm, axis, eps, scale, input_shape):
+    """The module over `axis` as requested, with the case's epsilon (1e-6 where it gives none)."""
+    return RMSNorm(axis, DEFAULT_EPSILON if eps is None else eps, scale, len(input_shape))
 
 
 class TensorFlowOpsRMSNorm(Adapter):
@@ -23,28 +58,7 @@ class TensorFlowOpsRMSNorm(Adapter):
         import tensorflow as tf
 
         self.tf = tf
-
-        class RMSNorm(tf.Module):
-            def __init__(self, axes, epsilon, scale, input_rank):
-                super().__init__()
-                self.axes = list(axes)
-                self.epsilon = epsilon
-                self.scale = tf.Variable(scale, name="scale")
-                shape = [1] * input_rank
-                # Axes out of range are left to TensorFlow's own ops to refuse.
-                valid = sorted(a % input_rank for a in axes if -input_rank <= a < input_rank)
-                for a, size in zip(valid, scale.shape):
-                    shape[a] = size
-                self.broadcast_shape = shape
-
-            def __call__(self, x):
-                compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
-                xc = tf.cast(x, compute)
-                mean_square = tf.reduce_mean(tf.square(xc), axis=self.axes, keepdims=True)
-                scale = tf.cast(tf.reshape(self.scale, self.broadcast_shape), compute)
-                return tf.cast(xc * tf.math.rsqrt(mean_square + self.epsilon) * scale, x.dtype)
-
-        self.RMSNorm = RMSNorm
+        self.RMSNorm = tf_rmsnorm_module()
         return {"tensorflow": tf.__version__}
 
     def defaults(self) -> dict:
@@ -52,19 +66,22 @@ class TensorFlowOpsRMSNorm(Adapter):
                 "parameter_dtype": "the input's dtype"}
 
     def build(self, spec):
-        eps = DEFAULT_EPSILON if spec.epsilon is None else spec.epsilon
-        return self.RMSNorm(spec.axis, eps, spec.scale, len(spec.input_shape))
+        return bind(tf_rmsnorm, spec, RMSNorm=self.RMSNorm)
 
     def call(self, layer, x):
-        return layer(self.tf.constant(x)).numpy()
+        return tf_call(layer, x)
+
+    _call_fn = staticmethod(tf_call)  # what snippet() calls the layer with
+
+    def snippet(self, spec) -> dict:
+        """build() and call() as a script: the same functions, numpy and TensorFlow only."""
+        return snippet(tf_rmsnorm_module, tf_rmsnorm, self._call_fn,
+                       build=invoke("layer", tf_rmsnorm, RMSNorm=Source("tf_rmsnorm_module()")),
+                       call=f"out = {self._call_fn.__name__}(layer, x)")
 
     def grad(self, layer, x, dy):
         tf = self.tf
-        xt = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            y = layer(xt)
-        dx, dscale = tape.gradient(y, [xt, layer.scale], output_gradients=tf.constant(dy))
+        dx, (dscale,) = tf_tape_step(layer, [layer.scale], tf.constant(x), tf.constant(dy))
         return dx.numpy(), dscale.numpy()
 
     def jvp(self, layer, x, v):

@@ -16,21 +16,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance.adapter import Adapter
-from conformance.adapters._convert import (
-    describe_init, torch_dtype, torch_from_numpy, torch_layout, torch_param_dtype, torch_to_numpy,
-    use_torch_device,
-)
-from conformance.adapters._snippets import TORCH_IMPORTS, TORCH_OUTPUT, join
+from conformance.adapters._convert import describe_init, torch_dtype, torch_layout, use_torch_device
+from conformance.adapters._snippets import bind, invoke, snippet
+from conformance.adapters._steps import from_torch, to_torch, torch_backward, torch_call
+
+
+def torch_module(input_shape, axes, eps, param_dtype, dtype_args):
+    """`torch.nn.RMSNorm` over the trailing `axes`, in the parameters' dtype (torch's default
+    where the case passes no dtype)."""
+    import torch
+
+    return torch.nn.RMSNorm(tuple(input_shape[k] for k in axes), eps=eps,
+                            dtype=getattr(torch, param_dtype) if dtype_args else None)
+
+
+def torch_rmsnorm(input_shape, axes, eps, scale, param_dtype, dtype_args):
+    """The module, its weight loaded from the case's scale."""
+    import torch
+
+    module = torch_module(input_shape, axes, eps, param_dtype, dtype_args)
+    with torch.no_grad():
+        module.weight.copy_(to_torch(scale))
+    return module
 
 
 @dataclass
 class _Built:
-    module: object
+    module: object  # the torch.nn.Module; for torch-functional, the function with its arguments bound
     input_dtype: str
+    compiled: object = None  # what a call runs instead of the module (torch-compile)
 
-
-def _snippet_dtype(spec) -> str:
-    return "" if spec.no_dtype_args else ", dtype=getattr(torch, param_dtype)"
+    @property
+    def forward(self):
+        return self.module if self.compiled is None else self.compiled
 
 
 class TorchRMSNorm(Adapter):
@@ -54,64 +72,53 @@ class TorchRMSNorm(Adapter):
         return None
 
     def build(self, spec):
-        shape = tuple(spec.input_shape[a] for a in spec.axes)
-        module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_param_dtype(spec))
-        with self.torch.no_grad():
-            module.weight.copy_(torch_from_numpy(spec.scale))
-        return _Built(module, spec.compute_dtype)
+        return _Built(bind(torch_rmsnorm, spec), spec.compute_dtype)
 
-    def _forward(self, layer, xt):
-        return layer.module(xt)
+    def _params(self, layer) -> list:
+        return [layer.module.weight]
 
     def call(self, layer, x):
-        with self.torch.no_grad():
-            return torch_to_numpy(self._forward(layer, torch_from_numpy(x)))
+        return torch_call(layer.forward, x)
 
     def grad(self, layer, x, dy):
-        xt = torch_from_numpy(x).requires_grad_(True)
-        layer.module.zero_grad(set_to_none=True)
-        self._forward(layer, xt).backward(torch_from_numpy(dy))
-        return torch_to_numpy(xt.grad), torch_to_numpy(layer.module.weight.grad)
+        dx, (dweight,) = torch_backward(layer.forward, self._params(layer), x, dy)
+        return dx, dweight
 
-    # -- the property checks' methods (conformance/checks/properties.py) --
+    # -- the property checks' methods --
     def call_layout(self, layer, x, layout):
         """The input as a non-contiguous tensor (transposed, strided, channels_last)."""
         with self.torch.no_grad():
-            return torch_to_numpy(self._forward(layer, torch_layout(x, layout)))
+            return from_torch(layer.forward(torch_layout(x, layout)))
 
     def jvp(self, layer, x, v):
         """Forward mode, `torch.func.jvp`."""
-        y, t = self.torch.func.jvp(lambda xx: self._forward(layer, xx), (torch_from_numpy(x),), (torch_from_numpy(v),))
-        return torch_to_numpy(y), torch_to_numpy(t)
+        y, t = self.torch.func.jvp(layer.forward, (to_torch(x),), (to_torch(v),))
+        return from_torch(y), from_torch(t)
 
     def hvp(self, layer, x, dy, v):
         """Double backward: the gradient of <dx, v>, dx taken with create_graph=True."""
         torch = self.torch
-        xt = torch_from_numpy(x).requires_grad_(True)
-        y = self._forward(layer, xt)
-        (dx,) = torch.autograd.grad(y, xt, torch_from_numpy(dy).to(y.dtype), create_graph=True)
-        (h,) = torch.autograd.grad((dx * torch_from_numpy(v)).sum(), xt)
-        return torch_to_numpy(h)
+        xt = to_torch(x).requires_grad_(True)
+        y = layer.forward(xt)
+        (dx,) = torch.autograd.grad(y, xt, to_torch(dy).to(y.dtype), create_graph=True)
+        (h,) = torch.autograd.grad((dx * to_torch(v)).sum(), xt)
+        return from_torch(h)
+
+    _build_fn = staticmethod(torch_rmsnorm)  # what build() builds with, for snippet()
+    _compile_fn = None  # what compiles the built module (torch-compile)
 
     def snippet(self, spec) -> dict:
-        """The source of build and call, for `conformance repro` (numpy and torch only)."""
-        return {
-            "imports": TORCH_IMPORTS,
-            "build": f"""
-                layer = torch.nn.RMSNorm(tuple(input_shape[k] for k in axes), eps=eps{_snippet_dtype(spec)})
-                with torch.no_grad():
-                    layer.weight.copy_(to_torch(scale))
-            """,
-            "call": join("""
-                with torch.no_grad():
-                    out = layer(to_torch(x))
-            """, TORCH_OUTPUT),
-        }
+        """build() and call() as a script: the same functions, numpy and torch only."""
+        build, entries = invoke("layer", self._build_fn), [self._build_fn, torch_call]
+        if self._compile_fn is not None:
+            build += f"\nlayer = {self._compile_fn.__name__}(layer)"
+            entries.append(self._compile_fn)
+        return snippet(*entries, build=build, call="out = torch_call(layer, x)")
 
     def defaults(self) -> dict:
         m = self.torch.nn.RMSNorm(8)
         return {"axis": "trailing normalized_shape (required argument)", "epsilon": "None: torch.finfo(x.dtype).eps (documented)",
-                "scale_init": describe_init(torch_to_numpy(m.weight)),
+                "scale_init": describe_init(from_torch(m.weight)),
                 "parameter_dtype": str(m.weight.dtype).removeprefix("torch.")}
 
     def claims(self) -> list[dict]:
@@ -151,7 +158,7 @@ class TorchRMSNorm(Adapter):
         return _Built(new, layer.input_dtype)
 
     def parameters(self, layer):
-        return {name: torch_to_numpy(p) for name, p in layer.module.named_parameters()}
+        return {name: from_torch(p) for name, p in layer.module.named_parameters()}
 
     def config(self, layer):
         m = layer.module

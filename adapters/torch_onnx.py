@@ -16,21 +16,58 @@ what a model porter gets.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from conformance.adapters._convert import torch_dtype, torch_param_dtype
-from conformance.adapters._snippets import NUMPY_OUTPUT, TORCH_IMPORTS, join
-from conformance.adapters.onnx_op import OnnxRuntime, _Model
-from conformance.adapters.torch_nn import TorchRMSNorm, _snippet_dtype
+from conformance.adapters._convert import torch_param_dtype
+from conformance.adapters._snippets import Source, bind, expression, invoke, snippet
+from conformance.adapters.onnx_op import OnnxRuntime, _Model, ort_session
+from conformance.adapters.torch_nn import TorchRMSNorm, torch_module
 from conformance.execution.cache import ENV as CACHE_ENV
+
+
+def torch_onnx_export(module, input_shape, compute_dtype):
+    """The module exported as a model porter does: `torch.onnx.export(dynamo=True)` at opset 23,
+    for an input of the case's shape and dtype (the exporter's chatter silenced)."""
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    example = torch.zeros(input_shape, dtype=getattr(torch, compute_dtype))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=23)
+    return program.model_proto
+
+
+def with_weight(proto, scale, param_dtype):
+    """A copy of the exported model with its `weight` initializer set to the case's scale (a
+    bfloat16 initializer travels as its bits)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    for init in model.graph.initializer:
+        if init.name == "weight":
+            scale = np.asarray(scale)
+            bf16 = param_dtype == "bfloat16"
+            new = numpy_helper.from_array(scale.view(np.uint16) if bf16 else scale, "weight")
+            if bf16:
+                new.data_type = onnx.TensorProto.BFLOAT16
+            init.CopyFrom(new)
+    return model
+
+
+def exported_call(session, x):
+    """The exported graph's one input is x (its weight an initializer)."""
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
 def _reuse_torchlib_registry() -> None:
@@ -90,7 +127,7 @@ class TorchOnnx(OnnxRuntime):
             if cached is not None and cached.exists():
                 self._exported[key] = self.onnx.load_model(str(cached))
             else:
-                self._exported[key] = self._export_now(spec)
+                self._exported[key] = bind(torch_onnx_export, spec, module=bind(torch_module, spec))
                 if cached is not None:  # written whole, then renamed: a reader never sees half a model
                     partial = cached.with_suffix(f".{os.getpid()}.partial")
                     self.onnx.save_model(self._exported[key], str(partial))
@@ -109,48 +146,21 @@ class TorchOnnx(OnnxRuntime):
         path.mkdir(parents=True, exist_ok=True)
         return path / f"{digest}.onnx"
 
-    def _export_now(self, spec):
-        shape = tuple(spec.input_shape[a] for a in spec.axes)
-        module = self.torch.nn.RMSNorm(shape, eps=spec.epsilon, dtype=torch_param_dtype(spec))
-        example = self.torch.zeros(spec.input_shape, dtype=torch_dtype(spec.compute_dtype))
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's chatter
-            warnings.simplefilter("ignore")
-            program = self.torch.onnx.export(module, (example,), dynamo=True, opset_version=23)
-        return program.model_proto
-
     def build(self, spec):
-        from onnx import numpy_helper
-
-        proto = self.onnx.ModelProto()
-        proto.CopyFrom(self._export(spec))
-        for init in proto.graph.initializer:
-            if init.name == "weight":
-                scale = np.asarray(spec.scale)
-                bf16 = spec.param_dtype == "bfloat16"  # a bfloat16 initializer travels as its bits
-                new = numpy_helper.from_array(scale.view(np.uint16) if bf16 else scale, "weight")
-                if bf16:
-                    new.data_type = self.onnx.TensorProto.BFLOAT16
-                init.CopyFrom(new)
+        proto = bind(with_weight, spec, proto=self._export(spec))
         axis = next((a.i for a in proto.graph.node[0].attribute if a.name == "axis"), spec.axes[0])
         return _Model(proto, self._runner(proto), axis, spec.epsilon), spec.scale
 
     def snippet(self, spec) -> dict:
-        """The module exported as _export() does (weight loaded first), run as onnxruntime runs it."""
-        dtype = _snippet_dtype(spec)
-        return {
-            "imports": join(TORCH_IMPORTS, OnnxRuntime._snippet_runtime),
-            "build": f"""
-                module = torch.nn.RMSNorm(tuple(input_shape[k] for k in axes), eps=eps{dtype})
-                with torch.no_grad():
-                    module.weight.copy_(to_torch(scale))
-                example = torch.zeros(input_shape, dtype=getattr(torch, compute_dtype))
-                model = torch.onnx.export(module, (example,), dynamo=True, opset_version=23).model_proto
-            """,
-            "call": join("out = run(model, {model.graph.input[0].name: x})", NUMPY_OUTPUT),
-        }
+        """The module exported as build() exports it, its weight set as build() sets it, run as
+        onnxruntime runs it."""
+        export = invoke("model", torch_onnx_export, module=Source(expression(torch_module)))
+        return snippet(torch_module, torch_onnx_export, with_weight, ort_session, exported_call,
+                       build=export + "\n" + invoke("layer", with_weight, proto=Source("model")),
+                       call="out = exported_call(ort_session(layer), x)")
 
     def _run(self, session, x, scale):
-        return session.run(None, {session.get_inputs()[0].name: x})[0]
+        return exported_call(session, x)
 
     def config(self, layer):
         model, _ = layer

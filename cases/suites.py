@@ -6,7 +6,7 @@
   pair unluckily; the default of `make report`.
 - `modes`: ten cases for the execution-mode adapters, which compile per shape (`--adapters modes`).
 - `exhaustive`: the full product of every dimension, for long runs.
-- a path to a TOML file: a user's own suite (see README.md, "Your own suite").
+- a path to a TOML file: a user's own suite (see docs/cli.md, "Case ids and suite files").
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 from conformance.cases.case import Case, parse_case
 from conformance.cases.invalid import INVALID
-from conformance.cases.dimensions import CONFIG_DIMENSIONS, DATA_DIMENSIONS, DIMENSIONS, LAYOUTS, Layout
+from conformance.cases.dimensions import CONFIG_DIMENSIONS, DIMENSIONS, LAYOUTS, Layout
 from conformance.errors import UsageError
 from conformance.inputs import read_toml
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import sys
 
@@ -98,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--isolate-adapters", action="store_true",
                      help="a worker process per adapter (default: adapters of one framework and environment share one)")
     run.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, help="seconds one case may take before its worker is killed (default 120)")
-    run.add_argument("--xfail", default=None, metavar="FILE", help="TOML list of known discrepancies (see README)")
+    run.add_argument("--xfail", default=None, metavar="FILE", help="TOML list of known discrepancies (see docs/cli.md)")
     run.add_argument("--shard", default=None, metavar="K/N", help="run only the K-th of N deterministic slices of the cases")
     again = run.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out: only (adapter, case) pairs without results")

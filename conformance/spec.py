@@ -1,4 +1,4 @@
-"""The value an adapter builds its layer from (DESIGN.md section 4)."""
+"""The value an adapter builds its layer from (the adapter contract: conformance/adapter.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

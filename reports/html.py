@@ -11,9 +11,22 @@ import platform
 from collections import defaultdict
 
 from conformance.reports.results import (
-    STATUSES, Results, agreement, capability_gaps, configuration_table, defaults_table, failure_groups, invalid_table, property_table,
-    rerun_command, scored_error, verdict, versions_text,
+    STATUSES,
+    Results,
+    agreement,
+    capability_gaps,
+    configuration_table,
+    defaults_table,
+    failure_groups,
+    invalid_table,
+    property_table,
+    rerun_command,
+    scored_error,
+    verdict,
+    versions_text,
 )
+
+from conformance.checks.registry import names
 
 MAX_LISTED = 40  # failing results listed per adapter; the rest are in report.json
 
@@ -149,8 +162,6 @@ def _defaults(results: Results) -> str:
 
 
 def _properties(results: Results) -> str:
-    from conformance.checks.registry import names
-
     checks = names("property")
     table = property_table(results)
     if not table:

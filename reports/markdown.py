@@ -3,9 +3,19 @@ from __future__ import annotations
 
 from conformance.reports.findings import RESULTS_SHOWN
 from conformance.reports.results import (
-    STATUSES, Results, capability_gaps, configuration_table, defaults_table, invalid_table, property_table, table, verdict, versions_text,
+    STATUSES,
+    Results,
+    capability_gaps,
+    configuration_table,
+    defaults_table,
+    invalid_table,
+    property_table,
+    table,
+    verdict,
+    versions_text,
 )
 
+from conformance.checks.registry import names
 
 
 def _fmt(v) -> str:
@@ -99,8 +109,6 @@ def _defaults(results: Results) -> list[str]:
 
 
 def _properties(results: Results) -> list[str]:
-    from conformance.checks.registry import names
-
     checks = names("property")
     table = property_table(results)
     if not table:

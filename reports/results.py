@@ -8,9 +8,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from conformance.errors import UsageError
+from conformance.cases.dimensions import axes_kind
+from conformance.cases.invalid import CHECK as INVALID_CHECK
 from conformance.reports.findings import Gate, Verdict, coverage, findings, judge
 from conformance.reports.schema import STATUSES, read_records
+
+from conformance.checks.registry import names
+from conformance.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -234,8 +238,6 @@ def agreement(results: Results) -> dict:
 
 def failure_groups(results: Results) -> dict:
     """Failing results per adapter, counted by what they have in common."""
-    from conformance.cases.dimensions import axes_kind
-
     groups: dict = defaultdict(lambda: {"dtype": Counter(), "axes kind": Counter(), "distribution": Counter(), "check": Counter()})
     for r in results.failing:
         g = groups[r["adapter"]]
@@ -248,8 +250,6 @@ def failure_groups(results: Results) -> dict:
 
 def configuration_table(results: Results) -> list[dict]:
     """Per adapter: counts of each status for the configuration checks."""
-    from conformance.checks.registry import names
-
     configuration = names("configuration")
     cells: dict = defaultdict(Counter)
     for r in results.records:
@@ -260,8 +260,6 @@ def configuration_table(results: Results) -> list[dict]:
 
 def property_table(results: Results) -> dict[str, dict[str, str]]:
     """{adapter: {property check: cell}}: "pass 4", "fail 1 of 4" (fail or error), "unsupported"."""
-    from conformance.checks.registry import names
-
     cells: dict = defaultdict(Counter)
     for r in results.records:
         if r["check"] in names("property"):
@@ -286,12 +284,10 @@ def capability_gaps(results: Results) -> dict[str, dict[str, list[str]]]:
 
 def invalid_table(results: Results) -> dict:
     """{invalid configuration: {adapter: (status, outcome, message)}} and the descriptions."""
-    from conformance.cases.invalid import CHECK
-
     table: dict = defaultdict(dict)
     what = {}
     for r in results.records:
-        if r["check"] == CHECK:
+        if r["check"] == INVALID_CHECK:
             table[r["case"]][r["adapter"]] = (r["status"], r.get("outcome", r["status"]), r.get("message", ""))
             what[r["case"]] = r.get("invalid", "")
     return {"rows": {k: dict(v) for k, v in sorted(table.items())}, "what": what}

@@ -12,6 +12,7 @@ import functools
 import json
 from pathlib import Path
 
+from conformance.checks.registry import ALL_CHECKS
 from conformance.errors import UsageError
 
 STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass")
@@ -57,8 +58,6 @@ def _check_types(obj: dict, fields: dict, required: tuple[str, ...]) -> str | No
 
 @functools.cache
 def known_checks() -> tuple[str, ...]:
-    from conformance.checks.registry import ALL_CHECKS
-
     return ALL_CHECKS
 
 

@@ -16,7 +16,13 @@ from conformance.checks.context import CaseRun
 from conformance.checks.effective import effective_parameters
 from conformance.checks.invalid import InvalidRun
 from conformance.checks.records import framework_error, record, suite_error
-from conformance.checks.registry import Check, applicable, attach_diagnosis, checks_for, missing
+from conformance.checks.registry import (
+    Check,
+    applicable,
+    attach_diagnosis,
+    checks_for,
+    missing,
+)
 
 
 def evaluate(adapter, case) -> list[dict]:

@@ -30,11 +30,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from conformance.numerics import tolerance
 from conformance.cases.case import Case
 from conformance.checks.context import CaseRun
-from conformance.numerics.compare import numeric_array, score
 from conformance.diagnosis.diagnose import diagnosis
+from conformance.numerics import tolerance
+from conformance.numerics.compare import numeric_array, score
 from conformance.numerics.oracle import placed
 from conformance.spec import LayerSpec
 

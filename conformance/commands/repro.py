@@ -4,8 +4,10 @@ DIR/inputs.npz holds the case's arrays (bfloat16 as its bits) and DIR/repro.py
 builds the layer the way the adapter does, runs it, computes the float64 formula
 inline and prints the discrepancy and a hash of the output's bytes: what one
 pastes into an upstream issue.  The adapter's optional `snippet(spec)` gives the
-framework code (imports, build, call; see adapters/torch_nn.py); an adapter
-without one gets a script that imports the adapter (and so needs the suite).
+framework code: {"imports", "functions", "build", "call"}, each source text, the
+functions the very ones the adapter runs (adapters/_snippets.py); `build` sets
+`layer` from the names SCRIPT_HEAD defines, `call` sets y_dtype, y_bytes and y64.
+An adapter without one gets a script that imports the adapter (and so needs the suite).
 The command also runs the adapter itself once, in its own environment, and
 prints the same hash, so the script can be checked against the suite.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conformance.adapter import provides
 from conformance.commands.report import EXIT_FAIL, EXIT_PASS
 from conformance.errors import UsageError
 
@@ -58,8 +61,9 @@ def float64(a):
 
 
 x, scale, dy = array("x"), array("scale"), array("dy")
-axis, axes, eps, input_shape = meta["axis"], tuple(meta["axes"]), meta["epsilon"], tuple(meta["shape"])
+axis, axes, eps, input_shape = tuple(meta["axis"]), tuple(meta["axes"]), meta["epsilon"], tuple(meta["shape"])
 dtype, compute_dtype, param_dtype = meta["dtype"], meta["compute_dtype"], meta["param_dtype"]
+dtype_args = meta["dtype_args"]  # False: the layer is built with no dtype arguments (the framework's defaults)
 '''
 
 SCRIPT_TAIL = '''
@@ -125,13 +129,19 @@ def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, 
     np.savez(out / "inputs.npz", x=_bits(arrays.x), scale=_bits(arrays.scale), dy=_bits(arrays.dy))
     meta = {"dtypes": {k: getattr(arrays, k).dtype.name for k in ("x", "scale", "dy")}, "axis": list(case.axis),
             "axes": list(case.axes), "epsilon": case.epsilon, "epsilon_used": epsilon_used, "shape": list(case.shape),
-            "dtype": spec.dtype, "compute_dtype": spec.compute_dtype, "param_dtype": spec.param_dtype}
+            "dtype": spec.dtype, "compute_dtype": spec.compute_dtype, "param_dtype": spec.param_dtype,
+            "dtype_args": not spec.no_dtype_args}
     head = SCRIPT_HEAD.format(case=case.id, adapter=adapter.name, meta=repr(meta),
                               versions=", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-    snippet = adapter.snippet(spec) if hasattr(adapter, "snippet") else None
+    snippet = None
+    if provides(adapter, "snippet"):
+        try:
+            snippet = adapter.snippet(spec)
+        except NotImplementedError:  # not for this case: the generic script
+            snippet = None
     if snippet:
-        body = "\n# -- the layer, as the adapter builds and calls it " + "-" * 40 + "\n" + "\n".join(
-            textwrap.dedent(snippet[k]).strip() + "\n" for k in ("imports", "build", "call"))
+        parts = [textwrap.dedent(snippet[k]).strip() for k in ("imports", "functions", "build", "call") if snippet.get(k)]
+        body = "\n# -- the layer, as the adapter builds and calls it " + "-" * 40 + "\n" + "\n\n\n".join(parts) + "\n"
     else:
         body = GENERIC.format(ref=adapter_ref, cwd=_import_root(type(adapter)))
     script = out / "repro.py"

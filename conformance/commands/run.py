@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 import sys
 import time

@@ -15,11 +15,11 @@ import re
 
 import numpy as np
 
+from conformance.diagnosis.formula import Arrays
+from conformance.diagnosis.hypotheses import CATALOGUE
 from conformance.numerics import tolerance
 from conformance.numerics.compare import score
 from conformance.numerics.dtypes import FORMATS
-from conformance.diagnosis.formula import Arrays
-from conformance.diagnosis.hypotheses import CATALOGUE
 
 CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-values", "crash", "configuration",
            "property", "unexplained")

@@ -10,19 +10,19 @@ from dataclasses import dataclass, field, replace
 
 from conformance.execution.loading import adapter_name, check_metadata, import_adapter
 from conformance.adapters import BUILTIN
+from conformance.adapters._environment import WORKER_ENV as FRAMEWORK_ENV
 from conformance.errors import UsageError
 from conformance.execution.procs import describe_exit
 
 # Workers run one thread each: --jobs decides parallelism, and thread pools of
 # several frameworks on two cores only fight.  Reductions of the sizes in the
-# suites are single-threaded in every framework anyway.
+# suites are single-threaded in every framework anyway.  The frameworks' own
+# settings are the adapters' (adapters/_environment.py).
 WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+    **FRAMEWORK_ENV,
     "PYTHONUNBUFFERED": "1",
 }
 LOAD_TIMEOUT_S = 300.0  # importing a framework cold can take tens of seconds on a busy machine

@@ -1,8 +1,8 @@
 """`--cache-dir`: one folder of persistent compilation caches for a run's workers (issue 13).
 
-JAX's persistent compilation cache (the JAX-family adapters and keras-jax), torch Inductor's
-cache (torch-compile) and torch-onnx's exported models live there, so a second run of a suite skips the compilations the first
-one paid for.  A cache hit returns the executable the cold compilation produced, so results do
+The frameworks' compilation caches (which ones: adapters/_environment.py, CACHE_ENV, e.g. JAX's
+and torch Inductor's) and torch-onnx's exported models live there, so a second run of a suite
+skips the compilations the first one paid for.  A cache hit returns the executable the cold compilation produced, so results do
 not change (tests/test_cache.py compares the records of a cold and a warm run).  The default is
 a user cache folder that `make` targets and runs share; `--no-cache` turns it off.
 """
@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from conformance.adapters._environment import CACHE_ENV
 from conformance.errors import UsageError
 
 ENV = "CONFORMANCE_CACHE_DIR"  # adapters that keep their own artefacts there (torch-onnx's exports)
@@ -38,11 +39,4 @@ def worker_env(folder: Path | None) -> dict[str, str]:
     """What a worker's environment gains for the cache (nothing without one)."""
     if folder is None:
         return {}
-    return {
-        ENV: str(folder),
-        "JAX_COMPILATION_CACHE_DIR": str(folder / "jax"),
-        # Every compilation is worth keeping: the suite's are small and many.
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
-        "TORCHINDUCTOR_CACHE_DIR": str(folder / "inductor"),
-    }
+    return {ENV: str(folder), **{name: value.replace("{folder}", str(folder)) for name, value in CACHE_ENV.items()}}

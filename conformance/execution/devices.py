@@ -1,11 +1,12 @@
-"""`--device cpu|cuda|gpu|auto`: which device the torch- and JAX-family adapters run on.
+"""`--device cpu|cuda|gpu|auto`: which device the adapters of a device family run on.
 
-An adapter says which family it belongs to (`device_family = "torch"` or `"jax"`); the others
-run on the CPU only.  `cuda` and `gpu` both mean the accelerator (torch calls it cuda, JAX
-gpu); `auto` takes it where the family sees one and the CPU elsewhere.  Before any worker
+An adapter says which family it belongs to (`device_family`, a family of adapters/_devices.py:
+its accelerator's name, how to ask whether it sees one, what a worker on it needs); the others
+run on the CPU only.  `cuda` and `gpu` both mean the accelerator (each family has its own name
+for it); `auto` takes it where the family sees one and the CPU elsewhere.  Before any worker
 starts, a short child process asks each family whether it sees an accelerator, so an absent
 device is one line and exit 2, not a run of errors.  The worker learns its device from
-CONFORMANCE_DEVICE; JAX's from JAX_PLATFORMS as well.
+CONFORMANCE_DEVICE, and from the family's own variables as well.
 """
 from __future__ import annotations
 
@@ -14,17 +15,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from conformance.adapters._devices import FAMILIES
 from conformance.errors import UsageError
 
 CHOICES = ("cpu", "cuda", "gpu", "auto")
 ENV = "CONFORMANCE_DEVICE"
-ACCELERATOR = {"torch": "cuda", "jax": "gpu"}  # each family's name for it
+ACCELERATOR = {name: family.accelerator for name, family in FAMILIES.items()}  # each family's name for it
 PROBE_TIMEOUT_S = 120.0
 # Prints the accelerator's name, or nothing when the family sees none.
-PROBES = {
-    "torch": "import torch\nif torch.cuda.is_available(): print(torch.cuda.get_device_name(0))",
-    "jax": "import jax\nd = [x for x in jax.devices() if x.platform == 'gpu']\nif d: print(d[0].device_kind)",
-}
+PROBES = {name: family.probe for name, family in FAMILIES.items()}
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ CPU = Placement("cpu")
 
 def probe(family: str) -> str:
     """The name of the accelerator the family sees, or '' (also when the probe fails)."""
-    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    env = {k: v for k, v in os.environ.items() if k not in FAMILIES[family].probe_unset}
     try:
         p = subprocess.run([sys.executable, "-c", PROBES[family]], capture_output=True, text=True, env=env,
                            timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
@@ -61,8 +60,8 @@ def place(requested: str, adapters: dict[str, str | None]) -> dict[str, Placemen
     for name, family in adapters.items():
         if family not in ACCELERATOR:
             if requested != "auto":
-                raise UsageError(f"--device {requested}: adapter {name!r} runs on the CPU only "
-                                 f"(the torch- and JAX-family adapters can use an accelerator)")
+                raise UsageError(f"--device {requested}: adapter {name!r} runs on the CPU only (only the adapters "
+                                 f"of a device family, {' or '.join(FAMILIES)}, can use an accelerator)")
             out[name] = CPU
             continue
         if family not in seen:
@@ -82,6 +81,6 @@ def worker_env(placement: Placement, family: str | None) -> dict[str, str]:
     env = {ENV: placement.device}
     if placement.accelerator:
         env[ENV + "_NAME"] = placement.accelerator
-        if family == "jax":
-            env["JAX_PLATFORMS"] = "cuda"
+        if family in FAMILIES:
+            env.update(FAMILIES[family].accelerator_env)
     return env

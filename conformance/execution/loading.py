@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import re
 
-from conformance.adapter import Adapter
+from conformance.adapter import REQUIRED, Adapter
 from conformance.adapters import BUILTIN
 from conformance.errors import UsageError
 
@@ -31,9 +31,9 @@ def import_adapter(ref: str) -> type[Adapter]:
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise UsageError(f"module {module_name!r} has no class {class_name!r} (adapter {ref!r})")
-    for method in ("build", "call", "grad", "load", "supports", "config"):
+    for method in REQUIRED:
         if not callable(getattr(cls, method, None)):
-            raise UsageError(f"adapter {ref!r} lacks the method {method}(); see the adapter contract in README.md")
+            raise UsageError(f"adapter {ref!r} lacks the method {method}(); see the adapter contract in docs/adapters.md")
     return cls
 
 

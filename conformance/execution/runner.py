@@ -31,7 +31,6 @@ from conformance.execution.adapter_refs import LOAD_TIMEOUT_S, AdapterRef, resol
 from conformance.cases.case import parse_case
 from conformance.errors import UsageError
 from conformance.checks.pipeline import error_records
-from conformance.execution.outdir import STALE_PREFIX
 from conformance.execution.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent, WorkerStopped, kill_tree
 
 DEFAULT_CASE_TIMEOUT_S = 120.0  # one case, compilation included

@@ -66,7 +66,7 @@ class Precision:
     Plain dtypes use one format for both; the Keras-style mixed-precision policies
     compute in half precision with float32 parameters.  The `default_` precisions
     feed half-precision inputs to a layer built with no dtype arguments at all,
-    whatever the framework then chooses (issue 11: what most users get): the scale
+    whatever the framework then chooses (what most users get): the scale
     is handed over in float32 holding values exact in the input's format, so any
     default parameter dtype stores it exactly, and neither the parameter's nor
     dscale's dtype is judged.

@@ -3,7 +3,7 @@
     r      = 1 / sqrt(mean(x**2, axes) + eps),   xn = x * r
     y      = xn * scale
     dx     = r * (scale * dy - xn * mean(scale * dy * xn, axes))
-             (= r*scale*dy - x*r**3*mean(scale*dy*x), the form in DESIGN.md)
+             (= r*scale*dy - x*r**3*mean(scale*dy*x), the form most implementations write)
     dscale = sum over the other axes of dy * xn
 
 Rows whose values are all finite are computed on x / max|x| (and eps / max|x|**2)

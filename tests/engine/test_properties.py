@@ -1,11 +1,13 @@
-"""The property checks (issue 12): each planted violation is caught by its own check and by no
-other; the float64 derivative formulas agree with finite differences and with torch's autodiff."""
+"""The property checks (issue 12), in this process: each planted violation is caught by its own
+check and by no other; the float64 derivative formulas agree with finite differences (and with
+torch's autodiff: tests/frameworks/test_derivative_formulas.py)."""
 
 import numpy as np
 import pytest
 
 from conformance.checks.properties import hvp_reference, jvp_reference
 from conformance.checks.registry import names
+from tests.engine.inprocess import run
 
 PROPERTY_CHECKS = names("property")
 
@@ -15,31 +17,22 @@ VIOLATIONS = {
     "BatchVariant": "batch_invariance",
     "EveryOtherCall": "determinism",
     "SignRounding": "sign_symmetry",
+    "MagnitudePath": "scale_invariance",
     "IgnoresStrides": "layout",
     "WrongJvp": "jvp",
     "FirstOrderOnly": "hvp",
 }
 
 
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    from tests.conftest import run_cases
-
-    adapters = [a for name in ("Derivatives", *VIOLATIONS) for a in ("--adapter", PLANTED + name)]
-    return list(run_cases(tmp_path_factory.mktemp("properties"), CASES, *adapters, expect=(1,)).values())
-
-
-def test_the_reference_with_derivatives_passes_every_property(planted):
-    mine = [r for r in planted if r["adapter"] == "planted-derivatives"]
+def test_the_reference_with_derivatives_passes_every_property():
+    mine = run(PLANTED + "Derivatives", CASES)
     assert {r["check"] for r in mine} >= set(PROPERTY_CHECKS)
     assert all(r["status"] == "pass" for r in mine), [(r["check"], r["message"]) for r in mine if r["status"] != "pass"]
 
 
 @pytest.mark.parametrize("adapter, check", VIOLATIONS.items())
-def test_each_violation_is_caught_by_its_check_and_only_by_it(planted, adapter, check):
-    name = "planted-" + "".join("-" + c.lower() if c.isupper() else c for c in adapter).lstrip("-")
-    mine = [r for r in planted if r["adapter"] == name]
-    assert mine, name
+def test_each_violation_is_caught_by_its_check_and_only_by_it(adapter, check):
+    mine = run(PLANTED + adapter, CASES)
     bad = {(r["case"], r["check"]) for r in mine if r["status"] in ("fail", "error")}
     assert bad and {c for _, c in bad} == {check}, sorted(bad)
     for r in mine:
@@ -73,16 +66,3 @@ def test_jvp_and_hvp_formulas_agree_with_finite_differences():
         e[i] = h
         grad[i] = (phi(x + e) - phi(x - e)) / (2 * h)
     np.testing.assert_allclose(hv, grad, rtol=1e-6, atol=1e-7)
-
-
-@pytest.mark.frameworks
-def test_hvp_formula_agrees_with_torch_double_backward_in_float64():
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(1)
-    x, dy, v = (rng.standard_normal((4, 2, 6)) for _ in range(3))
-    scale, axes, eps = rng.uniform(0.5, 2, (2, 6)), (1, 2), 0.0
-    xt = torch.tensor(x, requires_grad=True)
-    y = torch.nn.functional.rms_norm(xt, (2, 6), torch.tensor(scale), eps)
-    (dx,) = torch.autograd.grad(y, xt, torch.tensor(dy), create_graph=True)
-    (hv,) = torch.autograd.grad((dx * torch.tensor(v)).sum(), xt)
-    np.testing.assert_allclose(hvp_reference(x, scale, dy, v, axes, eps)[0], hv.numpy(), rtol=1e-10, atol=1e-12)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.harness.processes import HOSTILE, PLANTED, cli, results, usage_error
 
+
 # -- fuzz -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("adapter, extra, says", [
     (PLANTED + "CrashOnHalf", [], "worker crashed on this case (exit code 7)"),

@@ -11,6 +11,7 @@ import pytest
 
 from tests.harness.processes import cli, usage_error
 
+
 # -- reports validate their input -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):

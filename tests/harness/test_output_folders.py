@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.processes import HOSTILE, Run, cli, results, usage_error, wait_for_results
+from tests.harness.processes import HOSTILE, Run, cli, usage_error, wait_for_results
+
 
 # -- output folders -----------------------------------------------------------------------------
 def test_a_second_run_into_a_busy_folder_names_the_holder(tmp_path):
@@ -101,8 +102,6 @@ def test_report_and_diff_respect_a_running_runs_lock(tmp_path, finished, argv):
     usage_error(cli(tmp_path, *[a.format(base=finished) for a in argv], "--out", str(out)), "is in use by another run")
     first.proc.send_signal(signal.SIGTERM)
     assert first.wait(60) == 143
-
-
 
 
 def test_odd_bytes_in_a_path_are_written_as_given(tmp_path):

@@ -6,31 +6,10 @@ import signal
 import pytest
 
 from conformance.numerics.dtypes import PRECISIONS
-from tests.test_hostile import HOSTILE, Run, cli, results, usage_error, wait_for_results
+from tests.harness.processes import HOSTILE, Run, cli, results, usage_error, wait_for_results
 
 pytest.importorskip("ray")  # the [ray] extra; `make test` installs it
 PLANTED = "tests.planted.adapters:"
-
-
-def _records(out):
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    return {(r["adapter"], r["case"], r["check"]): {k: v for k, v in r.items() if k not in ("seconds", "message",
-                                                                                          "diagnosis")}
-            for r in rows if r.get("record") == "result"}
-
-
-@pytest.mark.frameworks
-def test_ray_gives_the_records_of_the_local_runner_on_the_smoke_suite(tmp_path):
-    adapters = ("--adapters", "numpy-reference,torch,flax-nnx,keras-jax")
-    runs = {}
-    for executor in ("local", "ray"):
-        run = cli(tmp_path, "run", "--suite", "smoke", *adapters, "--executor", executor,
-                  "--out", str(tmp_path / executor))
-        assert run.proc.returncode in (0, 1), run.stderr
-        run.assert_clean()
-        runs[executor] = _records(tmp_path / executor)
-    assert runs["ray"] == runs["local"]
-    assert {k[0] for k in runs["ray"]} == {"numpy-reference", "torch", "flax-nnx", "keras-jax"}
 
 
 def test_a_worker_killed_under_ray_costs_exactly_its_case(tmp_path):

@@ -58,15 +58,6 @@ def test_a_fault_in_a_shared_worker_costs_only_the_faulty_adapters_cases(cli, tm
     assert starts == (len(crashed_cases) + 1 if planted == "CrashOnHalf" else 2)
 
 
-@pytest.mark.frameworks
-def test_torch_adapters_import_torch_once(cli, tmp_path):
-    starts, results = _run(cli, tmp_path / "torch", "--adapters", "torch,torch-functional,hf-llama",
-                           "--case", "f32/4x32/*")
-    assert starts == 1
-    assert {k[0] for k in results} == {"torch", "torch-functional", "hf-llama"}
-    assert not [r for r in results.values() if r["status"] == "error"]
-
-
 def test_the_schedule_starts_the_longest_group_first_and_keeps_a_groups_tasks_together(tmp_path):
     from conformance.execution import schedule
     from conformance.execution.adapter_refs import AdapterRef, share_key

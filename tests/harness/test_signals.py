@@ -12,6 +12,7 @@ import pytest
 
 from tests.harness.processes import HOSTILE, Run, cli, results, usage_error, wait_for_results
 
+
 # -- signals --------------------------------------------------------------------------------
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_signal_stops_a_hung_run_at_once_and_keeps_what_finished(tmp_path, sig, code):
@@ -84,8 +85,6 @@ def test_a_resume_stopped_before_its_first_result_keeps_what_it_carried_over(tmp
     assert {r["case"] for r in results(out)} == carried  # the killed run's records, not the older run's
     assert "INTERRUPTED after" in (out / "report.md").read_text()
     resumed.assert_clean()
-
-
 
 
 def test_time_the_cli_spends_stopped_is_not_counted_against_a_case(tmp_path):
