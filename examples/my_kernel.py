@@ -38,7 +38,7 @@ class MyRMSNorm(Adapter):
         # integer or boolean input: a float output (casting back would truncate the result)
         return (xc * r * s).astype(x.dtype if x.dtype.kind not in "biu" else layer["compute"])
 
-    def grad(self, layer, x, dy):       # (dx, dscale); raise NotImplementedError if you have none
+    def grad(self, layer, x, dy):       # (dx, dscale); leave it out if you have none (forward only)
         xc, r, s = self._parts(layer, x)
         dyc = dy.astype(layer["compute"])
         dx = r * s * dyc - xc * r**3 * np.mean(s * dyc * xc, axis=layer["axes"], keepdims=True)

@@ -84,6 +84,7 @@ def cmd_run(args) -> int:
     if not cases:
         raise UsageError(f"--shard {args.shard} selects none of the suite's cases: nothing to run")
     xfail = XfailList.load(Path(args.xfail)) if args.xfail else None
+    history = schedule.load(cache_dir)  # an unusable timings.json is a warning, before the folder is touched
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     folder = OutputFolder(Path(args.out))
     executor = _executor(args)
@@ -103,7 +104,7 @@ def cmd_run(args) -> int:
         write_jsonl(folder.partial, plan.head)  # atomically: a resumed file is replaced, never emptied
         runner = Runner(folder.path, jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, Progress(todo), xfail,
                         results_file=folder.partial.name, append=True, previous_versions=plan.versions,
-                        share=not args.isolate_adapters, history=schedule.load(cache_dir), executor=executor)
+                        share=not args.isolate_adapters, history=history, executor=executor)
         with StopOnSignal(runner.stop) as caught:
             runner.run(adapters, cases, plan.done)
             on = executor.summary()

@@ -1,6 +1,8 @@
 """Adapters planted by the tests: user adapters loaded with --adapter tests.planted.adapters:Name.
 
-Each is built on the numpy reference and breaks one thing on purpose.
+Each is built on the numpy reference and breaks one thing on purpose; a bug the diagnosis must
+name declares it (`expect`, tests/planted/expect.py).  CrashOnHalf, KilledOnHalf,
+KillsItsRayActorOnHalf and HangOnBfloat16 end or stop their process: through the CLI only.
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Adapters that attack the harness rather than the numerics (tests/test_hostile.py).
+"""Adapters that attack the harness rather than the numerics (tests/harness/, helpers in
+tests/harness/processes.py).  Some end or stop their process: run them through the CLI only,
+never in-process (tests/engine/inprocess.py).
 
 Processes they start carry the test's token in their environment (they inherit
 it), so a test can find every one that outlives a run by scanning /proc.

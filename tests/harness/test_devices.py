@@ -74,3 +74,17 @@ def test_list_shows_the_devices_each_adapter_can_use(cli):
     rows = {x.split()[1]: x for x in p.stdout.splitlines() if "devices" in x}
     assert "devices cpu,cuda" in rows["torch"] and "devices cpu,gpu" in rows["flax-nnx"]
     assert "devices cpu " in rows["numpy-reference"] and "devices cpu " in rows["keras-torch"]
+
+
+def test_the_engine_names_no_framework():
+    """Framework knowledge (device probes, accelerator and cache variables, thread settings) is
+    the adapters' (adapters/_devices.py, adapters/_environment.py): the engine reads it generically."""
+    import re
+    from pathlib import Path
+
+    framework = re.compile(r"import (torch|jax|tensorflow|keras|onnx|flax|equinox|transformers)|"
+                           r"JAX_|XLA_|TORCHINDUCTOR|TF_|KERAS_")
+    engine = Path(devices.__file__).resolve().parents[1]
+    found = [f"{p.relative_to(engine)}:{n}" for p in sorted(engine.rglob("*.py"))
+             for n, line in enumerate(p.read_text().splitlines(), 1) if framework.search(line)]
+    assert not found, found
