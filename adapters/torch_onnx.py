@@ -7,7 +7,10 @@ what a model porter gets.
   An export that fails is recorded as the case's error: that is the finding.
 - Exports are reused across cases with the same module and input (the weight is an
   initializer, replaced per case), since one costs ~0.6 s; with a run cache (--cache-dir) they
-  are kept there as .onnx files, keyed by the export's inputs and the exporter's versions.
+  are kept there as verified entries (conformance/execution/entries.py), keyed by the adapter's
+  identity (its class and a digest of its source, so a subclass never shares them), the export's
+  inputs and the exporter's versions; an entry that fails verification or does not decode is
+  removed, said in one warning line, and exported again.
   The exporter rebuilds its registry of torchlib functions on every call (~0.4 s of its ~0.6 s,
   parsing the source of ~2,500 functions); `_reuse_torchlib_registry` builds it once per
   process and hands each export a fresh copy, so the models are byte-identical and cost ~0.2 s.
@@ -16,7 +19,6 @@ what a model porter gets.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -27,6 +29,7 @@ from conformance.adapters._convert import torch_param_dtype
 from conformance.adapters._snippets import Source, bind, expression, invoke, snippet
 from conformance.adapters.onnx_op import OnnxRuntime, _Model, ort_session
 from conformance.adapters.torch_nn import TorchRMSNorm, torch_module
+from conformance.execution import entries
 from conformance.execution.cache import ENV as CACHE_ENV
 
 
@@ -123,28 +126,32 @@ class TorchOnnx(OnnxRuntime):
     def _export(self, spec):
         key = (tuple(spec.input_shape), spec.compute_dtype, str(torch_param_dtype(spec)), spec.epsilon, spec.axes)
         if key not in self._exported:
-            cached = self._cache_file(key)
-            if cached is not None and cached.exists():
-                self._exported[key] = self.onnx.load_model(str(cached))
-            else:
-                self._exported[key] = bind(torch_onnx_export, spec, module=bind(torch_module, spec))
-                if cached is not None:  # written whole, then renamed: a reader never sees half a model
-                    partial = cached.with_suffix(f".{os.getpid()}.partial")
-                    self.onnx.save_model(self._exported[key], str(partial))
-                    os.replace(partial, cached)
+            store, entry = self._cache_entry(key)
+            model = store.get(entry, self.onnx.load_model_from_string) if store else None
+            if model is None:
+                model = bind(torch_onnx_export, spec, module=bind(torch_module, spec))
+                if store:
+                    store.put(entry, model.SerializeToString())
+            self._exported[key] = model
         return self._exported[key]
 
-    def _cache_file(self, key) -> Path | None:
-        """Where the run's cache (--cache-dir) keeps this export: the model depends on the key and
-        the exporter's versions only (the weight is replaced per case)."""
-        folder = os.environ.get(CACHE_ENV)
-        if not folder:
-            return None
-        versions = (self.torch.__version__, self.onnxscript_version, self.onnx.__version__)
-        digest = hashlib.sha256(repr((key, versions)).encode()).hexdigest()[:24]
-        path = Path(folder) / "torch-onnx"
-        path.mkdir(parents=True, exist_ok=True)
-        return path / f"{digest}.onnx"
+    def _cache_entry(self, key) -> tuple[entries.Entries | None, str]:
+        """The run's cache (--cache-dir) of exports, and this export's key there: the model
+        depends on the adapter's code (the class, its bases and the functions it builds the module
+        with), the export's inputs and the exporter's versions (the weight is replaced per case).
+        No store without a cache, or where the adapter's source cannot be read."""
+        if "_store" not in self.__dict__:  # once per process
+            folder = os.environ.get(CACHE_ENV)
+            identity = entries.adapter_identity(type(self), torch_module, torch_onnx_export, bind, torch_param_dtype)
+            self._store = entries.Entries(Path(folder) / "torch-onnx") if folder and identity else None
+            self._identity = identity
+        if self._store is None:
+            return None, ""
+        versions = {"torch": self.torch.__version__, "onnxscript": self.onnxscript_version,
+                    "onnx": self.onnx.__version__}
+        parts = {"what": "torch.onnx.export model", **self._identity, "versions": versions,
+                 "device": getattr(self, "device", "cpu"), "export": [list(key[0]), *key[1:3], key[3], list(key[4])]}
+        return self._store, entries.key(parts)
 
     def build(self, spec):
         proto = bind(with_weight, spec, proto=self._export(spec))

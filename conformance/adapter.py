@@ -107,8 +107,9 @@ class Adapter:
 
     # -- optional: what the reports and `repro` say about the implementation ----------------
     def snippet(self, spec: LayerSpec) -> dict:
-        """{"imports", "build", "call"}: the framework code of build and call as source, for a
-        `conformance repro` script that needs no suite (made from the adapter's own functions)."""
+        """{"imports", "functions", "build", "call"}: the framework code of build and call as
+        source, for a `conformance repro` script that needs no suite; made from the very
+        functions the adapter runs (adapters/_snippets.py), so it cannot drift from them."""
         raise NotImplementedError("snippet is not provided")
 
     def defaults(self) -> dict:

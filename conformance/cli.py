@@ -52,6 +52,16 @@ def _classes(text: str) -> frozenset:
 SHARE = _number(float, 0.0, 1.0)
 
 
+def _folder(hint: str):
+    """An argparse type: a folder path that is not empty (an empty one would silently mean the default)."""
+    def parse(text: str) -> str:
+        if not text:
+            raise argparse.ArgumentTypeError(f"an empty path is not a folder: {hint}")
+        return text
+    parse.__name__ = "folder"
+    return parse
+
+
 def _gating_options(p) -> None:
     p.add_argument("--fail-on", type=_classes, default=None, metavar="CLASSES",
                    help="finding classes that fail the run, comma-separated, or 'all' (default: all but range)")
@@ -77,9 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--adapters", default=None, help="comma-separated built-in adapters, 'all' (every one but the "
                      "execution modes) or 'modes' (the execution modes and their twins); default: all, unless --adapter is given")
     run.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")
-    run.add_argument("--cache-dir", default=None, metavar="DIR",
+    run.add_argument("--cache-dir", type=_folder("give a folder, or --no-cache for none"), default=None, metavar="DIR",
                      help="persistent compilation caches (JAX, torch Inductor) shared by runs "
-                          "(default: ~/.cache/rmsnorm-conformance)")
+                          "(default: $XDG_CACHE_HOME/rmsnorm-conformance, else ~/.cache/rmsnorm-conformance; "
+                          "an empty DIR is refused)")
     run.add_argument("--no-cache", action="store_true", help="compile everything afresh, keep nothing")
     run.add_argument("--device", choices=("cpu", "cuda", "gpu", "auto"), default="cpu",
                      help="where the torch- and JAX-family adapters run: cpu (default), cuda or gpu (the accelerator; "
@@ -96,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
                           "local Ray instance")
     run.add_argument("--isolate-adapters", action="store_true",
                      help="a worker process per adapter (default: adapters of one framework and environment share one)")
+    run.add_argument("--share-with-builtins", action="store_true",
+                     help="let your adapters share a worker process with the built-ins of their worker group "
+                          "(default: never; an adapter that changes the process state restarts the worker either way)")
     run.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, help="seconds one case may take before its worker is killed (default 120)")
     run.add_argument("--xfail", default=None, metavar="FILE", help="TOML list of known discrepancies (see docs/cli.md)")
     run.add_argument("--shard", default=None, metavar="K/N", help="run only the K-th of N deterministic slices of the cases")
@@ -135,10 +149,17 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--adapter", required=True, metavar="NAME|MODULE:CLASS", help="a built-in adapter or your own")
     rp.add_argument("--out", default="out/repro", help="folder for inputs.npz and repro.py (default: out/repro)")
     rp.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    rp.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, metavar="SECONDS",
+                    help="seconds the case may take (build, call, the files) before the adapter's process is killed "
+                         "(default 120, as `run`; loading the adapter has its own 300)")
 
     sh = sub.add_parser("show", help="write a case's arrays and the float64 oracle's outputs to an .npz, print a summary")
     sh.add_argument("case", help="a case id, e.g. f32/4x32/ax-1/eps1e-06/normal/rand/s0")
-    sh.add_argument("--out", default=None, help="the .npz file (default: the case id with / as _, in the current folder)")
+    sh.add_argument("--out", default=None, metavar="FILE.npz",
+                    help="the file to write, a path ending in .npz (default: the case id with / as _ and .npz, in the "
+                         "current folder)")
+    sh.add_argument("--overwrite", action="store_true",
+                    help="replace an existing file or symbolic link at --out (the link itself, never its target)")
     sh.add_argument("--epsilon", type=_number(float, 0.0, 1e6), default=None,
                     help="the epsilon of the oracle for an `epsdefault` case (an implementation's default)")
 

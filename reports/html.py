@@ -22,6 +22,8 @@ from conformance.reports.results import (
     property_table,
     rerun_command,
     scored_error,
+    state_change_line,
+    state_changes,
     verdict,
     versions_text,
 )
@@ -176,6 +178,17 @@ def _properties(results: Results) -> str:
     return "".join(out) + "</table>"
 
 
+def _state(results: Results) -> str:
+    rows = state_changes(results)
+    if not rows:
+        return ""
+    items = "".join(f"<li>{_e(state_change_line(row))}</li>" for row in rows)
+    return ('<h2>Process state changed by adapters</h2><p>A shared worker reads the floating-point control state, '
+            "numpy's error state, the threads running and the frameworks' global numerics state after each load() and "
+            'case; these changed it, and their worker served no other adapter after that.</p>'
+            f'<ul id="state-changes">{items}</ul>')
+
+
 def _capabilities(results: Results) -> str:
     gaps = capability_gaps(results)
     if not gaps:
@@ -298,7 +311,7 @@ def render(results: Results) -> str:
               '<span style="background:hsl(60,65%,80%)"></span> 50% <span style="background:hsl(120,65%,80%)"></span> 100%</p>')
     body = "".join([
         f'<h1>RMS normalization conformance</h1><p class="verdict {"fail" if results.failed else "pass"}">{_e(v)}</p>',
-        _findings(results), legend,
+        _findings(results), _state(results), legend,
         _heatmap(results, ("forward",), "heatmap-forward", "Forward: pass rate and worst error (range findings aside)",
                  "ULP"),
         _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients",

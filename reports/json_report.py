@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from conformance.reports.findings import coverage
 from conformance.reports.results import (
-    Results, capability_gaps, configuration_table, defaults_table, invalid_table, property_table, rerun_command, table, verdict,
+    Results, capability_gaps, configuration_table, defaults_table, invalid_table, property_table, rerun_command,
+    state_change_line, state_changes, table, verdict,
 )
 
 
@@ -21,6 +22,7 @@ def render(results: Results) -> dict:
         "defaults": defaults_table(results),
         "properties": property_table(results),
         "capability_gaps": capability_gaps(results),
+        "state_changes": [row | {"text": state_change_line(row)} for row in state_changes(results)],
         "configuration": configuration_table(results),
         "invalid_configurations": invalid_table(results),
         "failures": [

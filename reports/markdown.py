@@ -10,6 +10,8 @@ from conformance.reports.results import (
     defaults_table,
     invalid_table,
     property_table,
+    state_change_line,
+    state_changes,
     table,
     verdict,
     versions_text,
@@ -73,7 +75,7 @@ def render_findings(results: Results) -> str:
 
 def render(results: Results) -> str:
     lines = ["# RMS normalization conformance", "", f"**{verdict(results)}**", ""]
-    lines += _findings(results)
+    lines += _findings(results) + _state(results)
     if results.adapters:
         lines += ["## Versions", "", "| adapter | versions |", "|---|---|"]
         for name, meta in sorted(results.adapters.items()):
@@ -87,6 +89,17 @@ def render(results: Results) -> str:
                      + " | ".join(str(row[s]) for s in STATUSES) + f" | {_fmt(row['worst_ulp'])} |")
     lines += _defaults(results) + _properties(results) + _capabilities(results) + _configuration(results)
     return "\n".join(lines) + "\n"
+
+
+def _state(results: Results) -> list[str]:
+    """Adapters that changed their worker's process state (conformance/execution/state.py)."""
+    rows = state_changes(results)
+    if not rows:
+        return []
+    return ["## Process state changed by adapters", "",
+            "A shared worker reads the floating-point control state, numpy's error state, the threads running and "
+            "the frameworks' global numerics state after each load() and case; these changed it, and their worker "
+            "served no other adapter after that.", ""] + [f"- {state_change_line(row)}" for row in rows] + [""]
 
 
 def _defaults(results: Results) -> list[str]:

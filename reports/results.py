@@ -291,3 +291,33 @@ def invalid_table(results: Results) -> dict:
             table[r["case"]][r["adapter"]] = (r["status"], r.get("outcome", r["status"]), r.get("message", ""))
             what[r["case"]] = r.get("invalid", "")
     return {"rows": {k: dict(v) for k, v in sorted(table.items())}, "what": what}
+
+
+def change_text(change: dict) -> str:
+    """One process-state change as a line: "flush-to-zero off -> on", "thread 'spin' (daemon) left running"."""
+    what, before, after = (str(change.get(k, "?")) for k in ("state", "before", "after"))
+    return f"{what} {after}" if before == "not running" else f"{what} {before} -> {after}"
+
+
+def state_changes(results: Results) -> list[dict]:
+    """What adapters changed in their worker's process (conformance/execution/state.py): a row per
+    adapter and where (`case`: the case after which the state differed, None: its load()), with
+    the changes as lines.  The worker was restarted after that task, so no other adapter ran in it."""
+    rows = [{"adapter": name, "ref": meta.get("ref", name), "case": None,
+             "changes": [change_text(c) for c in meta["state_changes"]]}
+            for name, meta in sorted(results.adapters.items()) if meta.get("state_changes")]
+    seen: set = set()
+    for r in results.records:
+        if r.get("state_changes") and (r["adapter"], r["case"]) not in seen:
+            seen.add((r["adapter"], r["case"]))
+            rows.append({"adapter": r["adapter"], "ref": results.adapters.get(r["adapter"], {}).get("ref", r["adapter"]),
+                         "case": r["case"], "changes": [change_text(c) for c in r["state_changes"]]})
+    return sorted(rows, key=lambda row: row["adapter"])  # stable: load() first, then the cases in file order
+
+
+def state_change_line(row: dict) -> str:
+    """A row of state_changes() as one sentence, e.g. "tests.planted.state:FlushesDenormals
+    (planted-ftz) changed: flush-to-zero off -> on (in case f32/...); the worker was restarted for the next task"."""
+    ref = row["ref"] if row["ref"] == row["adapter"] else f"{row['ref']} ({row['adapter']})"
+    where = f"in case {row['case']}" if row["case"] else "in load()"
+    return f"{ref} changed: {'; '.join(row['changes'])} ({where}); the worker was restarted for the next task"

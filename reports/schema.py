@@ -26,7 +26,7 @@ RESULT_FIELDS = {
     "dtype": (str,), "shape": (list,), "axis": (list,), "epsilon": (int, float, _OPTIONAL),
     "distribution": (str,), "scale": (str,), "seed": (int,), "seconds": (int, float),
     "epsilon_used": (int, float, _OPTIONAL), "outcome": (str,), "diagnosis": (dict,), "finding": (str,),
-    "device": (str,), "needs": (str,),
+    "device": (str,), "needs": (str,), "state_changes": (list,),
 }
 RESULT_REQUIRED = ("case", "adapter", "check", "status")
 # The metrics reports compute with; others (parameter shapes, ...) are shown as they are.
@@ -38,7 +38,20 @@ TOLERANCE_FIELDS = {"metric": (str,), "limit": (int, float)}
 DIAGNOSIS_FIELDS = {"id": (str,), "class": (str,), "detail": (str,), "evidence": (dict,)}
 ADAPTER_FIELDS = {"adapter": (str,), "ref": (str,), "versions": (dict,), "env": (dict,), "claims": (list,),
                   "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,), "device": (str,),
-                  "capabilities": (list,)}
+                  "capabilities": (list,), "state_changes": (list,)}
+# What a shared worker saw an adapter change in its process (conformance/execution/state.py): on
+# the records of the case after which it differed, or on the adapter record for its load().
+STATE_CHANGE_FIELDS = {"state": (str,), "before": (str,), "after": (str,)}
+
+
+def _state_changes_problem(obj: dict) -> str | None:
+    for change in obj.get("state_changes", []):
+        if not isinstance(change, dict):
+            return f"in 'state_changes': a {type(change).__name__}, not an object"
+        why = _check_types(change, STATE_CHANGE_FIELDS, tuple(STATE_CHANGE_FIELDS))
+        if why:
+            return f"in 'state_changes': {why}"
+    return None
 RUN_FIELDS = {"suite": (str,), "digest": (str,), "cases": (int,), "adapters": (list,), "expected": (int,),
               "parts": (list,), "cwd": (str,)}
 
@@ -90,12 +103,12 @@ def problem(obj) -> str | None:
             why = f"unknown check {obj['check']!r} (known: {', '.join(known_checks())})"
         if why is None:
             why = _case_problem(obj["case"])
-        return why
+        return why or _state_changes_problem(obj)
     if kind == "adapter":
         why = _check_types(obj, ADAPTER_FIELDS, ("adapter",))
         if why is None and not all(isinstance(v, str) for v in obj.get("versions", {}).values()):
             why = "versions must map package names to version strings"
-        return why
+        return why or _state_changes_problem(obj)
     if kind == "run":
         why = _check_types(obj, RUN_FIELDS, ("suite", "digest", "expected"))
         if why is None and not all(obj[k] >= 0 for k in ("cases", "expected") if k in obj):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import shutil
 import sys
 import tempfile
@@ -63,7 +64,7 @@ def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None,
         if in_flight:
             return FuzzOutcome(tried, None, f"--time ran out while case {in_flight} had run for "
                                f"{time.monotonic() - started:.0f}s: a hang? rerun it with `conformance run "
-                               f"{adapter_flag(adapter.ref)} --case {in_flight} --timeout SECONDS --out out/rerun "
+                               f"{adapter_flag(adapter.ref)} --case {shlex.quote(in_flight)} --timeout SECONDS --out out/rerun "
                                "--overwrite`", broken=True)
         if not tried:
             return FuzzOutcome(0, None, "--time ran out before the first example", broken=True)
@@ -161,8 +162,11 @@ def cmd_fuzz(args) -> int:
         else:
             print(f"{name}: {o.tried} examples; " + (f"minimal failing case {o.case}: {o.message}" if o.case
                                                      else "no failure" + (f" ({o.message})" if o.message else "")))
-    if any(o.case for o in found.values()):
-        print(f"replay: conformance run --suite {out / 'fuzz.toml'} --adapters ...; records in {out / 'results.jsonl'}")
+    failed = [a for a in adapters if found[a.name].case]
+    if failed:
+        flags = " ".join(adapter_flag(a.ref) for a in failed)
+        print(f"replay: conformance run --suite {shlex.quote(str(out / 'fuzz.toml'))} {flags}; records in "
+              f"{out / 'results.jsonl'}")
     if caught.exit_code:
         return caught.exit_code
     return EXIT_FAIL if any(o.case or o.broken for o in found.values()) else EXIT_PASS

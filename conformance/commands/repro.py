@@ -10,15 +10,23 @@ functions the very ones the adapter runs (adapters/_snippets.py); `build` sets
 An adapter without one gets a script that imports the adapter (and so needs the suite).
 The command also runs the adapter itself once, in its own environment, and
 prints the same hash, so the script can be checked against the suite.
+
+That run is a worker process (conformance.execution.worker.serve): the adapter's stdout goes to
+stderr (a log in a temporary folder, whose last lines an error quotes), and the result comes over
+the worker's private copy of stdout, so nothing the adapter prints can pass for it.  Loading has
+LOAD_TIMEOUT_S, the case (build, call, writing the files) `--timeout`; a hang kills the worker
+with everything it started.  A `snippet()` that raises, or gives source that does not compile,
+gets the generic script, and the command says why.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
+import shlex
 import sys
+import tempfile
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -120,76 +128,157 @@ def output_hash(y) -> tuple[str, str]:
     return y.dtype.name, hashlib.sha256(y.tobytes()).hexdigest()
 
 
-def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, out: Path) -> Path:
-    """inputs.npz and repro.py for `case` on `adapter` (loaded, in this process)."""
+def _save_atomic(path: Path, save) -> None:
+    """`save(file)` into a temporary file beside `path`, renamed onto it: never half written."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            save(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _snippet_body(adapter, spec) -> tuple[str | None, str | None]:
+    """The framework code of the adapter's snippet, or (None, why not) for the generic script."""
+    if not provides(adapter, "snippet"):
+        return None, None
+    try:
+        snippet = adapter.snippet(spec)
+    except NotImplementedError:  # not for this case: the generic script
+        return None, None
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        return None, f"snippet() raised {type(exc).__name__}: {first}"
+    if not snippet:
+        return None, None
+    keys = ("imports", "functions", "build", "call")
+    if not isinstance(snippet, dict) or not all(isinstance(snippet.get(k) or "", str) for k in keys):
+        return None, f"snippet() returned {type(snippet).__name__}, not a dict of source texts"
+    parts = [textwrap.dedent(snippet[k]).strip() for k in keys if snippet.get(k)]
+    return "\n# -- the layer, as the adapter builds and calls it " + "-" * 40 + "\n" + "\n\n\n".join(parts) + "\n", None
+
+
+def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, out: Path) -> tuple[Path, str | None]:
+    """inputs.npz and repro.py for `case` on `adapter` (loaded, in this process); and why the
+    script is the generic one despite a snippet (None if it is not)."""
     from conformance.cases.case import layer_spec, materialize
 
     arrays = materialize(case)
     spec = layer_spec(case, arrays)
-    np.savez(out / "inputs.npz", x=_bits(arrays.x), scale=_bits(arrays.scale), dy=_bits(arrays.dy))
+    _save_atomic(out / "inputs.npz", lambda f: np.savez(f, x=_bits(arrays.x), scale=_bits(arrays.scale),
+                                                          dy=_bits(arrays.dy)))
     meta = {"dtypes": {k: getattr(arrays, k).dtype.name for k in ("x", "scale", "dy")}, "axis": list(case.axis),
             "axes": list(case.axes), "epsilon": case.epsilon, "epsilon_used": epsilon_used, "shape": list(case.shape),
             "dtype": spec.dtype, "compute_dtype": spec.compute_dtype, "param_dtype": spec.param_dtype,
             "dtype_args": not spec.no_dtype_args}
     head = SCRIPT_HEAD.format(case=case.id, adapter=adapter.name, meta=repr(meta),
                               versions=", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-    snippet = None
-    if provides(adapter, "snippet"):
+    tail = SCRIPT_TAIL.replace("{{", "{").replace("}}", "}")
+    body, note = _snippet_body(adapter, spec)
+    if body is not None:
         try:
-            snippet = adapter.snippet(spec)
-        except NotImplementedError:  # not for this case: the generic script
-            snippet = None
-    if snippet:
-        parts = [textwrap.dedent(snippet[k]).strip() for k in ("imports", "functions", "build", "call") if snippet.get(k)]
-        body = "\n# -- the layer, as the adapter builds and calls it " + "-" * 40 + "\n" + "\n\n\n".join(parts) + "\n"
-    else:
+            compile(head + body + tail, "repro.py", "exec")
+        except (SyntaxError, ValueError) as exc:
+            body, note = None, f"snippet() gave source that does not compile ({type(exc).__name__}: {exc})"
+    if body is None:
         body = GENERIC.format(ref=adapter_ref, cwd=_import_root(type(adapter)))
     script = out / "repro.py"
-    script.write_text(head + body + SCRIPT_TAIL.replace("{{", "{").replace("}}", "}"))
-    return script
+    _save_atomic(script, lambda f: f.write((head + body + tail).encode()))
+    return script, note
+
+
+RESULT = "repro"  # the child's one message after "ready": the script written and the adapter's output
 
 
 def main(argv: list[str]) -> int:
-    """`python -m conformance.commands.repro REF CASE OUT`: in the adapter's environment, write the
-    reproduction and print the adapter's own output hash as JSON."""
-    from conformance.cases.case import layer_spec, materialize, parse_case
-    from conformance.checks.pipeline import checked_config, _epsilon_used
-    from conformance.execution.worker import load_adapter
+    """`python -m conformance.commands.repro REF CASE OUT`: in the adapter's environment, a worker
+    (its protocol on a private copy of stdout) that writes the reproduction and sends "ready",
+    then one RESULT message with the adapter's own output hash, then "end"."""
+    from conformance.execution import protocol
+    from conformance.execution.worker import serve
 
     ref, case_id, out = argv
+
+    def body(adapter, versions, send):
+        send(protocol.ready(adapter.name, versions))
+        try:
+            result = _reproduce(ref, adapter, versions, case_id, Path(out))
+        except OSError as exc:  # the folder was checked writable: a full disk, say
+            result = {"write_error": f"cannot write into {out}: {exc.strerror or exc}"}
+        send({"event": RESULT, **result})
+
+    return serve(ref, body)
+
+
+def _reproduce(ref: str, adapter, versions: dict, case_id: str, out: Path) -> dict:
+    from conformance.cases.case import layer_spec, materialize, parse_case
+    from conformance.checks.pipeline import checked_config, _epsilon_used
+
     case = parse_case(case_id)
-    adapter, versions = load_adapter(ref)
     arrays = materialize(case)
     spec = layer_spec(case, arrays)
     reason = adapter.supports(spec)
     if reason:
-        print(json.dumps({"error": f"{adapter.name} does not support {case.id}: {reason}"}))
-        return 0
+        return {"error": f"{adapter.name} does not support {case.id}: {reason}"}
     try:
         layer = adapter.build(spec)
         config, _ = checked_config(adapter, layer)
         eps = _epsilon_used(case, config)
         y = adapter.call(layer, arrays.x)
     except Exception as exc:  # a crash finding: the script reproduces the framework's exception
-        script = write(case, ref, adapter, versions, case.epsilon or 0.0, Path(out))
-        print(json.dumps({"script": str(script), "raised": f"{type(exc).__name__}: {exc}"[:400]}))
-        return 0
-    script = write(case, ref, adapter, versions, eps if eps is not None else 0.0, Path(out))
+        script, note = write(case, ref, adapter, versions, case.epsilon or 0.0, out)
+        return {"script": str(script), "note": note, "raised": f"{type(exc).__name__}: {exc}"[:400]}
+    script, note = write(case, ref, adapter, versions, eps if eps is not None else 0.0, out)
     dtype, digest = output_hash(y)
-    print(json.dumps({"script": str(script), "dtype": dtype, "sha256": digest}))
-    return 0
+    return {"script": str(script), "note": note, "dtype": dtype, "sha256": digest}
 
 
-def run(adapter_ref_env: tuple[str, dict], case_id: str, out: Path, timeout: float) -> dict:
-    """Run `main` in a child process with the adapter's environment."""
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(lines[-2:])[:400]
+
+
+def run(adapter_ref_env: tuple[str, dict], case_id: str, out: Path, timeout: float,
+        load_timeout: float | None = None) -> dict:
+    """Run `main` in a worker process with the adapter's environment: its RESULT message, or
+    {"error": why} when it failed to load, crashed or hung (killed, with what it started)."""
+    from conformance.execution import protocol
+    from conformance.execution.adapter_refs import LOAD_TIMEOUT_S
+    from conformance.execution.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent
+
     ref, env = adapter_ref_env
-    p = subprocess.run([sys.executable, "-m", "conformance.commands.repro", ref, case_id, str(out)], capture_output=True,
-                       text=True, env=env, timeout=timeout, start_new_session=True, stdin=subprocess.DEVNULL)
-    lines = p.stdout.strip().splitlines()
-    if p.returncode or not lines:
-        tail = " | ".join(p.stderr.strip().splitlines()[-2:])[:400]
-        return {"error": f"the adapter could not build or run the case (exit {p.returncode}): {tail}"}
-    return json.loads(lines[-1])
+    load_timeout = LOAD_TIMEOUT_S if load_timeout is None else load_timeout
+    with tempfile.TemporaryDirectory(prefix="conformance-repro-") as tmp:
+        log = Path(tmp) / "adapter.log"  # its stderr, and its stdout, which the worker points there
+        worker = WorkerProcess([sys.executable, "-m", "conformance.commands.repro", ref, case_id, str(out)], env, log,
+                               threading.Event())
+        loading = True
+        try:
+            message = worker.message(load_timeout)
+            if message.get("event") == protocol.LOAD_ERROR:
+                return {"error": f"the adapter failed to load: {message.get('message')}"}
+            loading = False
+            message = worker.message(timeout)
+            if message.get("event") != RESULT:
+                return {"error": f"the adapter's worker sent {message.get('event')!r} instead of a result"}
+            return message
+        except WorkerSilent:
+            if loading:
+                return {"error": f"the adapter did not load within {load_timeout:.0f}s; its processes were killed"}
+            return {"error": f"the case did not finish within {timeout:g}s (--timeout); the adapter's processes were "
+                             "killed"}
+        except (WorkerExited, WorkerGarbled) as exc:
+            what = f"wrote a line that is not a protocol message ({exc})" if isinstance(exc, WorkerGarbled) else \
+                f"ended ({exc})"
+            tail = _tail(log)
+            return {"error": f"the adapter's process {what} while {'loading' if loading else 'running the case'}"
+                             + (f": {tail}" if tail else "")}
+        finally:
+            worker.kill()  # done or not: nothing it started outlives the command
 
 
 if __name__ == "__main__":
@@ -197,10 +286,11 @@ if __name__ == "__main__":
 
 
 def cmd_repro(args) -> int:
-    from conformance.execution.adapter_refs import LOAD_TIMEOUT_S, resolve, worker_env
+    from conformance.execution.adapter_refs import resolve, worker_env
     from conformance.cases.case import parse_case
     from conformance.cases.invalid import Invalid
     from conformance.execution.outdir import OutputFolder
+    from conformance.execution.runner import DEFAULT_CASE_TIMEOUT_S
 
     try:
         case = parse_case(args.case)
@@ -212,18 +302,22 @@ def cmd_repro(args) -> int:
     folder = OutputFolder(Path(args.out))
     folder.acquire("overwrite" if args.overwrite else "new")
     try:
-        result = run((adapter.ref, worker_env(adapter)), case.id, folder.path, LOAD_TIMEOUT_S)
+        result = run((adapter.ref, worker_env(adapter)), case.id, folder.path, args.timeout or DEFAULT_CASE_TIMEOUT_S)
     finally:
         folder.release()
+    if "write_error" in result:
+        raise UsageError(result["write_error"])
     if "error" in result:
         print(f"{adapter.name}: {result['error']}")
         return EXIT_FAIL
     print(f"wrote {folder.path / 'inputs.npz'}, {result['script']}")
+    if result.get("note"):
+        print(f"{adapter.name}: {result['note']}; repro.py imports the adapter instead (it needs this suite)")
     if "raised" in result:
         print(f"{adapter.name} raises {result['raised'].splitlines()[0]} (repro.py raises the same when it reproduces "
               "the adapter)")
     else:
         print(f"{adapter.name} output: {result['dtype']}, sha256 {result['sha256']} (repro.py prints the same when "
               "it reproduces the adapter)")
-    print(f"run it: python {result['script']}")
+    print(f"run it: {shlex.join(['python', result['script']])}")
     return EXIT_PASS

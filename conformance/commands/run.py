@@ -13,6 +13,8 @@ from conformance.execution.executor import Executor, LocalExecutor
 from conformance.execution.interrupt import StopOnSignal
 from conformance.commands.report import gate, render
 
+EXIT_LOST = 3  # the Ray cluster was lost mid-run: what finished is kept and reported, --resume continues
+
 
 def select_adapters(args) -> list[str]:
     names = []
@@ -90,7 +92,8 @@ def cmd_run(args) -> int:
     executor = _executor(args)
     folder.acquire(mode)
     try:
-        executor.connect()  # Ray starts only for a run that can write its folder (~3 s, and its notices)
+        with StopOnSignal(lambda: None) as starting:  # a signal while Ray starts stops the run once it is up
+            executor.connect()  # Ray starts only for a run that can write its folder (~3 s, and its notices)
         record = run_record(args.suite, cases, [a.name for a in adapters])
         previous = folder.previous_run() if mode == "resume" else None
         plan = plan_resume(previous, record) if previous else ResumePlan([record], frozenset(), {})
@@ -104,8 +107,9 @@ def cmd_run(args) -> int:
         write_jsonl(folder.partial, plan.head)  # atomically: a resumed file is replaced, never emptied
         runner = Runner(folder.path, jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, Progress(todo), xfail,
                         results_file=folder.partial.name, append=True, previous_versions=plan.versions,
-                        share=not args.isolate_adapters, history=history, executor=executor)
-        with StopOnSignal(runner.stop) as caught:
+                        share=not args.isolate_adapters, history=history, executor=executor,
+                        share_with_builtins=args.share_with_builtins)
+        with StopOnSignal(runner.stop, pending=starting.signum) as caught:
             runner.run(adapters, cases, plan.done)
             on = executor.summary()
             print(f"{runner.worker_starts} worker process(es) started for {len(adapters)} adapter(s){on}", file=sys.stderr)
@@ -115,21 +119,28 @@ def cmd_run(args) -> int:
                                  "the results written before are kept there (free space, then --resume)")
             if runner.version_mismatch:
                 raise UsageError(f"--resume: versions differ ({runner.version_mismatch}); use --overwrite to start over")
-            for e in xfail.unused() if xfail and not caught.signum else []:
+            for e in xfail.unused() if xfail and not _stopped(caught, executor) else []:
                 print(f"warning: xfail entry matched no result: case={e.case!r} adapter={e.adapter!r} check={e.check!r}", file=sys.stderr)
             # A fresh run stopped before its first result has nothing to replace the previous run with;
             # a resumed one still holds the records it carried over, so it finishes as usual.
-            if caught.signum and mode != "resume" and folder.results.exists() and not runner.wrote_results:
+            if _stopped(caught, executor) and mode != "resume" and folder.results.exists() and not runner.wrote_results:
                 folder.discard()  # nothing to replace the previous run with: keep it, and its reports
                 print(f"stopped before any result; the previous run in {folder.path} is kept", file=sys.stderr)
-                return render(folder.results, folder.path, gate(args), exit_code=caught.exit_code)
+                return render(folder.results, folder.path, gate(args), exit_code=_stopped(caught, executor))
             folder.finish()
-            return render(folder.results, folder.path, gate(args), f" ({time.monotonic() - start:.1f}s)",
-                          caught.exit_code)
+            lost = f"; {executor.lost}: --resume continues" if executor.lost else ""
+            return render(folder.results, folder.path, gate(args), f" ({time.monotonic() - start:.1f}s){lost}",
+                          _stopped(caught, executor))
     finally:
         folder.release()
         if executor.connected:
             executor.close()
+
+
+def _stopped(caught: StopOnSignal, executor: Executor) -> int | None:
+    """The exit code of a run stopped early: 128 + the signal, or EXIT_LOST when what its workers ran
+    on went away (a Ray cluster lost mid-run); None for a run that went to its end."""
+    return caught.exit_code or (EXIT_LOST if executor.lost else None)
 
 
 def _executor(args) -> Executor:

@@ -35,14 +35,18 @@ class AdapterRef:
     env: dict = field(default_factory=dict)
     family: str | None = None  # the adapter's device_family
     group: str | None = None  # the adapter's worker_group
+    builtin: bool = False  # one of conformance.adapters.BUILTIN
 
 
-def share_key(adapter: AdapterRef) -> tuple:
+def share_key(adapter: AdapterRef, with_builtins: bool = False) -> tuple:
     """Adapters with equal keys may share a worker process: the same worker group and the same
-    environment (device placement and caches included)."""
+    environment (device placement and caches included), and both built-ins or both the user's
+    unless `with_builtins` (`--share-with-builtins`): a user's adapter that changes the process
+    state is caught (state.py), but a built-in's verdicts should not even depend on that."""
     if adapter.group is None:
         return ("alone", adapter.name)
-    return ("group", adapter.group, tuple(sorted(adapter.env.items())))
+    side = () if with_builtins else ("builtin" if adapter.builtin else "user",)
+    return ("group", adapter.group, tuple(sorted(adapter.env.items())), *side)
 
 
 def place(adapters: list[AdapterRef], requested: str) -> list[AdapterRef]:
@@ -115,7 +119,7 @@ def resolve(refs: list[str]) -> list[AdapterRef]:
             continue  # the same adapter named twice
         if clash:
             raise UsageError(f"adapters {clash.ref!r} and {ref!r} are both named {name!r}; names must be unique")
-        out.append(AdapterRef(ref, name, env, family, group))
+        out.append(AdapterRef(ref, name, env, family, group, builtin=ref in BUILTIN))
     return out
 
 

@@ -26,6 +26,7 @@ class Executor:
     """What the runner and `conformance run` need of an executor."""
 
     cases_per_task: int | None = None  # at most this many cases per task (None: as many as balance allows)
+    lost: str | None = None  # why what the workers run on went away mid-run (a Ray cluster), else None
 
     def connect(self) -> None:
         """Start or join what the workers run on; called once the output folder is known usable."""
@@ -42,6 +43,10 @@ class Executor:
     def start(self, adapter: AdapterRef, log: Path, stop: threading.Event):
         """A new worker for `adapter`'s tasks, its stderr into `log`; `stop` set: the run is stopping."""
         raise NotImplementedError
+
+    def watch(self, on_lost) -> None:
+        """Call `on_lost()` (from any thread) if what the workers run on goes away during the run,
+        with `lost` saying why: the run then stops as on a signal, keeping what finished."""
 
     def where(self) -> str:
         """Where the run's workers run, for its first progress line ("" for this machine)."""

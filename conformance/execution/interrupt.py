@@ -14,9 +14,11 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill/CI canc
 
 
 class StopOnSignal:
-    def __init__(self, stop):
+    def __init__(self, stop, pending: int | None = None):
+        """`pending`: a signal caught before (while Ray started): the run stops as soon as it starts."""
         self.stop = stop
         self.signum: int | None = None
+        self._pending = pending
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
@@ -33,6 +35,9 @@ class StopOnSignal:
     def __enter__(self) -> "StopOnSignal":
         for s in SIGNALS:
             self._previous[s] = signal.signal(s, self._handle)
+        if self._pending is not None and self.signum is None:
+            self.signum = self._pending  # its line is printed already
+            self.stop()
         return self
 
     def __exit__(self, *exc) -> None:

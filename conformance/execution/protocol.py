@@ -2,7 +2,10 @@
 
 One JSON object per line.  The runner sends a worker a `task`; the worker answers, in order,
 `ready` (after the adapter loaded), one `done` per case, and `end`; or `load_error` when the
-adapter cannot load (the worker then exits 3).  A fuzzing worker (fuzzing.py) sends `case`
+adapter cannot load (the worker then exits 3).  A serving worker whose process state an adapter
+changed in this task (its load() or a case: conformance/execution/state.py) says so with
+`state_changed` before `end`, and serves no other adapter: the runner gives the next adapter a new
+worker (a task of another adapter would make it exit 4 without running it).  A fuzzing worker (fuzzing.py) sends `case`
 before each example, `checked` after it and one `result` at the end.  A Ray actor that loses
 its worker says so with `exited` or `garbled`, which the driver treats as a local worker's exit
 or garbled line.
@@ -10,6 +13,8 @@ or garbled line.
 from __future__ import annotations
 
 READY, DONE, END, LOAD_ERROR = "ready", "done", "end", "load_error"
+STATE_CHANGED = "state_changed"
+EXIT_STATE_CHANGED = 4  # a task of another adapter came to a worker whose state an adapter changed
 CASE, CHECKED, RESULT = "case", "checked", "result"
 EXITED, GARBLED = "exited", "garbled"
 
@@ -29,6 +34,12 @@ def ready(name: str, versions: dict, claims: list | None = None, defaults: dict 
 
 def done(case_id: str, records: list[dict]) -> dict:
     return {"event": DONE, "case": case_id, "records": records}
+
+
+def state_changed(name: str, changes: list[dict]) -> dict:
+    """The adapter changed the worker's process state in this task (each change: state, before,
+    after, and `case`: the case it happened in, or null for load()); the worker serves it alone now."""
+    return {"event": STATE_CHANGED, "name": name, "changes": changes}
 
 
 def end() -> dict:

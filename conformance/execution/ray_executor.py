@@ -48,6 +48,11 @@ CASES_PER_TASK = 500
 # How long a Slot waits on its worker before giving up on it: longer than any --timeout the driver
 # would use, which times each case itself and kills the worker through the actor.
 WORKER_SILENCE_S = 7 * 24 * 3600.0
+# An address given is asked once whether a Ray cluster's GCS answers there, for at most this long.
+PROBE_TIMEOUT_S = 5.0
+# During a run the GCS is asked every WATCH_S (each ask at most PROBE_S); LOST_S without an answer
+# and the cluster is lost.
+WATCH_S, PROBE_S, LOST_S = 1.0, 2.0, 5.0
 
 
 class Slot:
@@ -147,12 +152,12 @@ class RayWorker:
     tmp = None
     careful = True
 
-    def __init__(self, slot, adapter: AdapterRef, stop: threading.Event, ray, on_slot_death):
+    def __init__(self, slot, adapter: AdapterRef, stop: threading.Event, ray, on_slot_death, gone=lambda: False):
         import uuid
 
         self.ray, self.slot, self.stop, self.gen = ray, slot, stop, None
         self.env, self.token = task_env(adapter), uuid.uuid4().hex
-        self.dead, self.on_slot_death = False, on_slot_death
+        self.dead, self.on_slot_death, self.gone = False, on_slot_death, gone
 
     def send(self, message: dict) -> None:
         # The actor's messages reach the driver asynchronously: an actor that dies itself may take
@@ -182,6 +187,8 @@ class RayWorker:
                     raise WorkerExited(0) from None
                 except self.ray.exceptions.RayError as exc:
                     self.dead = True
+                    if self.gone():  # the whole cluster, not this actor: the run stops, no case is charged
+                        raise WorkerStopped() from None
                     self.on_slot_death(self.slot)
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     raise WorkerExited(None, f"the Ray actor died: {type(exc).__name__}: {first[:200]}",
@@ -210,52 +217,186 @@ def _temp_dir() -> str:
     return folder if len(folder) <= 36 else "/tmp/ray"
 
 
-def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
-    """UsageError unless HOST:PORT (or ray://HOST:PORT) accepts a connection: Ray itself retries
-    an address with nothing behind it for minutes."""
-    import re
-    import socket
+class Unanswered(Exception):
+    """The GCS at an address did not answer as one (`why`: what happened instead)."""
 
-    m = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:([0-9]+)", address or "")
-    if not m:
-        return  # none (a local instance), "auto", or a form Ray parses itself
+    def __init__(self, why: str, hint: bool = True):
+        super().__init__(why)
+        self.why, self.hint = why, hint  # hint: say to start the cluster or give its address
+
+
+def _split(address: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of HOST:PORT, [V6]:PORT or ray://HOST:PORT; None for "auto" and other forms."""
+    import re
+
+    m = re.fullmatch(r"(?:(ray)://)?(\[[^\]]+\]|[^:\[\]/]+):([0-9]{1,5})", address)
+    return (m[1] or "", m[2], int(m[3])) if m else None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
     try:
-        socket.create_connection((m[1], int(m[2])), timeout=timeout_s).close()
-    except OSError as exc:
-        raise UsageError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the cluster "
-                         "(ray start --head) or give its address") from None
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth_metadata() -> tuple:
+    """The token header Ray's own clients send (token authentication on, a token found), else none."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader
+
+        loader = AuthenticationTokenLoader.instance()
+        return tuple(loader.get_token_for_http_header().items()) if loader.has_token() else ()
+    except Exception:  # another Ray's API: ask without a token
+        return ()
+
+
+def probe(target: str, timeout: float, client: bool = False):
+    """Ask the GCS at HOST:PORT for its head node (NodeInfoGcsService.GetAllNodeInfo, the call Ray's
+    own clients make), bounded by `timeout` seconds: its GcsNodeInfo (None: no head listed), or
+    Unanswered.  Ray's own connection retries an address for ~10 minutes whatever answers there.
+    `client`: a Ray Client server (ray://), which speaks gRPC but not the GCS's services."""
+    import grpc
+    from ray.core.generated import gcs_pb2, gcs_service_pb2 as pb
+
+    request = pb.GetAllNodeInfoRequest(state_filter=gcs_pb2.GcsNodeInfo.ALIVE,
+                                       node_selectors=[pb.GetAllNodeInfoRequest.NodeSelector(is_head_node=True)])
+    channel = grpc.insecure_channel(target)
+    try:
+        call = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetAllNodeInfo",
+                                   request_serializer=pb.GetAllNodeInfoRequest.SerializeToString,
+                                   response_deserializer=pb.GetAllNodeInfoReply.FromString)
+        reply = call(request, timeout=timeout, metadata=_auth_metadata())
+    except grpc.RpcError as exc:
+        code, details = exc.code(), (exc.details() or "").strip()
+        if client and code == grpc.StatusCode.UNIMPLEMENTED:
+            return None  # a gRPC server answered: Ray Client's own connection is bounded
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise Unanswered(f"no answer as a Ray cluster within {timeout:g}s (a port that accepts connections "
+                             "but is not a Ray cluster's GCS?)") from None
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            if not _auth_metadata():
+                raise Unanswered("the cluster uses token authentication: run with RAY_AUTH_MODE=token and its token "
+                                 "in ~/.ray/auth_token or RAY_AUTH_TOKEN", hint=False) from None
+            raise Unanswered(f"the cluster refuses this machine's Ray token ({details[:120]})", hint=False) from None
+        if code == grpc.StatusCode.UNAVAILABLE and "refused" in details.lower():
+            raise Unanswered("nothing answers there (connection refused)") from None
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            raise Unanswered("a gRPC server answers that is not a Ray cluster's GCS") from None
+        raise Unanswered(f"it does not answer as a Ray cluster ({code.name}: {details[:160]})") from None
+    finally:
+        channel.close()
+    return reply.node_info_list[0] if reply.node_info_list else None
+
+
+def _loopback_only(ray) -> None:
+    """This process and the Ray processes it starts take 127.0.0.1 as the node's address, so every
+    server of a local instance listens on loopback only (Ray binds its gRPC servers to 127.0.0.1
+    when that is the node's address).  Ray resolves 127.0.0.1 to the machine's network address
+    unless "Ray clusters" are off, as on macOS and Windows (ray_constants.ENABLE_RAY_CLUSTER): off
+    for the processes to come, and in this one, which has read it already."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 class RayExecutor(Executor):
-    """A connection to Ray (a local instance it starts, or a cluster at `address`)."""
+    """A connection to Ray: a local instance it starts (its own, on loopback only), or a cluster at
+    `address`."""
 
     cases_per_task = CASES_PER_TASK
 
     def __init__(self, address: str | None, jobs: int | None):
-        """Checks what can be checked before Ray starts (Ray installed, the address answers);
-        `connect()` starts or joins it, once the output folder is known to be usable."""
+        """Checks what can be checked before Ray starts (Ray installed, a Ray cluster answers at the
+        address); `connect()` starts or joins it, once the output folder is known to be usable."""
         try:
             import ray
         except ImportError:
             raise UsageError("--executor ray needs Ray: pip install 'rmsnorm-conformance[ray]'") from None
         self.ray, self.address, self.jobs = ray, address, jobs
-        _check_reachable(address)
+        self._gcs: str | None = None  # the GCS the run watches (None: unknown, as behind ray://)
+        self._loopback = address is None  # a local instance: its own, on 127.0.0.1
+        if address is not None:
+            self._check(address)
         self._slots = threading.local()  # each driver thread's Slot actor
         self._all: list = []
         self._logs: set[Path] = set()  # where workers on this machine kept their temporary folders
         self._lock = threading.Lock()
+        self.lost: str | None = None
+        self._on_lost = None
+        self._closing = threading.Event()
+
+    def _check(self, address: str) -> None:
+        """UsageError unless a Ray cluster answers at `address` within PROBE_TIMEOUT_S: Ray's own
+        connection retries for ~10 minutes, and a Ctrl-C then takes ~25 s more."""
+        target = address
+        if address == "auto":  # the cluster `ray start` last started on this machine, or RAY_ADDRESS
+            try:
+                target = self.ray._private.services.canonicalize_bootstrap_address("auto", _temp_dir())
+            except Exception as exc:
+                raise UsageError(f"--ray-address auto: {exc}") from None
+        parts = _split(target or "")
+        if parts is None:
+            return  # a form Ray parses (and refuses) itself
+        scheme, host, port = parts
+        try:
+            head = probe(f"{host}:{port}", PROBE_TIMEOUT_S, client=scheme == "ray")
+        except Unanswered as exc:
+            hint = "; start the cluster (ray start --head) or give its address" if exc.hint else ""
+            raise UsageError(f"--ray-address {address}: {exc.why}{hint}") from None
+        if scheme != "ray":
+            self._gcs = f"{host}:{port}"
+            # A cluster on this machine's loopback (`ray start --head --node-ip-address 127.0.0.1`
+            # with Ray clusters off, as _loopback_only): this driver's node is 127.0.0.1 too, or Ray
+            # would look for a raylet at the machine's network address.
+            self._loopback = _is_loopback(host) and head is not None and _is_loopback(head.node_manager_address)
 
     def connect(self) -> None:
+        """ray.init in a thread of its own, bounded by nothing but Ray: in the main thread it sets a
+        SIGTERM handler of its own (sys.exit(15): exit 15, nothing written), and an exception that a
+        signal raises in the middle of it can crash the process at exit (SIGSEGV: 3 of 6 SIGINTs
+        2.3-2.7 s into the start-up, measured).  Here a signal only marks the run stopped
+        (`conformance run` holds StopOnSignal around this), and it stops once Ray is up."""
         import logging
 
-        ray, address = self.ray, self.address
-        local = {} if address else {"num_cpus": self.jobs, "_temp_dir": _temp_dir()}
+        ray = self.ray
+        if self._loopback:
+            _loopback_only(ray)
+        # "local": a new instance of its own, never one found on this machine (RAY_ADDRESS,
+        # /tmp/ray/ray_current_cluster), which would refuse num_cpus or be a stranger's.
+        options = ({"address": self.address} if self.address else
+                   {"address": "local", "num_cpus": self.jobs, "_temp_dir": _temp_dir()})
+        failed: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                         configure_logging=False, **options)
+            except BaseException as exc:  # an unreachable cluster, a malformed address
+                failed.append(exc)
+
+        quiet = _Without("SIGTERM handler is not set")  # what Ray says of a thread that is not the main one
+        logging.getLogger("ray._private.worker").addFilter(quiet)
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                     configure_logging=False, **local)
-        except Exception as exc:  # an unreachable cluster, a malformed address
-            raise UsageError(f"--executor ray: cannot connect to Ray"
-                             f"{f' at {address}' if address else ''}: {type(exc).__name__}: {exc}") from None
+            thread = threading.Thread(target=start, name="ray-init", daemon=True)
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.1)  # the main thread stays free for signal handlers
+        finally:
+            logging.getLogger("ray._private.worker").removeFilter(quiet)
+        if failed:
+            exc = failed[0]
+            raise UsageError(f"--executor ray: cannot connect to Ray{f' at {self.address}' if self.address else ''}: "
+                             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+        if self._gcs is None and not (self.address or "").startswith("ray://"):
+            try:
+                self._gcs = ray.get_runtime_context().gcs_address
+            except Exception:  # not known: the run is not watched
+                self._gcs = None
         self._cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         # One CPU each: a slot runs one worker at a time.  A second and third thread in the actor
         # for `kill`, beside a `serve` that a hung case holds.
@@ -270,10 +411,58 @@ class RayExecutor(Executor):
         return self._cpus
 
     def where(self) -> str:
-        return f" on Ray ({self.address or 'a local instance'}, {self.cpus} CPUs)"
+        if self.address:
+            return f" on Ray (the cluster at {self.address}, {self.cpus} CPUs)"
+        return f" on Ray (a local instance of its own at {self._gcs or '127.0.0.1'}, {self.cpus} CPUs)"
 
     def summary(self) -> str:
         return f" on {len(self._all)} Ray actor(s)"
+
+    def watch(self, on_lost) -> None:
+        """Ask the GCS every WATCH_S whether it is there; after LOST_S without an answer the cluster
+        is lost (its head, or the local instance, is gone): `lost` says so and `on_lost()` stops
+        the run, which keeps what finished.  Ray itself would go on for a minute, then exit the
+        process ("Failed to connect to GCS") before any report is written."""
+        self._on_lost = on_lost
+        if self._gcs:
+            threading.Thread(target=self._watch, name="ray-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        answered = time.monotonic()
+        while not self._closing.wait(WATCH_S):
+            try:
+                probe(self._gcs, PROBE_S)
+                answered = time.monotonic()
+            except Unanswered as exc:
+                if time.monotonic() - answered >= LOST_S:
+                    self._lose(exc.why)
+                    return
+
+    def _gone(self) -> bool:
+        """After an actor's error: is the cluster itself gone, rather than the actor (a lost node)?
+        A head that dies takes its GCS with it within a second; a case is then not charged."""
+        if self.lost:
+            return True
+        if not self._gcs or self._closing.is_set():
+            return False
+        time.sleep(1.0)
+        try:
+            probe(self._gcs, PROBE_S)
+        except Unanswered as exc:
+            self._lose(exc.why)
+            return True
+        return False
+
+    def _lose(self, why: str) -> None:
+        with self._lock:
+            if self.lost:
+                return
+            at = f" at {self.address}" if self.address else f" (the local instance at {self._gcs})"
+            self.lost = f"the Ray cluster{at} was lost ({why})"
+        print(f"\nconformance: {self.lost}: stopping; writing the reports of what finished (--resume continues)",
+              file=sys.stderr, flush=True)
+        if self._on_lost:
+            self._on_lost()
 
     def start(self, adapter: AdapterRef, log: Path, stop: threading.Event) -> RayWorker:
         """A new worker for `adapter` on this driver thread's Slot (started on first use, or again
@@ -284,13 +473,14 @@ class RayExecutor(Executor):
             if slot is None:
                 slot = self._slots.slot = self._slot_class.remote()
                 self._all.append(slot)
-        return RayWorker(slot, adapter, stop, self.ray, self._slot_died)
+        return RayWorker(slot, adapter, stop, self.ray, self._slot_died, self._gone)
 
     def _slot_died(self, slot) -> None:
         if getattr(self._slots, "slot", None) is slot:
             self._slots.slot = None
 
     def close(self) -> None:
+        self._closing.set()
         with self._lock:
             slots = list(self._all)
         for slot in slots:  # their workers with them: a worker's stdin pipe closes when its actor dies
@@ -302,3 +492,13 @@ class RayExecutor(Executor):
         for logs in self._logs:  # the folders of workers whose actor was killed before it could remove them
             for stale in logs.glob(STALE_PREFIX + "*"):
                 shutil.rmtree(stale, ignore_errors=True)
+
+
+class _Without:
+    """A logging filter that drops the records whose message starts with `text`."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith(self.text)

@@ -137,7 +137,8 @@ def _dispose(worker: WorkerProcess) -> None:
 class Runner:
     def __init__(self, out_dir: Path, jobs: int, case_timeout: float, progress: Progress | None = None, xfail=None,
                  *, results_file: str = "results.jsonl", append: bool = False, previous_versions: dict | None = None,
-                 share: bool = True, history: dict[str, float] | None = None, executor: Executor | None = None):
+                 share: bool = True, history: dict[str, float] | None = None, executor: Executor | None = None,
+                 share_with_builtins: bool = False):
         self.out_dir = out_dir
         self.jobs = max(1, jobs)
         self.case_timeout = case_timeout
@@ -156,6 +157,7 @@ class Runner:
         # Adapters of one worker group share a worker process (adapter_refs.share_key); each thread
         # of the pool holds the worker of its last task until a task of another group comes.
         self.share = share
+        self.share_with_builtins = share_with_builtins  # --share-with-builtins: built-ins and user adapters too
         self.executor = executor or LocalExecutor()  # where the workers run (executor.py)
         self._local = threading.local()
         self.worker_starts = 0
@@ -179,8 +181,9 @@ class Runner:
     def run(self, adapters: list[AdapterRef], cases: list, done: frozenset[tuple[str, str]] = frozenset()) -> None:
         """Run every (adapter, case) pair not in `done`."""
         todo = {a.name: [c for c in cases if (a.name, c.id) not in done] for a in adapters}
+        self.executor.watch(self.stop)  # a Ray cluster lost mid-run stops the run like a signal
         tasks = split_tasks(adapters, todo, self.jobs, self.executor.cases_per_task)
-        tasks = schedule.order(tasks, self.history, share_key if self.share else lambda a: a.name)
+        tasks = schedule.order(tasks, self.history, self._share_key if self.share else lambda a: a.name)
         try:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 for f in [pool.submit(self._run_task, t) for t in tasks]:
@@ -213,6 +216,7 @@ class Runner:
                 "versions": versions, "claims": ready.get("claims", []), "defaults": ready.get("defaults", {}),
                 "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
                 "device": ready.get("device", "cpu"), "capabilities": ready.get("capabilities", []),
+                **({"state_changes": ready["state_changes"]} if ready.get("state_changes") else {}),
             }])
 
     def _start(self, task: _Task, log: Path, remaining: list[str], careful: bool):
@@ -225,9 +229,10 @@ class Runner:
 
     def _worker_for(self, task: _Task, log: Path) -> WorkerProcess | None:
         """This thread's worker if it serves the task's group, else a new one (None: stopping)."""
-        key = share_key(task.adapter) if self.share else ("alone", task.adapter.name, task.part)
+        key = self._share_key(task.adapter) if self.share else ("alone", task.adapter.name, task.part)
         held = getattr(self._local, "held", None)
-        if held and held[0] == key and held[1].alive():
+        # A worker whose process state an adapter changed (protocol.STATE_CHANGED) serves no other task.
+        if held and held[0] == key and held[1].alive() and not getattr(held[1], "state_changed", False):
             return held[1]
         self._release()
         with self._lock:
@@ -238,6 +243,9 @@ class Runner:
             self.worker_starts += 1
         self._local.held = (key, worker)
         return worker
+
+    def _share_key(self, adapter: AdapterRef) -> tuple:
+        return share_key(adapter, self.share_with_builtins)
 
     def _release(self) -> None:
         """Kill this thread's worker, if it has one, and remove its temporary folder."""
@@ -325,8 +333,23 @@ class Runner:
             elif event == protocol.DONE and remaining and remaining[0] == message.get("case"):
                 remaining.pop(0)
                 emit(message["records"])
+            elif event == protocol.STATE_CHANGED:
+                worker.state_changed = True  # this task's adapter changed the process: the next gets a new worker
+                self._note_state_change(task, message)
             elif event == protocol.END:
                 return "finished"
+
+    def _note_state_change(self, task: _Task, message: dict) -> None:
+        """One line saying what the adapter changed (the records and reports say it too)."""
+        from conformance.execution.state import describe
+
+        changes = message.get("changes") or []
+        if self.progress and isinstance(changes, list):
+            what = "; ".join(describe(c) + (f" (case {c['case']})" if c.get("case") else " (load)")
+                             for c in changes[:5] if isinstance(c, dict))
+            more = f"; {len(changes) - 5} more" if len(changes) > 5 else ""
+            self.progress.task_done(f"{task.adapter.name}[{task.part}]: changed the worker's process state: {what}{more}; "
+                                    "the worker is restarted for the next adapter")
 
     def _lose(self, task, ready: bool, remaining, emit, log, outcome: str, loading: str, on_case: str) -> str:
         """The worker is gone: before it was ready every remaining case errors, after, the case in flight."""

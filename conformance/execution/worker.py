@@ -26,7 +26,7 @@ import queue
 import sys
 
 from conformance.adapter import capabilities, provides
-from conformance.execution import devices, protocol
+from conformance.execution import devices, protocol, state
 from conformance.execution.procs import become_subreaper, kill_descendants, watch_parent
 
 
@@ -71,19 +71,28 @@ def evaluate_safely(adapter, case_id: str) -> list[dict]:
     """The records of one case; a fault of the suite or of the adapter's metadata is a record too."""
     from conformance.cases.case import parse_case
     from conformance.checks.pipeline import evaluate, harness_error_records
+    from conformance.execution.cache import rerun_without_bad_artifacts
 
     case = parse_case(case_id)
     try:
-        records = evaluate(adapter, case)
+        # A framework's cache artifact that failed to load: the case once more without that cache.
+        records = rerun_without_bad_artifacts(lambda: evaluate(adapter, case), f"{adapter.name} {case_id}")
         json.dumps(records)  # what the adapter put into a record must cross the pipe
     except BaseException as exc:
         records = harness_error_records(adapter.name, case, exc)
     return [r | {"device": adapter.device} for r in records]
 
 
-def run_cases(adapter, case_ids: list[str], send) -> None:
+def run_cases(adapter, case_ids: list[str], send, watch=None, changed: list | None = None) -> None:
+    """Each case's records; with a `watch` (state.Watch), a case after which the process state
+    differs has its records marked (`state_changes`), and the changes go into `changed`."""
     for case_id in case_ids:
-        send(protocol.done(case_id, evaluate_safely(adapter, case_id)))
+        records = evaluate_safely(adapter, case_id)
+        found = watch.check() if watch is not None else []
+        if found:
+            records = [r | {"state_changes": found} for r in records]
+            changed.extend(c | {"case": case_id} for c in found)
+        send(protocol.done(case_id, records))
 
 
 def serve(ref: str, body) -> int:
@@ -124,17 +133,29 @@ def _log_to(path: str) -> None:
 
 
 def serve_tasks() -> int:
-    """A shared worker's life: tasks from stdin until the runner closes it."""
+    """A shared worker's life: tasks from stdin until the runner closes it.
+
+    The process state the numerics depend on (state.py) is read when it starts, after each
+    adapter's load() and after each case: an adapter that changed it has the records of that case
+    (or its adapter record, for load()) marked, the task ends with `state_changed`, and from then on
+    the worker serves that adapter alone (another adapter's task makes it exit): what an adapter
+    does to the process never reaches the next adapter's verdicts."""
     send = _sender(_protocol_stream())
     tasks: queue.Queue = queue.Queue()
     watch_parent(on_line=tasks.put)  # stdin's EOF ends this process there
     become_subreaper()
+    watch = state.Watch()  # after watch_parent: its thread is the worker's own
     loaded: dict[str, tuple] = {}
+    retired_for = None  # the adapter that changed this process's state: the only one it still serves
     try:
         while True:
             task = json.loads(tasks.get())
-            _log_to(task["log"])
             ref = task["adapter"]
+            if retired_for is not None and ref != retired_for:
+                kill_descendants(os.getpid())
+                os._exit(protocol.EXIT_STATE_CHANGED)  # not sys.exit: a thread the adapter left would hold it
+            _log_to(task["log"])
+            changed: list[dict] = []
             if ref not in loaded:  # each adapter loaded once per process, kept for its next task
                 try:
                     adapter, versions = load_adapter(ref)
@@ -142,10 +163,19 @@ def serve_tasks() -> int:
                     send(protocol.load_error(exc))
                     return 3
                 versions.setdefault("python", platform.python_version())
-                loaded[ref] = adapter, ready_message(adapter, versions)
-            adapter, ready = loaded[ref]
+                ready = ready_message(adapter, versions)
+                loaded[ref] = adapter, ready
+                found = watch.check()  # load(), claims() and defaults()
+                if found:
+                    ready = ready | {"state_changes": found}
+                    changed.extend(c | {"case": None} for c in found)
+            else:
+                adapter, ready = loaded[ref]
             send(ready)
-            run_cases(adapter, task["cases"], send)
+            run_cases(adapter, task["cases"], send, watch, changed)
+            if changed:
+                send(protocol.state_changed(adapter.name, changed))
+                retired_for = ref
             send(protocol.end())
     finally:
         kill_descendants(os.getpid())

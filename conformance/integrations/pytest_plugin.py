@@ -49,10 +49,12 @@ class ConformanceItem(pytest.Item):
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ConformanceFailure):
+            import shlex
+
             from conformance.execution.adapter_refs import adapter_flag
 
-            return (f"{excinfo.value}\nrerun: conformance run {adapter_flag(self.adapter.ref)} --case '{self.case.id}' "
-                    "--out out/rerun --overwrite")
+            return (f"{excinfo.value}\nrerun: conformance run {adapter_flag(self.adapter.ref)} --case "
+                    f"{shlex.quote(self.case.id)} --out out/rerun --overwrite")
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

@@ -27,7 +27,8 @@ def _run(cli, out, *args, timings: dict | None = None):
 
 
 def test_one_worker_serves_a_group_and_gives_the_records_of_isolated_workers(cli, tmp_path):
-    adapters = ("--adapters", "numpy-reference", "--adapter", PLANTED + "Correct", "--adapter", PLANTED + "SloppyRsqrt")
+    adapters = ("--adapters", "numpy-reference", "--adapter", PLANTED + "Correct", "--adapter", PLANTED + "SloppyRsqrt",
+                "--share-with-builtins")  # else the built-in has a worker of its own (tests/harness/test_worker_state.py)
     shared_starts, shared = _run(cli, tmp_path / "shared", *adapters)
     isolated_starts, isolated = _run(cli, tmp_path / "isolated", *adapters, "--isolate-adapters")
     assert (shared_starts, isolated_starts) == (1, 3)
@@ -46,7 +47,7 @@ def test_a_fault_in_a_shared_worker_costs_only_the_faulty_adapters_cases(cli, tm
     alone_starts, alone = _run(cli, tmp_path / "alone", "--adapters", "numpy-reference")
     # The faulty adapter first, so the worker it leaves behind (or its replacement) serves the reference.
     starts, both = _run(cli, tmp_path / "both", "--adapter", PLANTED + planted, "--adapters", "numpy-reference",
-                        timings={name: 1.0, "numpy-reference": 0.001})
+                        "--share-with-builtins", timings={name: 1.0, "numpy-reference": 0.001})
     reference = {k: v for k, v in both.items() if k[0] == "numpy-reference"}
     assert reference == alone  # the other adapter of the group lost nothing
     faulty = [r for k, r in both.items() if k[0] != "numpy-reference"]
