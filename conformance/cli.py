@@ -70,7 +70,8 @@ def _gating_options(p) -> None:
 
 
 COMMAND_MODULES = {"run": "run", "fuzz": "fuzz", "diff": "diff", "merge": "merge", "list": "listing",
-                   "report": "report", "repro": "repro", "show": "show"}
+                   "report": "report", "repro": "repro", "show": "show", "cache": "cache",
+                   "matrix": "matrix", "bisect": "bisect"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true", help="continue the run in --out: only (adapter, case) pairs without results")
     again.add_argument("--overwrite", action="store_true", help="replace the run in --out (kept until this run has results)")
     _gating_options(run)
+    _version_options(run)
 
     fz = sub.add_parser("fuzz", help="draw random cases with hypothesis, shrink failures to a minimal case")
     fz.add_argument("--adapters", default=None, help="comma-separated built-in adapters, or 'all'")
@@ -173,7 +175,100 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
     rep.add_argument("--findings", default=None, metavar="FILE", help="also write the findings alone, as Markdown, to FILE")
     _gating_options(rep)
+    _regression_parsers(sub)
+
+    ca = sub.add_parser("cache", help="the cache folder: remove overlays (version environments) to free disk")
+    ca_sub = ca.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
+    pr = ca_sub.add_parser("prune", help="remove overlays, least recently used first, until under --max-size")
+    pr.add_argument("--max-size", type=_size, default=None, metavar="SIZE",
+                    help="what the overlays may keep, e.g. 500M, 2G (default: remove every overlay)")
+    pr.add_argument("--cache-dir", type=_folder("give the cache folder"), default=None, metavar="DIR",
+                    help="the cache folder (default: $XDG_CACHE_HOME/rmsnorm-conformance, else ~/.cache/rmsnorm-conformance)")
     return p
+
+
+def _child_run_options(p, suite_help: str) -> None:
+    """What `matrix` and `bisect` pass on to each `conformance run` they start."""
+    p.add_argument("--suite", default="standard", help=suite_help)
+    p.add_argument("--adapters", default=None, help="comma-separated built-in adapters (as for run)")
+    p.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")
+    p.add_argument("--jobs", type=JOBS, default=None, help="tasks at once in each run (default: the CPU count)")
+    p.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, help="seconds one case may take (default 120)")
+    p.add_argument("--cache-dir", type=_folder("give a folder, or --no-cache for none"), default=None, metavar="DIR",
+                   help="compilation caches and overlays (default as for run)")
+    p.add_argument("--no-cache", action="store_true", help="no compilation cache; each run builds its overlay afresh")
+    p.add_argument("--device", choices=("cpu", "cuda", "gpu", "auto"), default="cpu", help="as for run")
+    p.add_argument("--xfail", default=None, metavar="FILE", help="known discrepancies (as for run)")
+    _gating_options(p)
+    _version_options(p)
+
+
+def _regression_parsers(sub) -> None:
+    """`matrix` and `bisect`: runs across releases (conformance/commands/matrix.py, bisect.py; docs/versions.md)."""
+    mx = sub.add_parser("matrix", help="one run per version set (--vary PKG=V1,V2), and the findings x versions")
+    mx.add_argument("--vary", action="append", default=[], required=True, metavar="PKG=V1,V2,...",
+                    help="a package and its versions (repeatable: the runs are the product of the lists)")
+    mx.add_argument("--case", action="append", default=[], metavar="PATTERN", help="only cases whose id matches (repeatable)")
+    _child_run_options(mx, "smoke, standard, modes, exhaustive, or a .toml suite file (default: standard)")
+    mx.add_argument("--isolate-adapters", action="store_true", help="as for run")
+    mx.add_argument("--out", default="out/matrix", help="folder of the runs and matrix.md/.html/.json (default: out/matrix)")
+    again = mx.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the version sets not finished")
+    again.add_argument("--overwrite", action="store_true", help="replace the matrix in --out")
+
+    bi = sub.add_parser("bisect", help="the release of a package where the outcome of chosen results changes")
+    bi.add_argument("--package", required=True, metavar="PKG", help="the package whose releases are searched")
+    what = bi.add_mutually_exclusive_group(required=True)
+    what.add_argument("--case", action="append", default=None, metavar="ID",
+                      help="the case to bisect (an id, or a glob over the suite's ids; repeatable)")
+    what.add_argument("--finding", default=None, metavar="ID", help="a finding of --from RUN_DIR: its results")
+    bi.add_argument("--check", default=None, metavar="CHECK", help="only this check's results (a glob)")
+    bi.add_argument("--from", dest="from_run", default=None, metavar="RUN_DIR", help="the run holding --finding")
+    span = bi.add_argument_group("range (default: every stable release on the index)")
+    span.add_argument("--versions", default=None, metavar="FIRST..LAST", help="the releases from FIRST to LAST")
+    span.add_argument("--good", default=None, metavar="V", help="a version with the old outcome (with --bad)")
+    span.add_argument("--bad", default=None, metavar="V", help="a version with the new outcome (with --good)")
+    bi.add_argument("--include-nightly", action="store_true", help="pre-releases and the nightly too")
+    _child_run_options(bi, "the suite a --case glob is taken from (default: standard)")
+    bi.add_argument("--out", default="out/bisect", help="folder of bisect.json, bisect.md and the runs (default: out/bisect)")
+    bi.add_argument("--overwrite", action="store_true", help="replace the bisection in --out")
+
+
+def _size(text: str) -> int:
+    """--max-size: 500M, 2G, a number of bytes."""
+    from conformance.execution.overlays import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _version_options(p) -> None:
+    """`run --with`, `--pip-arg`, `--python` (docs/versions.md)."""
+    p.add_argument("--with", dest="with_", action="append", default=[], metavar="PKG==VERSION",
+                   help="run the workers with this release (keras==3.9.0, keras==nightly, jax==0.6.0 with its jaxlib) "
+                        "from an overlay built in the cache folder; repeatable (docs/versions.md)")
+    p.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
+                   help="an argument for pip when it builds an overlay, repeatable: --pip-arg --index-url --pip-arg URL")
+    p.add_argument("--python", default=None, metavar="PATH",
+                   help="run the workers with this interpreter (this project importable there)")
+
+
+def _join_pip_args(argv: list[str]) -> list[str]:
+    """`--pip-arg --index-url` as `--pip-arg=--index-url`: argparse takes a value starting with
+    '-' for an option."""
+    out, it = [], iter(argv)
+    for a in it:
+        if a == "--":
+            out += [a, *it]
+            break
+        if a == "--pip-arg":
+            value = next(it, None)
+            out.append(a if value is None else f"--pip-arg={value}")
+        else:
+            out.append(a)
+    return out
 
 
 class _Terminated(Exception):
@@ -188,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     become_subreaper()  # what an adapter starts stays ours to find and stop (conformance/execution/procs.py)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(_join_pip_args(sys.argv[1:] if argv is None else list(argv)))
         import importlib
 
         # One module per command, imported only when it runs (`list` must stay fast).

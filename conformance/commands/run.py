@@ -69,7 +69,82 @@ def shard(cases, spec: str | None):
     return [c for c in cases if zlib.crc32(c.id.encode()) % n == k - 1]
 
 
+def version_plan(args) -> tuple[tuple, tuple[str, ...], str | None]:
+    """(requirements, pip arguments, interpreter) of --with, --pip-arg and --python, checked
+    without asking the index (docs/versions.md)."""
+    from conformance.execution import overlays
+
+    reqs = overlays.check(tuple(overlays.Requirement.parse(t) for t in getattr(args, "with_", [])),
+                          tuple(getattr(args, "pip_arg", [])))
+    if getattr(args, "pip_arg", []) and not reqs:
+        raise UsageError("--pip-arg is passed to pip when it builds an overlay: give --with PKG==VERSION too")
+    python = getattr(args, "python", None)
+    if getattr(args, "executor", "local") == "ray" and (reqs or python):
+        raise UsageError(f"--{'with' if reqs else 'python'} is not supported with --executor ray (the overlay or "
+                         "interpreter would have to exist on every node): run locally, or install the versions "
+                         "in the nodes' environment")
+    return reqs, tuple(getattr(args, "pip_arg", [])), check_python(python) if python else None
+
+
+def check_python(path: str) -> str | None:
+    """--python PATH, absolute, once `PATH -c "import conformance"` works as a worker's would
+    (None: it is this interpreter); UsageError (one line) otherwise."""
+    import os
+    import shutil
+    import subprocess
+
+    found = path if os.sep in path else shutil.which(path)
+    if not found or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise UsageError(f"--python {path}: no such executable; give the path of a Python interpreter")
+    found = os.path.abspath(found)
+    if found == os.path.abspath(sys.executable):
+        return None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in [os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)] if p)}
+    try:
+        p = subprocess.run([found, "-c", "import conformance"], capture_output=True, text=True, env=env, timeout=120,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"--python {path}: it does not run ({type(exc).__name__}: {exc})") from None
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1][:200]
+        raise UsageError(f"--python {path}: `{path} -c 'import conformance'` fails ({last}); install this project "
+                         "there (pip install -e .) or put it on PYTHONPATH")
+    return found
+
+
+def apply_versions(plan, adapters, cache_dir, stack) -> list:
+    """The adapters run by the plan's interpreter with its overlay (built or reused now, before
+    the output folder is touched; under --no-cache in a folder removed after the run)."""
+    import tempfile
+
+    from conformance.execution import overlays
+    from conformance.execution.adapter_refs import with_overlay, with_python
+
+    reqs, pip_args, python = plan
+    adapters = with_python(adapters, python)
+    if not reqs:
+        return adapters
+    where = cache_dir if cache_dir is not None else Path(stack.enter_context(
+        tempfile.TemporaryDirectory(prefix="conformance-overlay-")))
+    start = time.monotonic()
+    print(f"overlay {' '.join(map(str, reqs))}: preparing it in {overlays.root(where)}/", file=sys.stderr, flush=True)
+    folder = overlays.overlay(reqs, where, pip_args, python or sys.executable)
+    stack.enter_context(overlays.hold(folder))  # prune leaves it alone while the run uses it
+    for note in (overlays.read_marker(folder) or {}).get("notes", []):
+        print(f"warning: overlay: {note}", file=sys.stderr)
+    print(f"overlay: {overlays.describe(folder)} in {folder} ({time.monotonic() - start:.1f}s)", file=sys.stderr)
+    return with_overlay(adapters, folder)
+
+
 def cmd_run(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # what the run's overlay needs until it ends
+        return _cmd_run(args, stack)
+
+
+def _cmd_run(args, stack) -> int:
     from conformance.execution import cache, schedule
     from conformance.execution.adapter_refs import place, resolve, with_cache
     from conformance.cases.suites import load_suite
@@ -81,12 +156,14 @@ def cmd_run(args) -> int:
 
     # Validate every input before touching the output folder, so a typo loses nothing.
     cache_dir = None if args.no_cache else cache.prepare(Path(args.cache_dir) if args.cache_dir else cache.default_folder())
+    plan = version_plan(args)
     adapters = with_cache(place(resolve(select_adapters(args)), args.device), cache_dir)
     cases = shard(select_cases(load_suite(args.suite), args.case), args.shard)
     if not cases:
         raise UsageError(f"--shard {args.shard} selects none of the suite's cases: nothing to run")
     xfail = XfailList.load(Path(args.xfail)) if args.xfail else None
     history = schedule.load(cache_dir)  # an unusable timings.json is a warning, before the folder is touched
+    adapters = apply_versions(plan, adapters, cache_dir, stack)  # --with, --python: before the folder is touched
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     folder = OutputFolder(Path(args.out))
     executor = _executor(args)

@@ -36,6 +36,10 @@ class AdapterRef:
     family: str | None = None  # the adapter's device_family
     group: str | None = None  # the adapter's worker_group
     builtin: bool = False  # one of conformance.adapters.BUILTIN
+    # Folders first on the worker's sys.path (an overlay of other releases: overlays.py), and the
+    # interpreter that runs the worker (None: this one); `run --with`, `run --python`.
+    path_prefix: tuple[str, ...] = ()
+    python: str | None = None
 
 
 def share_key(adapter: AdapterRef, with_builtins: bool = False) -> tuple:
@@ -46,7 +50,7 @@ def share_key(adapter: AdapterRef, with_builtins: bool = False) -> tuple:
     if adapter.group is None:
         return ("alone", adapter.name)
     side = () if with_builtins else ("builtin" if adapter.builtin else "user",)
-    return ("group", adapter.group, tuple(sorted(adapter.env.items())), *side)
+    return ("group", adapter.group, tuple(sorted(adapter.env.items())), adapter.path_prefix, adapter.python, *side)
 
 
 def place(adapters: list[AdapterRef], requested: str) -> list[AdapterRef]:
@@ -66,11 +70,32 @@ def with_cache(adapters: list[AdapterRef], folder) -> list[AdapterRef]:
     return [replace(a, env={**env, **a.env}) for a in adapters]
 
 
+def with_overlay(adapters: list[AdapterRef], folder) -> list[AdapterRef]:
+    """The adapters with the overlay `folder` (overlays.overlay; None: none) first on their
+    workers' sys.path."""
+    if folder is None:
+        return list(adapters)
+    return [replace(a, path_prefix=(str(folder), *a.path_prefix)) for a in adapters]
+
+
+def with_python(adapters: list[AdapterRef], python: str | None) -> list[AdapterRef]:
+    """The adapters with their workers run by `python` (None: this interpreter)."""
+    return [replace(a, python=python) for a in adapters]
+
+
+def worker_argv(adapter: AdapterRef, *args: str) -> list[str]:
+    """The command line of an adapter's worker: its interpreter, `-m conformance.execution.worker`."""
+    return [adapter.python or sys.executable, "-m", "conformance.execution.worker", *args]
+
+
 def worker_env(adapter: AdapterRef) -> dict:
     """The environment of an adapter's worker process."""
     env = {**os.environ, **WORKER_ENV, **adapter.env}
-    # Whatever the parent could import (a user's adapter module), the worker can.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+    # Whatever the parent could import (a user's adapter module), the worker can; an overlay's
+    # releases before everything else.  Another interpreter (--python) gets the current folder
+    # and the user's PYTHONPATH, not this one's packages.
+    inherited = sys.path if adapter.python is None else os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [*adapter.path_prefix, os.getcwd(), *inherited] if p)
     return env
 
 

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from conformance.execution.adapter_refs import AdapterRef, worker_env
+from conformance.execution.adapter_refs import AdapterRef, worker_argv, worker_env
 from conformance.execution.outdir import STALE_PREFIX
 from conformance.execution.procs import WorkerProcess
 
@@ -71,6 +71,6 @@ class LocalExecutor(Executor):
         # The worker's own temporary files (save/load checks) live in a folder of the output
         # folder's, which goes away with the worker, even one killed in the middle of a case.
         tmp = tempfile.mkdtemp(dir=log.parent, prefix=STALE_PREFIX)
-        worker = WorkerProcess(list(WORKER_ARGV), worker_env(adapter) | {"TMPDIR": tmp}, log, stop)
+        worker = WorkerProcess(worker_argv(adapter, "--serve"), worker_env(adapter) | {"TMPDIR": tmp}, log, stop)
         worker.tmp = tmp
         return worker

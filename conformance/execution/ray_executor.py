@@ -285,7 +285,7 @@ def probe(target: str, timeout: float, client: bool = False):
                                  "in ~/.ray/auth_token or RAY_AUTH_TOKEN", hint=False) from None
             raise Unanswered(f"the cluster refuses this machine's Ray token ({details[:120]})", hint=False) from None
         if code == grpc.StatusCode.UNAVAILABLE and "refused" in details.lower():
-            raise Unanswered("nothing answers there (connection refused)") from None
+            raise Unanswered("nothing answers there: connection refused") from None
         if code == grpc.StatusCode.UNIMPLEMENTED:
             raise Unanswered("a gRPC server answers that is not a Ray cluster's GCS") from None
         raise Unanswered(f"it does not answer as a Ray cluster ({code.name}: {details[:160]})") from None
@@ -356,12 +356,14 @@ class RayExecutor(Executor):
             self._loopback = _is_loopback(host) and head is not None and _is_loopback(head.node_manager_address)
 
     def connect(self) -> None:
-        """ray.init in a thread of its own, bounded by nothing but Ray: in the main thread it sets a
-        SIGTERM handler of its own (sys.exit(15): exit 15, nothing written), and an exception that a
-        signal raises in the middle of it can crash the process at exit (SIGSEGV: 3 of 6 SIGINTs
-        2.3-2.7 s into the start-up, measured).  Here a signal only marks the run stopped
-        (`conformance run` holds StopOnSignal around this), and it stops once Ray is up."""
+        """Start or join Ray (ray.init).  A signal during its start-up only marks the run stopped
+        (`conformance run` holds StopOnSignal around this), and the run stops once Ray is up: an
+        exception raised in the middle of ray.init (KeyboardInterrupt) can crash the process at exit
+        (SIGSEGV: 3 of 6 SIGINTs 2.3-2.7 s into the start-up, measured), and ray.init replaces the
+        SIGTERM handler with its own (sys.exit(15): exit 15, nothing written), which it is kept from
+        here.  (ray.init in another thread instead leaves the driver's later calls hanging.)"""
         import logging
+        import signal
 
         ray = self.ray
         if self._loopback:
@@ -370,28 +372,22 @@ class RayExecutor(Executor):
         # /tmp/ray/ray_current_cluster), which would refuse num_cpus or be a stranger's.
         options = ({"address": self.address} if self.address else
                    {"address": "local", "num_cpus": self.jobs, "_temp_dir": _temp_dir()})
-        failed: list[BaseException] = []
-
-        def start() -> None:
-            try:
-                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                         configure_logging=False, **options)
-            except BaseException as exc:  # an unreachable cluster, a malformed address
-                failed.append(exc)
-
-        quiet = _Without("SIGTERM handler is not set")  # what Ray says of a thread that is not the main one
-        logging.getLogger("ray._private.worker").addFilter(quiet)
+        utils, term = ray._private.utils, signal.getsignal(signal.SIGTERM)
+        own = getattr(utils, "set_sigterm_handler", None)
+        if own is not None:
+            utils.set_sigterm_handler = lambda handler: None
         try:
-            thread = threading.Thread(target=start, name="ray-init", daemon=True)
-            thread.start()
-            while thread.is_alive():
-                thread.join(0.1)  # the main thread stays free for signal handlers
-        finally:
-            logging.getLogger("ray._private.worker").removeFilter(quiet)
-        if failed:
-            exc = failed[0]
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     configure_logging=False, **options)
+        except Exception as exc:  # an unreachable cluster, a malformed address
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise UsageError(f"--executor ray: cannot connect to Ray{f' at {self.address}' if self.address else ''}: "
-                             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+                             f"{type(exc).__name__}: {first}") from None
+        finally:
+            if own is not None:
+                utils.set_sigterm_handler = own
+            if signal.getsignal(signal.SIGTERM) is not term:  # another Ray's way of setting it
+                signal.signal(signal.SIGTERM, term)
         if self._gcs is None and not (self.address or "").startswith("ray://"):
             try:
                 self._gcs = ray.get_runtime_context().gcs_address
@@ -458,7 +454,7 @@ class RayExecutor(Executor):
             if self.lost:
                 return
             at = f" at {self.address}" if self.address else f" (the local instance at {self._gcs})"
-            self.lost = f"the Ray cluster{at} was lost ({why})"
+            self.lost = f"the Ray cluster{at} was lost (its GCS: {why})"
         print(f"\nconformance: {self.lost}: stopping; writing the reports of what finished (--resume continues)",
               file=sys.stderr, flush=True)
         if self._on_lost:
@@ -492,13 +488,3 @@ class RayExecutor(Executor):
         for logs in self._logs:  # the folders of workers whose actor was killed before it could remove them
             for stale in logs.glob(STALE_PREFIX + "*"):
                 shutil.rmtree(stale, ignore_errors=True)
-
-
-class _Without:
-    """A logging filter that drops the records whose message starts with `text`."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def filter(self, record) -> bool:
-        return not str(record.msg).startswith(self.text)

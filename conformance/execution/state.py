@@ -33,8 +33,11 @@ THREADS = "threads"
 
 def _float_control() -> dict[str, str]:
     f = np.float32
-    daz = (np.array([1e-40], f) * f(1.0))[0] == 0  # a subnormal input read as zero
-    ftz = (np.array([1e-30], f) * f(1e-10))[0] == 0  # a subnormal result written as zero
+    # A subnormal input (2^-129, from its bits: no conversion that flush-to-zero could flush) times
+    # 2^30 is normal unless the input is read as zero; two normal inputs whose product is subnormal
+    # (read by its bits, since with denormals-are-zero a comparison would read it as zero).
+    daz = (np.array([1 << 20], np.uint32).view(f) * f(2.0 ** 30))[0] == 0
+    ftz = (np.array([1e-30], f) * f(1e-10)).view(np.uint32)[0] == 0
     up, down = (np.array([1.0, -1.0], f) + np.array([2.0 ** -25, -(2.0 ** -25)], f)).tolist()
     (mid,) = (np.array([1.0], f) + np.array([1.5 * 2.0 ** -24], f)).tolist()
     if up > 1.0:

@@ -136,3 +136,42 @@ def test_a_framework_imported_between_two_readings_is_compared_with_its_fresh_de
              "torch threads": "7"}
     assert changes(before, after) == [{"state": "torch default dtype", "before": "torch.float32", "after": "torch.float64"}]
     assert changes(before, after | {"torch default dtype": "torch.float32"}) == []
+
+
+def test_a_malformed_state_change_is_a_bad_line(tmp_path):
+    from conformance.errors import UsageError
+    from conformance.reports.results import load_results
+
+    record = {"record": "result", "case": CASES[0], "adapter": "a", "check": "forward", "status": "pass"}
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(record | {"state_changes": [{"state": "flush-to-zero", "before": "off", "after": "on"}]})
+                    + "\n")
+    assert load_results(path).records[0]["state_changes"][0]["after"] == "on"
+    path.write_text(json.dumps(record | {"state_changes": [{"state": "flush-to-zero", "after": 1}]}) + "\n")
+    with pytest.raises(UsageError, match="line 1 .*state_changes"):
+        load_results(path)
+
+
+@pytest.mark.skipif(__import__("platform").machine() != "x86_64" or __import__("sys").platform != "linux",
+                    reason="sets MXCSR through glibc's x86-64 fenv_t")
+@pytest.mark.parametrize("bits, ftz, daz", [(0x8000, "on", "off"), (0x0040, "off", "on"), (0x8040, "on", "on")])
+def test_flush_to_zero_and_denormals_are_zero_are_read_apart(bits, ftz, daz):
+    """MXCSR's FTZ (0x8000) and DAZ (0x40) bits, each alone: the probes tell them apart."""
+    import ctypes
+    import ctypes.util
+    import struct
+
+    from conformance.execution.state import _float_control
+
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    saved = ctypes.create_string_buffer(32)  # glibc's x86-64 fenv_t: 32 bytes, MXCSR at offset 28
+    libm.fegetenv(saved)
+    raw = bytearray(saved.raw)
+    struct.pack_into("<I", raw, 28, struct.unpack_from("<I", raw, 28)[0] | bits)
+    libm.fesetenv(ctypes.create_string_buffer(bytes(raw), 32))
+    try:
+        got = _float_control()
+    finally:
+        libm.fesetenv(saved)
+    assert (got["flush-to-zero"], got["denormals-are-zero"]) == (ftz, daz)
+    assert _float_control()["flush-to-zero"] == "off"
