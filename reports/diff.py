@@ -7,7 +7,8 @@ scored error grew by more than GROWTH_FACTOR and by more than GROWTH_UNITS
 (ULPs for the forward pass, unit roundoffs for gradients) - below that, error
 changes are reordering noise of a framework upgrade, not a regression; a
 (case, adapter, check) in the baseline that is missing now.  Improvements:
-fail/error/unsupported that now pass.  Framework version changes are listed.  A CPU run set
+fail/error/unsupported that now pass.  Framework version changes are listed first (per package,
+with the adapters it applies to), so the diff of an upgrade reads as one.  A CPU run set
 against a GPU run of the same adapters names its new and resolved findings by device ("Only on
 cuda (...)", "Only on cpu").
 """
@@ -76,11 +77,29 @@ def regressed(d: dict, gate) -> bool:
     return bool(d["regressions"] or [f for f in d["new_findings"] if f["class"] in gate.fail_on])
 
 
+def version_change_lines(d: dict) -> list[str]:
+    """The version changes, one line per package change with the adapters it applies to:
+    "keras 3.5.0 → 3.6.0 (keras-jax, keras-torch)"; a package one side lacks is "absent"."""
+    by_change: dict[tuple, list[str]] = {}
+    for v in d["version_changes"]:
+        key = (v["package"], v["baseline"], v["current"])
+        by_change.setdefault(key, []).append(v["adapter"])
+    text = lambda x: "absent" if x is None else x  # noqa: E731
+    return [f"{pkg} {text(b)} → {text(c)} ({', '.join(sorted(adapters))})"
+            for (pkg, b, c), adapters in sorted(by_change.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), str(kv[0][2])))]
+
+
 def render_markdown(d: dict, failed: bool) -> str:
+    """diff.md: the verdict, the version changes first (an upgrade's diff reads as one), then the
+    findings, regressions and improvements."""
     verdict = (f"{len(d['regressions'])} regression(s), {len(d['improvements'])} improvement(s), "
                f"{len(d['new_findings'])} new finding(s), {len(d['resolved_findings'])} resolved")
     lines = ["# Conformance diff", "", f"**{'REGRESSED' if failed else 'CLEAN'}: {verdict}** "
              f"({d['compared']} results compared, {d['new_results']} new)", ""]
+    changes = version_change_lines(d)
+    lines += [f"## Version changes ({len(changes)})", ""]
+    lines += [f"- {line}" for line in changes] or ["None: both sides ran the same versions."]
+    lines.append("")
     titles = [label[0].upper() + label[1:] + ("s" if label.endswith("finding") else "") for label in finding_labels(d)]
     for title, rows in zip(titles, (d["new_findings"], d["resolved_findings"])):
         lines += [f"## {title} ({len(rows)})", ""]
@@ -92,6 +111,4 @@ def render_markdown(d: dict, failed: bool) -> str:
         lines += [f"- **{r['adapter']}** `{r['case']}` {r['check']}: {r['baseline']} → {r['current']}"
                   + (f" — {r['why']}" if r.get("why") else "") for r in rows[:200]] or ["None."]
         lines.append("")
-    lines += ["## Version changes", ""]
-    lines += [f"- {v['adapter']}: {v['package']} {v['baseline']} → {v['current']}" for v in d["version_changes"]] or ["None."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"

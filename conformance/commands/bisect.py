@@ -118,9 +118,10 @@ def _versions(args) -> list[str]:
     for v in ends:
         i = _find(listed, v)
         if i is None:
-            kind = "release" if args.include_nightly else "stable release (--include-nightly adds pre-releases and nightly)"
-            raise UsageError(f"{args.package} {v} is not a {kind} the package index has (it has "
-                             f"{', '.join(listed[:3])}, ..., {', '.join(listed[-3:])})")
+            kind = "" if args.include_nightly else "; --include-nightly adds pre-releases and the nightly"
+            has = ", ".join(listed) if len(listed) <= 8 else f"{', '.join(listed[:3])}, ..., {', '.join(listed[-4:])}"
+            raise UsageError(f"{args.package} {v} is not a {'release' if args.include_nightly else 'stable release'} "
+                             f"the package index has (it has {has}{kind})")
         where[v] = i
     lo, hi = where[ends[0]], where[ends[1]]
     if args.versions and lo > hi:

@@ -13,7 +13,7 @@ def cmd_diff(args) -> int:
     import json
 
     from conformance.execution.outdir import OutputFolder
-    from conformance.reports.diff import diff, finding_labels, regressed, render_markdown
+    from conformance.reports.diff import diff, finding_labels, regressed, render_markdown, version_change_lines
     from conformance.reports.results import load_results, results_path
 
     baseline = load_results(Path(args.baseline), args.salvage)
@@ -35,6 +35,8 @@ def cmd_diff(args) -> int:
     finally:
         folder.release()
     print(md.splitlines()[2])
+    for line in version_change_lines(d):
+        print(f"  version: {line.replace('→', '->')}")
     new, resolved = finding_labels(d)
     for f in d["new_findings"]:
         print(f"  {new}: {f['title']} [{', '.join(f['adapters'])}] ({f['class']}, {f['results']} results) {f['id']}")

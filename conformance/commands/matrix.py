@@ -198,7 +198,7 @@ def parse_vary(specs: list[str]) -> list[tuple[str, list[str]]]:
     """--vary PKG=V1,V2,...: (package, versions oldest first) per option; UsageError otherwise."""
     from packaging.version import InvalidVersion
 
-    from conformance.execution.overlays import Requirement
+    from conformance.execution.overlays import Requirement, canonical
 
     out: list[tuple[str, list[str]]] = []
     for spec in specs:
@@ -208,9 +208,8 @@ def parse_vary(specs: list[str]) -> list[tuple[str, list[str]]]:
         if not sep or not package or not versions or rest.startswith("="):
             raise UsageError(f"--vary {spec!r} must be PACKAGE=VERSION,VERSION,..., e.g. keras=3.5.0,3.6.0")
         for v in versions:
-            req = _requirement(Requirement, f"{package}=={v}", "--vary")
-            package = req.package if hasattr(req, "package") else package
-        if any(p.lower() == package.lower() for p, _ in out):
+            _requirement(Requirement, f"{package}=={v}", "--vary")  # as --with takes it; the name stays the user's
+        if any(canonical(p) == canonical(package) for p, _ in out):
             raise UsageError(f"--vary names {package!r} twice: give its versions in one --vary")
         if len(set(versions)) != len(versions):
             raise UsageError(f"--vary {spec!r} lists a version twice")
@@ -237,8 +236,8 @@ def _check_in_index(vary, pip_args) -> None:
         if not wanted:
             continue
         listed = set(index_versions(package, pip_args, include_pre=any(Version(v).is_prerelease for v in wanted)))
-        listed_norm = {str(Version(v)) for v in listed}
-        missing = [v for v in wanted if v not in listed and str(Version(v)) not in listed_norm]
+        listed_norm = {Version(v) for v in listed}
+        missing = [v for v in wanted if v not in listed and Version(v) not in listed_norm]
         if missing:
             raise UsageError(f"--vary {package}: the package index has no {', '.join(missing)} "
                              f"(it has {', '.join(sorted(listed, key=version_key)[-8:])}{', ...' if len(listed) > 8 else ''})")
@@ -283,7 +282,7 @@ def _open_state(out: Path, plan: dict, args) -> dict:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"--resume: {path} is not a matrix state ({exc}); use --overwrite to start over") from None
         if previous != plan:
-            what = "the --vary lists" if previous.get("vary") != plan["vary"] else "the run options"
+            what = "--vary lists" if previous.get("vary") != plan["vary"] else "run options"
             raise UsageError(f"--resume: the matrix in {out} was started with other {what}; "
                              "give the same options, or --overwrite to start over")
         return {"plan": plan, "sets": done}

@@ -102,8 +102,10 @@ def check_python(path: str) -> str | None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in [os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)] if p)}
     try:
-        p = subprocess.run([found, "-c", "import conformance"], capture_output=True, text=True, env=env, timeout=120,
-                           stdin=subprocess.DEVNULL)
+        # `import conformance` alone would find this folder's package from the current folder; a worker
+        # needs the installed one (conformance.adapters) and its dependencies (numpy).
+        p = subprocess.run([found, "-c", "import conformance, conformance.adapters, conformance.execution.worker"],
+                           capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UsageError(f"--python {path}: it does not run ({type(exc).__name__}: {exc})") from None
     if p.returncode != 0:

@@ -1,12 +1,22 @@
 """Diagnosis: which alternative semantics explains a result that does not pass.
 
-Runs in the worker, on the real arrays.  Each hypothesis of the catalogue
-(hypotheses.py, simplest first) predicts the output; the observed result is
-scored against the prediction with the check's own tolerance, and the first
-prediction it passes against is the diagnosis.  None passing is `unexplained`,
-an honest answer.  A record whose check raised, crashed or hung is diagnosed from its
+Runs in the worker, on the real arrays.  Every hypothesis of the catalogue (hypotheses.py)
+predicts the output; the observed result is scored against each prediction with the check's
+own tolerance, and of those it passes the diagnosis is the one that explains it best:
+
+1. sound: its prediction agrees with the observed value at the evidence element (where the
+   result is furthest from the formula), so a label never contradicts its own evidence; and a
+   degenerate prediction (all zeros, all NaN, one constant) explains nothing when a range or
+   precision hypothesis (the computation in the case's own formats) fits as well;
+2. the smallest error: predictions within a factor 4 of the best (or within 1 ULP / unit) tie;
+3. then the fewest values solved from the observed result (a prediction from the inputs alone
+   before a solved epsilon, before a factor per row), then the catalogue's order.
+
+None passing is `unexplained`, an honest answer; so is a diagnosis that fails (it never raises:
+the reason is its detail).  A record whose check raised, crashed or hung is diagnosed from its
 message (`of_error`); the grouping of diagnoses into findings is the registry's
-(conformance/checks/registry.py).
+(conformance/checks/registry.py), the laws of solved parameters across a finding's cases
+reports/findings.py's.
 """
 from __future__ import annotations
 
@@ -15,14 +25,18 @@ import re
 
 import numpy as np
 
-from conformance.diagnosis.formula import Arrays
+from conformance.diagnosis.formula import Arrays, Prediction
 from conformance.diagnosis.hypotheses import CATALOGUE
 from conformance.numerics import tolerance
-from conformance.numerics.compare import score
+from conformance.numerics.compare import nonfinite_mismatch, score, ulp_of
 from conformance.numerics.dtypes import FORMATS
 
 CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-values", "crash", "configuration",
            "property", "unexplained")
+# The classes whose hypotheses are the computation in the case's own range and precision: where
+# one of them fits, a degenerate prediction of another class explains nothing.
+OWN_FORMATS = ("range", "precision")
+TIE = 4.0  # predictions whose errors are within this factor of the best one fit as well
 
 
 def diagnosis(id_: str, klass: str, detail: str, evidence: dict | None = None) -> dict:
@@ -32,25 +46,59 @@ def diagnosis(id_: str, klass: str, detail: str, evidence: dict | None = None) -
     return out
 
 
-def _evidence(observed: np.ndarray, expected: np.ndarray, predicted: np.ndarray | None) -> dict | None:
-    """Got / expected / predicted at the element where the result is furthest from the formula."""
+def _elementwise(observed, reference, fmt, magnitude) -> np.ndarray:
+    """Each element's error in the check's own unit (ULPs of `fmt`, or units of u relative to the
+    magnitude for gradients); Inf where the NaN/Inf pattern differs."""
+    with np.errstate(all="ignore"):
+        diff = np.abs(observed - reference)
+        err = diff / ulp_of(reference, fmt) if magnitude is None else \
+            diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff
+        bad = nonfinite_mismatch(observed, reference.astype(fmt.np_dtype).astype(np.float64))
+    return np.where(bad, np.inf, np.where(np.isfinite(err), err, 0.0))
+
+
+def _worst(observed, expected, fmt, magnitude) -> tuple | None:
+    """The element where the result is furthest from the formula, in the check's own unit."""
     if observed.shape != expected.shape or not observed.size:
         return None
-    with np.errstate(all="ignore"):
-        gap = np.abs(observed - expected)
-        gap = np.where(np.isnan(gap), np.where(np.isnan(observed) == np.isnan(expected), 0.0, np.inf), gap)
-    i = np.unravel_index(int(np.argmax(gap)), gap.shape)
-    out = {"index": [int(k) for k in i], "got": float(observed[i]), "expected": float(expected[i])}
-    if predicted is not None and np.shape(predicted) == observed.shape:
-        out["predicted"] = float(np.asarray(predicted)[i])
-    return out
+    err = _elementwise(observed, expected, fmt, magnitude)
+    return tuple(int(k) for k in np.unravel_index(int(np.argmax(err)), err.shape))
+
+
+def _evidence(observed: np.ndarray, expected: np.ndarray, predicted: np.ndarray | None, at: tuple | None,
+              solved: dict | None = None) -> dict | None:
+    """Got / expected / predicted at `at` (where the result is furthest from the formula), and the
+    parameters the hypothesis solved.  The values are floats: full precision in results.jsonl."""
+    out = dict(solved or {})
+    if at is not None:
+        out.update(index=list(at), got=float(observed[at]), expected=float(expected[at]))
+        if predicted is not None and np.shape(predicted) == observed.shape:
+            out["predicted"] = float(np.asarray(predicted)[at])
+    return out or None
+
+
+def evidence_text(e: dict) -> str:
+    """An evidence line with every digit that tells the values apart (repr: 17 significant
+    digits where float64 needs them, at least the 9 of a float32)."""
+    if not e or "index" not in e:
+        return ""
+    text = f"at {e['index']}: got {e['got']!r}, expected {e['expected']!r}"
+    return text + (f", the hypothesis predicts {e['predicted']!r}" if "predicted" in e else "")
 
 
 def diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude=None) -> dict:
-    """The diagnosis of a non-passing `a.check` result (`a.observed`) against `expected`.
+    """The diagnosis of a non-passing `a.check` result (`a.observed`) against `expected`; never
+    raises (a failure of the diagnosis itself is `unexplained`, with the reason).
 
     A float64 result that fits no hypothesis at float64's tolerance is tried again
     at float32's: two findings at once (another semantics, computed in float32)."""
+    try:
+        return _diagnose(a, np.asarray(expected, np.float64), fmt, tol, magnitude)
+    except Exception as exc:  # noqa: BLE001 - the record keeps its status; the diagnosis says why it has none
+        return diagnosis("unexplained", "unexplained", f"the diagnosis itself failed: {type(exc).__name__}: {exc}")
+
+
+def _diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude) -> dict:
     tol_for = {"forward": lambda f: tolerance.forward(f, _n(a)), "grad_x": lambda f: tolerance.grad_x(f, _n(a)),
                "grad_scale": lambda f: tolerance.grad_scale(f, _n(a), _rows(a))}[a.check]
     if a.observed.shape != expected.shape:
@@ -64,35 +112,105 @@ def diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude=None) -> dict:
         if score(a.observed, expected, fmt, a.observed.dtype.name, tol, magnitude=magnitude, axes=axes).status == "pass":
             return diagnosis("shape-differs", "semantics", f"returns shape {got} for {expected.shape}; the values are right",
                              None)
-    found = _first_explaining(a, expected, fmt, tol, magnitude, tol_for)
+    if magnitude is not None and np.shape(magnitude) != expected.shape:
+        magnitude = None
+    found = _best_explaining(a, expected, fmt, tol, magnitude, tol_for)
     if found is None and a.compute == "float64":
         lower = FORMATS["float32"]
-        found = _first_explaining(a, expected, lower, tol_for(lower), magnitude, tol_for)
+        found = _best_explaining(a, expected, lower, tol_for(lower), magnitude, tol_for)
         if found is not None:
             found["detail"] += ", with float32 accuracy for a float64 input"
-    return found or diagnosis("unexplained", "unexplained", "no hypothesis of the catalogue explains the result",
-                              _evidence(a.observed, expected, None))
+    if found is None:
+        at = _worst(a.observed, expected, fmt, magnitude)
+        return diagnosis("unexplained", "unexplained", "no hypothesis of the catalogue explains the result",
+                         _evidence(a.observed, expected, None, at))
+    return found
 
 
-def _first_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for) -> dict | None:
+@dataclasses.dataclass(frozen=True)
+class _Fit:
+    hypothesis: object
+    order: int  # the hypothesis's place in the catalogue, then the prediction's in its list
+    prediction: Prediction
+    error: float  # the largest error, in the case's own unit (ULPs or units of the gradient's magnitude)
+    degenerate: bool
+
+
+def _predictions(found) -> list[Prediction]:
+    """A hypothesis's answer as Predictions: None, one, a tuple (values, detail[, judged_in]), or a list."""
+    if found is None:
+        return []
+    out = []
+    for p in found if isinstance(found, list) else [found]:
+        if isinstance(p, Prediction):
+            out.append(p)
+        elif p:
+            values, detail, *judged_in = p
+            out.append(Prediction(values, detail, judged_in[0] if judged_in else None))
+    return out
+
+
+def _degenerate(values: np.ndarray) -> bool:
+    """All NaN, all zeros, one constant: a prediction that carries no information about the data."""
+    if values.size < 2:
+        return False
+    finite = values[np.isfinite(values)]
+    return not finite.size or bool(np.all(finite == finite.flat[0]))
+
+
+def _agrees_at(at, observed, predicted, expected, fmt, limit, magnitude) -> bool:
+    """At the evidence element, the prediction is within the tolerance of the observed value and
+    closer to it than the formula is: otherwise the label would contradict its own evidence."""
+    if at is None:
+        return True
+    got, want, pred = observed[at], expected[at], predicted[at]
+    mag = None if magnitude is None else np.asarray(magnitude)[at]
+    if float(_elementwise(np.asarray([got]), np.asarray([pred]), fmt, None if mag is None else np.asarray([mag]))[0]) > limit:
+        return False
+    if np.isfinite(got) and np.isfinite(pred) and np.isfinite(want) and got != want:
+        return abs(got - pred) < abs(got - want)
+    return True
+
+
+def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for) -> dict | None:
     axes = a.axes if a.check != "grad_scale" else None
     observed = a.observed
     dtype_name = observed.dtype.name
-    for h in CATALOGUE:
+    at = _worst(observed, expected, fmt, magnitude)
+    fits: list[_Fit] = []
+    for k, h in enumerate(CATALOGUE):
         if a.check not in h.checks:
             continue
         try:
-            found = h.predict(a)
-        except (ValueError, ZeroDivisionError, FloatingPointError):
-            found = None
-        for predicted, detail, *judged_in in found if isinstance(found, list) else [found] if found else []:
-            own = FORMATS[judged_in[0]] if judged_in else None  # a hypothesis about the precision itself
+            predictions = _predictions(h.predict(a))
+        except Exception:  # noqa: BLE001 - a hypothesis that cannot be evaluated here explains nothing
+            continue
+        for j, p in enumerate(predictions):
+            values = np.asarray(p.values, np.float64)
+            if values.shape != observed.shape:
+                continue
+            own = FORMATS[p.judged_in] if p.judged_in else None  # a hypothesis about the precision itself
             # A gradient's rounding error scales with its terms: the hypothesis's own, where larger.
-            mag = None if magnitude is None else np.maximum(magnitude, np.abs(np.nan_to_num(predicted)))
-            if score(observed, predicted, own or fmt, dtype_name, tol_for(own) if own else tol, magnitude=mag,
-                     axes=axes).status == "pass":
-                return diagnosis(h.id, h.klass, detail or h.title, _evidence(observed, expected, predicted))
-    return None
+            mag = None if magnitude is None else np.maximum(magnitude, np.abs(np.nan_to_num(values)))
+            judged = score(observed, values, own or fmt, dtype_name, tol_for(own) if own else tol, magnitude=mag,
+                           axes=axes)
+            if judged.status != "pass":
+                continue
+            limit = (tol_for(own) if own else tol).limit
+            if not _agrees_at(at, observed, values, expected, own or fmt, limit, mag):
+                continue
+            err = _elementwise(observed, values, fmt, mag)
+            fits.append(_Fit(h, k * 1000 + j, p, float(err.max(initial=0.0)), _degenerate(values)))
+    if not fits:
+        return None
+    if any(f.hypothesis.klass in OWN_FORMATS for f in fits):
+        fits = [f for f in fits if not f.degenerate or f.hypothesis.klass in OWN_FORMATS]
+    best = min(f.error for f in fits)
+    close = [f for f in fits if f.error <= TIE * max(best, 1.0)]
+    chosen = min(close, key=lambda f: (f.prediction.free, f.order))
+    p, h = chosen.prediction, chosen.hypothesis
+    return diagnosis(h.id, h.klass, p.detail or h.title,
+                     _evidence(observed, expected, np.asarray(p.values, np.float64), at, p.evidence))
 
 
 def _n(a: Arrays) -> int:

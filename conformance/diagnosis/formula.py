@@ -38,8 +38,11 @@ class Arrays:
 # -- the generalized formula -------------------------------------------------------------
 def general(a: Arrays, *, s_b=None, stat_axes=None, eps=None, eps_outside=False, divisor=None, centered=False,
             x=None, layout=None, grad_terms=(1.0, 1.0), dscale_factor=1.0, dscale_rms=True, gain=1.0,
-            exact_derivative=True):
+            exact_derivative=True, sumsq=None):
     """(y, dx, dscale) of the generalized formula; `layout` undoes `s_b`'s placement for dscale.
+
+    `sumsq` replaces the sum of squares (shaped as a keepdims reduction over `stat_axes`): one
+    accumulated another way (sequentially in float32), the rest of the formula in float64.
 
     `gain` multiplies 1/rms (an approximate rsqrt); with `exact_derivative` False the
     gradient is the reference's formula (dx = g*s*dy - x*g**3*mean(s*dy*x)) evaluated with
@@ -52,7 +55,7 @@ def general(a: Arrays, *, s_b=None, stat_axes=None, eps=None, eps_outside=False,
     d = n if divisor is None else divisor
     with np.errstate(all="ignore"):
         xc = x - np.mean(x, axis=axes, keepdims=True) if centered else x
-        q = np.sum(xc * xc, axis=axes, keepdims=True) / d
+        q = (np.sum(xc * xc, axis=axes, keepdims=True) if sumsq is None else sumsq) / d
         root = np.sqrt(q)
         g = gain * (1.0 / (root + eps) if eps_outside else 1.0 / np.sqrt(q + eps))
         dg = -g * g / (2 * root) if eps_outside and exact_derivative else -0.5 * g ** 3  # dg/dq
@@ -72,6 +75,21 @@ def sum_to_scale(a: Arrays):
     return reduce
 
 
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """One prediction of a hypothesis: the values, the detail naming what it solved, the format whose
+    tolerance judges it (None: the case's), the parameters it solved (`evidence`, e.g. {"divisor":
+    64, "n": 60}, stated per case and fitted across a finding's cases), and how many values it
+    took from the observed result (`free`: 0 for a prediction from the inputs alone, 1 for a
+    solved scalar, one per row for a per-row fit): of two that fit as well, fewer is simpler."""
+
+    values: np.ndarray
+    detail: str = ""
+    judged_in: str | None = None
+    evidence: dict | None = None
+    free: int = 0
+
+
 def pick(a: Arrays, result) -> np.ndarray:
     y, dx, dscale = result
     return {"forward": y, "grad_x": dx, "grad_scale": dscale}[a.check]
@@ -86,3 +104,70 @@ def plain(**kw):
         return [(pick(a, general(a, **kw)), ""),
                 (pick(a, general(a, exact_derivative=False, **kw)), "the backward formula with that 1/rms")]
     return predict
+
+
+def row_length(a: Arrays) -> int:
+    return math.prod(a.x.shape[k] for k in a.axes) if a.axes else 1
+
+
+# -- the formula in a format of its own ----------------------------------------------------------
+def _tiny(ct: np.dtype) -> float:
+    import ml_dtypes
+
+    return float(ml_dtypes.finfo(ct).tiny)
+
+
+ORDERS = ("reference", "normalized", "autodiff", "autodiff-jax", "folded")
+
+
+def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=None, divisor=None, flush=False):
+    """(y, dx, dscale) as float64, the formula evaluated in numpy's `dtype`: that format's rounding,
+    overflow (x² = Inf, then 1/rms = 0) and underflow, as a kernel computing in it gets them.
+
+    `cast`: the input is first rounded to this (narrower) dtype, where it may overflow.
+    `flush`: subnormal inputs of `dtype` read as 0 (a CPU's denormals-are-zero mode).
+    `terms`: dx's two terms (the direct one and the projection) are each rounded to this dtype
+    before they are added, as autodiff does where x's uses are cast separately.
+    `order`, how kernels write it:
+      reference    r = 1/sqrt(mean(x²) + eps), y = x r s, dx = r s dy - x r³ mean(s dy x)
+      normalized   xn = x r, y = xn s, dx = r (s dy - xn mean(s dy xn)), dscale = sum(dy xn)
+      autodiff     a tape: g_r = sum(s dy x), g_q = -0.5 r³ g_r, dx = r s dy + 2 x g_q / n
+      autodiff-jax the same with rsqrt's derivative written -0.5 r / (q + eps)
+      folded       the scale folded into 1/rms first: y = x (r s), g_r = sum((dy x) s), as flax does"""
+    ct = np.dtype(dtype)
+    n = row_length(a)
+    d = ct.type(n if divisor is None else divisor)
+    axes = a.axes
+    other = tuple(k for k in range(a.x.ndim) if k not in axes)
+
+    def mean(v):
+        return np.sum(v, axis=axes, keepdims=True, dtype=ct) / d if axes else v / d
+
+    with np.errstate(all="ignore"):
+        x = a.x.astype(cast).astype(ct) if cast is not None else a.x.astype(ct)
+        if flush:
+            x = np.where(np.abs(x) < _tiny(ct), ct.type(0), x)
+        dy, s = a.dy.astype(ct), placed(a.scale, a.x.ndim, axes).astype(ct)
+        eps = ct.type(a.eps)
+        q = mean(x * x)
+        r = ct.type(1) / np.sqrt(q + eps)
+        xn = x * r
+        y = {"reference": x * r * s, "folded": x * (r * s)}.get(order, xn * s)
+        sdy = s * dy
+        if order == "reference":
+            direct, proj = r * sdy, -(x * r ** 3 * mean(sdy * x))
+            full = dy * x * r
+        elif order == "normalized":
+            direct, proj = r * sdy, -(r * xn * mean(sdy * xn))
+            full = dy * xn
+        else:
+            g_r = (dy * x) * s if order == "folded" else sdy * x
+            g_r = np.sum(g_r, axis=axes, keepdims=True, dtype=ct) if axes else g_r
+            dr = ct.type(-0.5) * r ** 3 if order == "autodiff" else ct.type(-0.5) * (r / (q + eps))
+            direct, proj = (dy * (r * s) if order == "folded" else r * sdy), ct.type(2) * x * (g_r * dr / d)
+            full = (dy * x) * r if order == "folded" else dy * xn
+        if terms is not None:
+            direct, proj = direct.astype(terms), proj.astype(terms)
+        dx = direct + proj
+        dscale = np.sum(full, axis=other, dtype=ct) if other else full.reshape(a.scale.shape)
+    return tuple(np.asarray(v).astype(np.float64) for v in (y, dx, dscale))

@@ -4,12 +4,15 @@ Each hypothesis is one short numpy function, like an ONNX reference op: given th
 case's arrays (`Arrays`) it returns what an implementation with that other
 semantics would output for one check (`forward`, `grad_x`, `grad_scale`) in
 float64, and a detail naming any parameter it solved from the observed output
-(an effective epsilon, a divisor, a relative error).  It returns None where it
-does not apply (a transposed scale needs two axes).  diagnose.py scores the
-observed result against each prediction with the check's own tolerance; the
-first that passes explains it.
+(an effective epsilon, a divisor, a relative error), with that parameter as
+evidence.  It returns None where it does not apply (a transposed scale needs two
+axes).  diagnose.py scores the observed result against every prediction with the
+check's own tolerance and keeps the one that explains it best (diagnose.py: the
+smallest error, then the fewest solved values, then this order).
 
-Most of them are the generalized formula of formula.py with another parameter.
+Most of them are the generalized formula of formula.py with another parameter; the
+range and precision ones evaluate the formula in another format (formula.in_dtype),
+so they predict what its overflows and roundings give, never copy the observed values.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from conformance.diagnosis.formula import Arrays, general, pick, plain
+from conformance.diagnosis.formula import ORDERS, Arrays, Prediction, general, in_dtype, pick, plain, row_length
 from conformance.numerics.dtypes import FORMATS
 from conformance.numerics.oracle import oracle, placed
 
@@ -30,9 +33,9 @@ class Hypothesis:
     klass: str  # semantics, precision, parameters, range, special-values, dtype
     title: str  # what a maintainer would write, completed by the finding's adapters
     checks: tuple[str, ...]
-    # None where it does not apply, or (prediction, detail) or a list of them; a third element
-    # names the format whose tolerance judges the prediction (default: the case's).
-    predict: Callable[[Arrays], tuple | list[tuple] | None]
+    # None where it does not apply, or a Prediction (formula.py) or (prediction, detail), or a
+    # list of them; a tuple's third element names the format whose tolerance judges it.
+    predict: Callable[[Arrays], "Prediction | tuple | list | None"]
 
 
 # -- solved parameters ---------------------------------------------------------------------
@@ -76,7 +79,8 @@ def _name_epsilon(value: float, requested: float) -> str:
 def different_epsilon(a: Arrays):
     if a.check != "forward":  # gradients cannot be solved for epsilon: try the usual suspects
         candidates = {float(np.float32(a.eps)), *KNOWN_EPSILONS.values()} - {a.eps}
-        return [(pick(a, general(a, eps=e)), f"effective epsilon {e:.3g}{_name_epsilon(e, a.eps)}, requested {a.eps:g}")
+        return [Prediction(pick(a, general(a, eps=e)), f"effective epsilon {e:.3g}{_name_epsilon(e, a.eps)}, "
+                           f"requested {a.eps:g}", evidence={"epsilon": e, "requested": a.eps}, free=1)
                 for e in sorted(candidates)]
     gain = _row_gain(a)
     if gain is None:
@@ -89,30 +93,68 @@ def different_epsilon(a: Arrays):
     eps = float(np.median(solved))
     if eps < 0 or math.isclose(eps, a.eps, rel_tol=1e-9):
         return None
-    return pick(a, general(a, eps=eps)), f"effective epsilon {eps:.3g}{_name_epsilon(eps, a.eps)}, requested {a.eps:g}"
+    return Prediction(pick(a, general(a, eps=eps)), f"effective epsilon {eps:.3g}{_name_epsilon(eps, a.eps)}, "
+                      f"requested {a.eps:g}", evidence={"epsilon": eps, "requested": a.eps}, free=1)
+
+
+# Kernels pad a row to their block: the row length rounded up to a power of two or to a multiple
+# of one of these (a Triton kernel's BLOCK_SIZE, a warp's 32 lanes).
+PAD_MULTIPLES = (16, 32, 64, 128)
+
+
+def padded(n: int) -> dict[str, int]:
+    """n rounded up as kernels pad it, by law: {"a power of two": 64, "a multiple of 16": 64, ...}."""
+    out = {"a power of two": 1 << max(0, (n - 1).bit_length())}
+    out.update({f"a multiple of {m}": -(-n // m) * m for m in PAD_MULTIPLES})
+    return out
+
+
+def _divisor_candidates(a: Arrays, n: int) -> list[int]:
+    """Counts a kernel divides by instead of n: the sum (1), n - 1, n padded up, an axis' size,
+    the number of rows, the input's size."""
+    rows = a.x.size // n if n else 0
+    found = {1, n - 1, *padded(n).values(), *a.x.shape, rows, a.x.size}
+    return sorted(d for d in found if d >= 1 and d != n)
+
+
+def _divisor_detail(d: float, n: int) -> str:
+    if d == 1:
+        return "the mean of x² sums instead of averaging"
+    law = [name for name, v in padded(n).items() if v == d and d > n]
+    return f"the mean of x² divides by {d:g} instead of {n}" + (f" (n rounded up to {law[0]})" if law else "")
 
 
 def wrong_divisor(a: Arrays):
+    """Another count than n divides the sum of squares: solved from the forward output, tried
+    among the usual counts for gradients.  The solved divisor is the diagnosis's evidence, so a
+    finding can state its law across cases (reports/findings.py: n rounded up to 32, ...)."""
+    n = row_length(a)
     if a.check != "forward":
-        return None
+        out = []
+        for d in _divisor_candidates(a, n):
+            ev = {"divisor": d, "n": n}
+            out.append(Prediction(pick(a, general(a, divisor=float(d))), _divisor_detail(d, n), evidence=ev, free=1))
+            out.append(Prediction(pick(a, general(a, divisor=float(d), exact_derivative=False)),
+                                  _divisor_detail(d, n) + ", the backward formula with that 1/rms", evidence=ev, free=1))
+        return out
     gain = _row_gain(a)
     if gain is None:
         return None
-    n = math.prod(a.x.shape[k] for k in a.axes) or 1
     with np.errstate(all="ignore"):
         solved = n * _mean_square_rows(a) / (1.0 / (gain * gain) - a.eps)
     solved = solved[np.isfinite(solved) & (solved > 0)]
     if not solved.size:
         return None
     d = float(np.median(solved))
-    # A kernel divides by a count: the sum (1), n - 1, another axis' size, the batch...  An
-    # effective divisor that is no whole number up to the input's size is another story (the
-    # squares underflowing in half precision solve to divisors in the millions).
-    if abs(d - n) < 0.5 or abs(d - round(d)) >= 0.05 or not 1 <= round(d) <= max(a.x.size, 1):
+    # A kernel divides by a count: the sum (1), n - 1, another axis' size, the batch, n padded up
+    # to its block...  An effective divisor that is no whole number up to the input's size or the
+    # largest padding is another story (the squares underflowing in half precision solve to
+    # divisors in the millions).
+    if abs(d - n) < 0.5 or abs(d - round(d)) >= 0.05 or not 1 <= round(d) <= max(a.x.size, *padded(n).values()):
         return None
     d = float(round(d))
-    what = "sums instead of averaging" if abs(d - 1) < 0.05 else f"divides by {d:g} instead of {n}"
-    return pick(a, general(a, divisor=d)), f"the mean of x² {what}"
+    return Prediction(pick(a, general(a, divisor=d)), _divisor_detail(d, n), evidence={"divisor": int(d), "n": n},
+                      free=1)
 
 
 def _solve_gain(a: Arrays) -> float:
@@ -139,7 +181,8 @@ def approximate_rsqrt(a: Arrays):
         c = _solve_gain(a)
         if c == 1.0:
             return None
-        return pick(a, general(a, gain=c, exact_derivative=False)), f"1/rms off by a factor {c:.6g}"
+        return Prediction(pick(a, general(a, gain=c, exact_derivative=False)), f"1/rms off by a factor {c:.6g}",
+                          evidence={"gain": c}, free=1)
     exact = general(a)[0]
     with np.errstate(all="ignore"):
         ratio = np.where(np.abs(exact) > 1e-300, a.observed / exact, np.nan)
@@ -150,7 +193,8 @@ def approximate_rsqrt(a: Arrays):
     worst = float(np.max(np.abs(per_row - 1.0)))
     if worst == 0.0 or worst > MAX_RSQRT_ERROR:
         return None
-    return exact * per_row, f"a constant relative error per row, up to {worst:.2g}"
+    return Prediction(exact * per_row, f"a constant relative error per row, up to {worst:.2g}",
+                      evidence={"relative_error": worst}, free=int(per_row.size))
 
 
 # -- range, precision, special values ------------------------------------------------------------
@@ -185,50 +229,118 @@ def _range_rows(a: Arrays) -> tuple[np.ndarray, str] | None:
     return None
 
 
+def _assumed_compute(a: Arrays) -> str:
+    """The dtype a kernel that upcasts half precision computes in: float32 for half, else the case's."""
+    return "float32" if a.compute in ("float16", "bfloat16") else a.compute
+
+
+def _simulated(a: Arrays, dtype, detail: str, *, judged_in=None, evidence=None, **kw) -> list[Prediction]:
+    """The formula evaluated in `dtype`, in each order kernels write it: specific predictions of
+    what the overflows, underflows and roundings of that format give, never the observed values."""
+    return [Prediction(pick(a, in_dtype(a, dtype, order, **kw)), detail, judged_in, evidence) for order in ORDERS]
+
+
 def range_limit(a: Arrays):
-    """Right everywhere except in rows whose intermediates leave the compute dtype's range."""
+    """Where the intermediates leave the compute dtype's range: what a computation in that dtype
+    gives there (x² = Inf, 1/rms = 0, Inf·0 = NaN, ...), in each order kernels compute it."""
     found = _range_rows(a)
     if found is None:
         return None
-    rows, detail = found
-    if a.check == "grad_scale":  # dscale sums over rows: one row out of range can poison every entry
-        return a.observed, detail
-    return np.where(rows, a.observed, pick(a, general(a))), detail
+    _, detail = found
+    ct = _assumed_compute(a)
+    out = _simulated(a, ct, detail)
+    if a.compute in ("float16", "bfloat16") and a.check == "grad_x":
+        # dx's terms each rounded to the input's dtype before they are added (autodiff sums the
+        # gradients of x's uses in x's dtype): a term overflows where their sum would not.
+        out += _simulated(a, ct, detail + "; dx's terms rounded to " + a.compute + " before they are added",
+                          terms=FORMATS[a.compute].np_dtype)
+    return out
 
 
 def flushed_subnormals(a: Arrays):
-    fmt = FORMATS["float32" if a.compute in ("float16", "bfloat16") else a.compute]
+    fmt = FORMATS[_assumed_compute(a)]
     sub = (a.x != 0) & (np.abs(a.x) < fmt.tiny)
     if not sub.any():
         return None
     exact, flushed = pick(a, general(a)), pick(a, general(a, x=np.where(sub, 0.0, a.x)))
     with np.errstate(all="ignore"):
-        visible = np.abs(exact - flushed) > 1e-3 * np.abs(exact)
+        visible = (np.abs(exact - flushed) > 1e-3 * np.abs(exact)) | (np.isnan(exact) != np.isnan(flushed))
     if not visible.any():  # where flushing changes nothing, it cannot be told apart: not claimed
         return None
-    return flushed, f"{int(sub.sum())} subnormal input(s) of {fmt.name} read as 0"
+    detail = f"{int(sub.sum())} subnormal input(s) of {fmt.name} read as 0"
+    # Also in the compute dtype: a flushed row of zeros is 0/0 = NaN there with epsilon 0.
+    return [Prediction(flushed, detail)] + _simulated(a, fmt.name, detail, flush=True)
 
 
 def lower_precision(a: Arrays):
     """float32 accuracy for a float64 input (the exact result, judged with float32's tolerance);
-    half precision computed without upcasting (judged with the case's own)."""
+    half precision computed without upcasting, forward and gradients (the formula evaluated in the
+    input's half dtype, judged with the case's own tolerance)."""
     if a.compute == "float64":
-        return None if a.expected is None else [(a.expected, "float32 accuracy for a float64 input", "float32")]
-    if a.compute not in ("float16", "bfloat16") or a.check != "forward":
+        return None if a.expected is None else [Prediction(a.expected, "float32 accuracy for a float64 input", "float32",
+                                                           {"format": "float32"})]
+    if a.compute not in ("float16", "bfloat16"):
         return None
     half, f32 = FORMATS[a.compute].np_dtype, np.dtype(np.float32)
-    n = math.prod(a.x.shape[k] for k in a.axes) if a.axes else 1
-    scale = placed(a.scale, a.x.ndim, a.axes)
+    what = "computed" if a.check == "forward" else "gradients computed"
+    out = _simulated(a, half, f"{what} in {a.compute} without upcasting", evidence={"format": a.compute})
+    if a.check == "forward":
+        scale = placed(a.scale, a.x.ndim, a.axes)
+        with np.errstate(all="ignore"):
+            # Only the squares in half precision, the statistics in float32 (as onnx.reference
+            # does despite stash_type=1): subnormal inputs square to zero, huge ones to Inf.
+            xh = a.x.astype(half)
+            ms32 = np.mean((xh * xh).astype(f32), axis=a.axes, keepdims=True)
+            squares = (xh.astype(f32) / np.sqrt(ms32 + f32.type(a.eps)) * scale.astype(f32)).astype(half)
+        out.append(Prediction(squares.astype(np.float64), f"x² computed in {a.compute} before float32 statistics",
+                              evidence={"format": a.compute}))
+    return out
+
+
+def cast_overflow(a: Arrays):
+    """A float64 input cast to float32 to be computed: where |x| exceeds float32's range the cast
+    itself gives Inf (then Inf·0 = NaN), elsewhere float32's accuracy."""
+    if a.compute != "float64":
+        return None
+    f32 = FORMATS["float32"]
+    with np.errstate(invalid="ignore"):
+        over = np.abs(a.x) > f32.max
+    if not over.any():
+        return None
+    detail = (f"the input is cast to float32, where {int(over.sum())} value(s) overflow "
+              f"(|x| up to {np.nanmax(np.abs(a.x)):.3g} > {f32.max:.3g})")
+    return _simulated(a, np.float32, detail, judged_in="float32", evidence={"format": "float32"}, cast=np.float32)
+
+
+def _sequential_sumsq(a: Arrays, dtype) -> np.ndarray:
+    """The sum of squares accumulated one element after another in `dtype` (one lane, as
+    np.cumsum does), shaped as a keepdims reduction over the normalized axes."""
+    k = len(a.axes)
+    ct = np.dtype(dtype)
     with np.errstate(all="ignore"):
-        xh = a.x.astype(half)
-        ms = np.sum(xh * xh, axis=a.axes, keepdims=True, dtype=half) / half.type(n)
-        everything = xh * (half.type(1) / np.sqrt(ms + half.type(a.eps))) * scale.astype(half)
-        # Only the squares in half precision, the statistics in float32 (as onnx.reference
-        # does despite stash_type=1): subnormal inputs square to zero, huge ones to Inf.
-        ms32 = np.mean((xh * xh).astype(f32), axis=a.axes, keepdims=True)
-        squares = (xh.astype(f32) / np.sqrt(ms32 + f32.type(a.eps)) * scale.astype(f32)).astype(half)
-    return [(everything.astype(np.float64), f"computed in {a.compute} without upcasting"),
-            (squares.astype(np.float64), f"x² computed in {a.compute} before float32 statistics")]
+        xc = a.x.astype(ct)
+        moved = np.moveaxis(xc * xc, a.axes, list(range(a.x.ndim - k, a.x.ndim)))
+        flat = moved.reshape(moved.shape[:a.x.ndim - k] + (-1,))
+        total = np.cumsum(flat, axis=-1, dtype=ct)[..., -1] if flat.shape[-1] else np.zeros(flat.shape[:-1], ct)
+    keep = [1 if d in a.axes else a.x.shape[d] for d in range(a.x.ndim)]
+    return total.astype(np.float64).reshape(keep)
+
+
+def sequential_sum(a: Arrays):
+    """x² summed in one sequential accumulator of the compute dtype (float32; for half inputs
+    also the half dtype itself, whose running sum stagnates), the rest of the formula exact: a
+    specific prediction, where an approximate rsqrt would need a free factor per row."""
+    if row_length(a) < 2 or not a.axes:
+        return None
+    dtypes = [_assumed_compute(a)] + ([a.compute] if a.compute in ("float16", "bfloat16") else [])
+    out = []
+    for dt in dtypes:
+        q = _sequential_sumsq(a, FORMATS[dt].np_dtype)
+        detail = f"x² summed sequentially in one {dt} accumulator"
+        out.append(Prediction(pick(a, general(a, sumsq=q)), detail, evidence={"format": dt}))
+        if a.check != "forward":
+            out.append(Prediction(pick(a, general(a, sumsq=q, exact_derivative=False)), detail, evidence={"format": dt}))
+    return out
 
 
 def nonfinite_rows(a: Arrays):
@@ -315,6 +427,10 @@ CATALOGUE: tuple[Hypothesis, ...] = (
                ("forward", "grad_x", "grad_scale"), range_limit),
     Hypothesis("lower-precision", "precision", "computed in a lower precision than the input's dtype",
                ("forward", "grad_x", "grad_scale"), lower_precision),
+    Hypothesis("cast-overflow", "precision", "a float64 input is cast to float32 to be computed, and overflows there",
+               ("forward", "grad_x", "grad_scale"), cast_overflow),
+    Hypothesis("sequential-sum", "precision", "x² is summed in one sequential accumulator (one lane)",
+               ("forward", "grad_x", "grad_scale"), sequential_sum),
     Hypothesis("eps-outside-sqrt", "semantics", "epsilon is added outside the square root",
                ("forward", "grad_x", "grad_scale"), plain(eps_outside=True)),
     Hypothesis("eps-ignored", "parameters", "the requested epsilon is ignored",
@@ -322,7 +438,7 @@ CATALOGUE: tuple[Hypothesis, ...] = (
     Hypothesis("eps-different", "parameters", "another epsilon than the one requested is applied",
                ("forward", "grad_x", "grad_scale"), different_epsilon),
     Hypothesis("divisor", "semantics", "the mean of squares uses another divisor",
-               ("forward",), wrong_divisor),
+               ("forward", "grad_x", "grad_scale"), wrong_divisor),
     # For dx, a scale ignored everywhere and one ignored by the backward alone are the same
     # prediction: grad-scale-ignored below names it.
     Hypothesis("scale-ignored", "semantics", "the scale is not applied",

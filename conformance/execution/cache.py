@@ -5,9 +5,10 @@ and torch Inductor's) and torch-onnx's exported models live there, so a second r
 skips the compilations the first one paid for.  The project's own entries (torch-onnx's exports)
 are keyed by everything that decides them and verified on every read (entries.py); a case that
 meets an artifact of a framework's cache that fails to load is run once more without that cache
-(`rerun_without_bad_artifacts`).  A cache hit returns the executable the cold compilation produced, so results do
-not change (tests/test_cache.py compares the records of a cold and a warm run).  The default is
-a user cache folder that `make` targets and runs share; `--no-cache` turns it off.
+(`rerun_without_bad_artifacts`).  A cache hit returns the executable the cold compilation
+produced, so results do not change (tests/harness/test_cache.py compares the records of a cold
+and a warm run; tests/frameworks/test_cache_poisoning.py those of poisoned caches and --no-cache).
+The default is a user cache folder that `make` targets and runs share; `--no-cache` turns it off.
 """
 from __future__ import annotations
 

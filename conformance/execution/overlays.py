@@ -231,17 +231,18 @@ def _pip_failure(what: str, p: subprocess.CompletedProcess, package: str | None 
         return UsageError(f"{what}: pip was stopped ({describe_exit(p.returncode)}); nothing was kept")
     missing = re.search(r"Could not find a version that satisfies the requirement (\S+) \(from versions: ([^)]*)\)", text)
     none_found = re.search(r"No matching distribution found for (\S+)", text)
-    if (missing and missing.group(2).strip() == "none" or not missing) and _UNREACHABLE.search(text):
+    if (missing or none_found or "ERROR:" not in text) and _UNREACHABLE.search(text):
         cause = _UNREACHABLE.search(text).group(0)
-        return UsageError(f"{what}: the package index could not be reached ({cause}); check the network or the "
+        return UsageError(f"{what}: a package index could not be reached ({cause}); check the network or the "
                           f"index given with --pip-arg")
     if missing:
         req, have = missing.group(1), [v.strip() for v in missing.group(2).split(",") if v.strip() and v.strip() != "none"]
         finals = [v for v in have if not _is_pre(v)] or have
         listed = (f"it has {len(have)} release(s), the newest {', '.join(sorted(finals, key=version_key)[-5:])}"
-                  if have else "it has none of that package")
-        return UsageError(f"{what}: {req} is not on the package index ({listed}); pick one of those "
-                          f"(conformance.execution.overlays.available_versions lists them)")
+                  if have else "it has no release of it, or could not be reached")
+        name = canonical(re.split(r"[=<>!~;\[ ]", req)[0])
+        return UsageError(f"{what}: {req} is not on the package index ({listed}); pick a release it has "
+                          f"(`pip index versions {name}` lists them)")
     if none_found:
         return UsageError(f"{what}: no distribution of {none_found.group(1)} on the package index fits this "
                           f"interpreter; pick another version")
@@ -381,17 +382,26 @@ def root(cache_dir: Path) -> Path:
 @contextlib.contextmanager
 def _locked(lock: Path, mode: int, blocking: bool = True, note: str | None = None):
     """`lock` held with flock `mode`; yields False (held by no one) where not blocking and busy."""
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             if not blocking:
+                os.close(fd)
                 yield False
                 return
             if note:
                 print(note, file=sys.stderr, flush=True)
+                note = None
             fcntl.flock(fd, mode)
+        try:  # prune unlinks the lock files it holds: a lock on a file no longer at `lock` holds nothing
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
         yield True
     finally:
         os.close(fd)  # releases the lock
@@ -588,6 +598,12 @@ def prune(cache_dir: Path, max_size: int | None) -> list[Path]:
     sizes = {p: size_of(p) for _, _, p, _ in entries}
     total = sum(sizes[p] for order, _, p, _ in entries if order == 1)
     removed = []
+    for lock in top.glob("*.lock"):  # the locks of builds that failed: nothing to keep them for
+        k = lock.name[: -len(".lock")]
+        if not (top / k).exists() and not any(top.glob(f"{TMP_PREFIX}{k}-*")):
+            with _locked(lock, fcntl.LOCK_EX, blocking=False) as free:
+                if free and not (top / k).exists():
+                    lock.unlink(missing_ok=True)
     for order, _, p, k in entries:
         if order == 1 and max_size is not None and total <= max_size:
             continue
@@ -602,6 +618,8 @@ def prune(cache_dir: Path, max_size: int | None) -> list[Path]:
                 except OSError:
                     continue
             shutil.rmtree(gone, ignore_errors=True)
+            if not (top / k).exists():
+                (top / f"{k}.lock").unlink(missing_ok=True)  # while held: see _locked
         if order == 1:
             total -= sizes[p]
         removed.append(p)

@@ -10,7 +10,9 @@ same cache again), warm with a worker process per adapter (what shared workers s
 (SWEEP: a sample of the exhaustive suite, cold); the same warm, cold and sweep runs on a local Ray
 instance (cases per second against the local runner); each adapter's worker time; an estimate from
 the sweep of the exhaustive suite's cost on one machine and on N; and `conformance list` without
-and with --check.  Not a test: it prints.
+and with --check; an overlay of an older Keras (`run --with`) built cold and reused, and its size
+and a `conformance bisect` over 15 Keras releases, cold and cached
+(`python -m conformance.integrations.bench --versions`: that section alone).  Not a test: it prints.
 """
 from __future__ import annotations
 
@@ -82,6 +84,8 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         print(json.dumps(_bench_one(sys.argv[2])))
         return 0
+    if sys.argv[1:] == ["--versions"]:  # only the versions section
+        return _versions()
     from conformance.execution.adapter_refs import resolve, worker_env
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs")
@@ -137,6 +141,60 @@ def main() -> int:
         start = time.monotonic()
         subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True)
         print(f"conformance {' '.join(args)}: {time.monotonic() - start:.1f} s")
+    return _versions()
+
+
+VERSIONS_KERAS = "3.9.0"  # an older release than the pinned one (pure Python; its requirements are the base's)
+
+
+def _versions() -> int:
+    """`run --with`: an overlay of an older Keras built cold (an empty cache folder; mostly pip and the
+    download; target <= 15 s) and reused (< 1 s), and its size on disk (docs/versions.md)."""
+    from pathlib import Path
+
+    from conformance.errors import UsageError
+    from conformance.execution import overlays
+
+    reqs = (overlays.Requirement("keras", VERSIONS_KERAS),)
+    print(f"\nversions (run --with keras=={VERSIONS_KERAS}):")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            start = time.monotonic()
+            folder = overlays.overlay(reqs, Path(tmp))
+            cold = time.monotonic() - start
+            start = time.monotonic()
+            overlays.overlay(reqs, Path(tmp))
+            reused = time.monotonic() - start
+        except UsageError as exc:
+            print(f"  not measured: {exc}")
+            return 0
+        size, what = overlays.size_of(folder), overlays.describe(folder)
+    print(f"  overlay built cold        {cold:6.2f} s  (target <= 15 s){'' if cold <= 15 else '  OVER TARGET'}")
+    print(f"  overlay reused            {reused:6.2f} s  (target < 1 s){'' if reused < 1 else '  OVER TARGET'}")
+    print(f"  overlay on disk           {size / 2**20:6.1f} MiB ({what})")
+    return _bisection()
+
+
+# `conformance bisect` over 15 Keras releases (3.2.0 .. 3.9.2; keras.layers.RMSNormalization arrived in
+# 3.9.0), one case on one adapter: cold (an empty cache: every overlay built) and cached.
+BISECT = ("--package", "keras", "--adapters", "keras-torch", "--case", "f32/4x32/ax-1/eps1e-06/normal/rand/s0",
+          "--check", "forward", "--versions", "3.2.0..3.9.2")
+
+
+def _bisection() -> int:
+    print(f"
+bisect ({' '.join(BISECT)}):")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, target in (("cold", 180), ("cached", 60)):
+            start = time.monotonic()
+            p = subprocess.run([sys.executable, "-m", "conformance.cli", "bisect", *BISECT, "--cache-dir",
+                                os.path.join(tmp, "cache"), "--out", os.path.join(tmp, label)], capture_output=True, text=True)
+            wall = time.monotonic() - start
+            if p.returncode not in (0, 1):
+                print(f"  {label}: not measured: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+                return 0
+            print(f"  {label:6s} {wall:6.1f} s  (target <= {target} s){'' if wall <= target else '  OVER TARGET'}")
+        print(f"  {p.stdout.splitlines()[0]}")
     return 0
 
 

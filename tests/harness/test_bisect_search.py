@@ -86,3 +86,44 @@ def test_seconds_come_from_the_clock():
     ticks = iter(range(100))
     b = bisect(["1", "2"], outcomes({"1": 0, "2": 1}), clock=lambda: next(ticks))
     assert [t.seconds for t in b.tried] == [1, 1] and b.seconds == 2
+
+
+# -- the outcome of one version's run (conformance/commands/bisect.py) --------------------------
+
+def _rec(check, status, adapter="k", case="f32/4x32/ax-1/eps1e-05/tiny/rand/s0", finding=None, message=""):
+    return {"adapter": adapter, "case": case, "check": check, "status": status, "finding": finding, "message": message}
+
+
+def test_a_run_whose_adapter_did_not_load_or_declined_everything_is_skipped():
+    from conformance.commands.bisect import outcome_of
+    from conformance.reports.results import Results
+
+    everything = lambda r: True  # noqa: E731
+    no_load = Results([_rec("forward", "error", message="adapter failed to load: ImportError: no layer\nmore"),
+                       _rec("grad_x", "error", message="adapter failed to load: ImportError: no layer")], {})
+    with pytest.raises(Skip, match="k failed to load: adapter failed to load: ImportError: no layer$"):
+        outcome_of(no_load, everything)
+    declined = Results([_rec("forward", "unsupported", message="normalizes trailing axes only")], {"k": {"versions": {}}})
+    with pytest.raises(Skip, match="declined every chosen result: normalizes trailing axes only"):
+        outcome_of(declined, everything)
+    with pytest.raises(Skip, match="none of the chosen results"):
+        outcome_of(declined, lambda r: False)
+    # A crash at build of a loaded adapter is an outcome, not a skip.
+    crashed = Results([_rec("forward", "error", finding="crash/build-raised-AttributeError/k")],
+                      {"k": {"versions": {"keras": "3.0.0"}}})
+    value, labels, imported = outcome_of(crashed, everything)
+    assert value == (("k", "f32/4x32/ax-1/eps1e-05/tiny/rand/s0", "forward", "error", "crash/build-raised-AttributeError/k"),)
+    assert imported == {"k": {"keras": "3.0.0"}}
+
+
+def test_outcomes_in_words():
+    from conformance.commands.bisect import outcome_text, subject
+
+    case = "f32/4x32/ax-1/eps1e-05/tiny/rand/s0"
+    before = (("k", case, "forward", "error", "crash/x/k"), ("k", case, "grad_x", "pass", None))
+    keys = [o[:3] for o in before]
+    assert subject(keys[:1]) == f"forward of {case} on k"
+    assert subject(keys) == f"forward, grad_x of {case} on k"
+    assert outcome_text(before, keys[:1], {"crash/x/k": "crash: build raised X"}) == "error (crash: build raised X)"
+    assert outcome_text(before, keys, {}) == "error (crash/x/k) on forward; pass on grad_x"
+    assert outcome_text((), keys[:1], {}) == "missing"

@@ -9,6 +9,7 @@ from conformance.numerics.dtypes import PRECISIONS
 from tests.harness.processes import HOSTILE, Run, cli, results, usage_error, wait_for_results
 
 pytest.importorskip("ray")  # the [ray] extra; `make test` installs it
+pytestmark = pytest.mark.ray
 PLANTED = "tests.planted.adapters:"
 
 

@@ -107,6 +107,19 @@ def head():
         h.stop()
 
 
+def _results_while_running(run: Run, cases: int, timeout: float = 120) -> None:
+    """Until OUT/results.partial.jsonl holds `cases` cases; a run that exits first fails the test."""
+    out = Path(run.proc.args[run.proc.args.index("--out") + 1])
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return wait_for_results(out / "results.partial.jsonl", cases, timeout=0.5)
+        except AssertionError:
+            if run.proc.poll() is not None or time.monotonic() > deadline:
+                _wait(run, 30)
+                raise AssertionError(f"exit {run.proc.returncode} before {cases} cases: {run.stderr[-2000:]}") from None
+
+
 def _wait(run: Run, timeout: float) -> int:
     """Its exit code; a run still going after `timeout` is killed and fails the test."""
     try:
@@ -155,7 +168,7 @@ def test_a_cluster_lost_mid_run_keeps_what_finished_and_resume_finishes_it(tmp_p
     out = tmp_path / "out"
     args = (*SLOW, "--ray-address", f"127.0.0.1:{head.port}", "--out", str(out))
     run = Run(tmp_path, "run", *args, "--jobs", "1")
-    wait_for_results(out / "results.partial.jsonl", 5)
+    _results_while_running(run, 5)
     head.kill()
     lost = time.monotonic()
     assert _wait(run, 120) == 3, run.stdout + run.stderr
@@ -231,7 +244,7 @@ def test_a_local_run_beside_a_cluster_on_the_machine_starts_its_own_instance_on_
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{head.port}")
     out = tmp_path / "out"
     run = Run(tmp_path, "run", *SLOW, "--jobs", "2", "--out", str(out))
-    wait_for_results(out / "results.partial.jsonl", 2, timeout=120)
+    _results_while_running(run, 2)
     pids = _pids(TOKEN_VAR, run.token)
     ours, listening = _commands(pids), _listening(pids)
     assert _wait(run, 300) == 0, run.stdout + run.stderr

@@ -4,8 +4,9 @@
 
 tinykernel is never installed in the suite's environment: the worker imports it from the overlay
 that `run --with tinykernel==V` puts first on its sys.path, and load() reports its version.
-Forward only (no grad): the gradient checks are unsupported.  TINYKERNEL_LOAD_DELAY (seconds)
-slows load() down, for the tests that interrupt a matrix mid-run.
+Forward only (no grad): the gradient checks are unsupported.  TINYKERNEL_LOAD_DELAY
+("VERSION=SECONDS,...") slows load() of those versions down, for the test that interrupts a
+matrix mid-run.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ class TinyKernel(Adapter):
         import tinykernel  # from the overlay
 
         self.kernel = tinykernel
-        delay = float(os.environ.get("TINYKERNEL_LOAD_DELAY", "0") or 0)
-        if delay:
-            time.sleep(delay)
+        delays = dict(item.split("=", 1) for item in os.environ.get("TINYKERNEL_LOAD_DELAY", "").split(",") if "=" in item)
+        if tinykernel.__version__ in delays:
+            time.sleep(float(delays[tinykernel.__version__]))
         return {"tinykernel": tinykernel.__version__}
 
     def supports(self, spec):
