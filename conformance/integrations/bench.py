@@ -182,8 +182,7 @@ BISECT = ("--package", "keras", "--adapters", "keras-torch", "--case", "f32/4x32
 
 
 def _bisection() -> int:
-    print(f"
-bisect ({' '.join(BISECT)}):")
+    print(f"\nbisect ({' '.join(BISECT)}):")
     with tempfile.TemporaryDirectory() as tmp:
         for label, target in (("cold", 180), ("cached", 60)):
             start = time.monotonic()
