@@ -5,9 +5,11 @@ predicts the output; the observed result is scored against each prediction with 
 own tolerance, and of those it passes the diagnosis is the one that explains it best:
 
 1. sound: its prediction agrees with the observed value at the evidence element (where the
-   result is furthest from the formula), so a label never contradicts its own evidence; and a
-   degenerate prediction (all zeros, all NaN, one constant) explains nothing when a range or
-   precision hypothesis (the computation in the case's own formats) fits as well;
+   result is furthest from the formula) and the formula does not, so a label never contradicts
+   its own evidence; a fit with as many solved values as data explains nothing; and a
+   degenerate prediction (all zeros, all NaN, one constant), or any prediction of a degenerate
+   result, explains nothing when a range or precision hypothesis (the computation in the
+   case's own formats) fits as well;
 2. the smallest error: predictions within a factor 4 of the best (or within 1 ULP / unit) tie;
 3. then the fewest values solved from the observed result (a prediction from the inputs alone
    before a solved epsilon, before a factor per row), then the catalogue's order.
@@ -54,7 +56,9 @@ def _elementwise(observed, reference, fmt, magnitude) -> np.ndarray:
         err = diff / ulp_of(reference, fmt) if magnitude is None else \
             diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff
         bad = nonfinite_mismatch(observed, reference.astype(fmt.np_dtype).astype(np.float64))
-    return np.where(bad, np.inf, np.where(np.isfinite(err), err, 0.0))
+    # NaN: both sides the same NaN/Inf (the pattern decides); Inf: an error too large for float64
+    # (a float64 value against an exact 0, whose ULP is 5e-324), which is no match.
+    return np.where(bad, np.inf, np.where(np.isnan(err), 0.0, err))
 
 
 def _worst(observed, expected, fmt, magnitude) -> tuple | None:
@@ -158,18 +162,20 @@ def _degenerate(values: np.ndarray) -> bool:
     return not finite.size or bool(np.all(finite == finite.flat[0]))
 
 
-def _agrees_at(at, observed, predicted, expected, fmt, limit, magnitude) -> bool:
-    """At the evidence element, the prediction is within the tolerance of the observed value and
-    closer to it than the formula is: otherwise the label would contradict its own evidence."""
+def _agrees_at(at, observed, predicted, expected, fmt, limit, mag, magnitude, own_format: bool) -> bool:
+    """At the evidence element the prediction is within the tolerance of the observed value, where
+    the formula is not: otherwise the label would contradict its own evidence (got -5.86, predicts
+    0), or explain nothing the formula does not (a prediction indistinguishable from the formula,
+    passing only because the observed one is close to both).  A hypothesis about the precision
+    itself (judged in its own format) claims the formula, less accurately: only the first holds."""
     if at is None:
         return True
-    got, want, pred = observed[at], expected[at], predicted[at]
-    mag = None if magnitude is None else np.asarray(magnitude)[at]
-    if float(_elementwise(np.asarray([got]), np.asarray([pred]), fmt, None if mag is None else np.asarray([mag]))[0]) > limit:
-        return False
-    if np.isfinite(got) and np.isfinite(pred) and np.isfinite(want) and got != want:
-        return abs(got - pred) < abs(got - want)
-    return True
+
+    def err(reference, m) -> float:
+        return float(_elementwise(observed[at][None], np.asarray(reference)[at][None], fmt,
+                                  None if m is None else np.asarray(m)[at][None])[0])
+
+    return err(predicted, mag) <= limit and (own_format or err(expected, magnitude) > limit)
 
 
 def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for) -> dict | None:
@@ -197,14 +203,22 @@ def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for) -> dict 
             if judged.status != "pass":
                 continue
             limit = (tol_for(own) if own else tol).limit
-            if not _agrees_at(at, observed, values, expected, own or fmt, limit, mag):
+            # score() reads an ULP error that overflows float64 as 0: checked here element by element.
+            if _elementwise(observed, values, own or fmt, mag).max(initial=0.0) > limit:
+                continue
+            if p.free and 2 * p.free > observed.size:  # as many solved values as data: a fit, no explanation
+                continue
+            if not _agrees_at(at, observed, values, expected, own or fmt, limit, mag, magnitude, own is not None):
                 continue
             err = _elementwise(observed, values, fmt, mag)
             fits.append(_Fit(h, k * 1000 + j, p, float(err.max(initial=0.0)), _degenerate(values)))
     if not fits:
         return None
     if any(f.hypothesis.klass in OWN_FORMATS for f in fits):
-        fits = [f for f in fits if not f.degenerate or f.hypothesis.klass in OWN_FORMATS]
+        # An observed result that is itself degenerate (all zeros after an underflow) tells no
+        # semantics apart: every prediction near zero fits it.
+        vacuous = _degenerate(observed)
+        fits = [f for f in fits if f.hypothesis.klass in OWN_FORMATS or not (f.degenerate or vacuous)]
     best = min(f.error for f in fits)
     close = [f for f in fits if f.error <= TIE * max(best, 1.0)]
     chosen = min(close, key=lambda f: (f.prediction.free, f.order))

@@ -50,9 +50,11 @@ except ImportError:  # pragma: no cover: an environment without packaging
 NIGHTLY = {"keras": "keras-nightly", "tensorflow": "tf-nightly", "tensorflow-cpu": "tf-nightly"}
 # What a user names -> the distribution installed (tensorflow's CPU build, as the base has).
 ALIASES = {"tensorflow": "tensorflow-cpu"}
-# The distributions that can vary.  torch's PyPI wheels are multi-GB CUDA builds: it varies only
-# from another index (--pip-arg --index-url ...).
-VARIABLE = ("keras", "keras-nightly", "jax", "jaxlib", "flax", "equinox", "onnx", "onnxruntime", "onnxscript",
+# The distributions the built-in adapters depend on, which docs/versions.md lists as tried.  Any
+# other distribution the index has can vary too (a kernel package of the user's, from its own
+# index or --find-links); one the index lacks is refused when the overlay is built.  torch's PyPI
+# wheels are multi-GB CUDA builds: it varies only from another index (--pip-arg --index-url ...).
+KNOWN = ("keras", "keras-nightly", "jax", "jaxlib", "flax", "equinox", "onnx", "onnxruntime", "onnxscript",
             "transformers", "tensorflow-cpu", "tf-nightly", "numpy", "torch")
 NEEDS_INDEX = {"torch": "torch cannot vary from PyPI (its wheels there are multi-GB CUDA builds): give a CPU index, "
                         "e.g. --pip-arg --index-url --pip-arg https://download.pytorch.org/whl/cpu"}
@@ -103,9 +105,6 @@ class Requirement:
                                  f"(keras-nightly, tf-nightly); give a version of {name}")
             return cls(NIGHTLY[name], "nightly")
         name = ALIASES.get(name, name)
-        if name not in VARIABLE:
-            raise UsageError(f"--with {text!r}: {name} cannot vary; the packages that can: {', '.join(VARIABLE)} "
-                             f"(docs/versions.md)")
         if _Version is not None:
             try:
                 version = str(_Version(version))
@@ -252,12 +251,10 @@ def _pip_failure(what: str, p: subprocess.CompletedProcess, package: str | None 
 
 
 def available_versions(package: str, pip_args: tuple[str, ...] = (), include_pre: bool = False) -> list[str]:
-    """The releases of `package` (a name --with accepts) on the index, oldest first (PEP 440
+    """The releases of `package` on the index, oldest first (PEP 440
     order); pre-releases only with include_pre, except for the nightly packages, whose releases
     are all dev releases.  UsageError (one line) for an unknown package or an unreachable index."""
     name = ALIASES.get(canonical(package), canonical(package))
-    if name not in VARIABLE:
-        raise UsageError(f"{package} cannot vary; the packages that can: {', '.join(VARIABLE)}")
     nightly = name in NIGHTLY.values()
     argv = [*_pip(sys.executable), "index", "versions", name, *(["--pre"] if include_pre or nightly else []),
             *_index_args(tuple(pip_args))]

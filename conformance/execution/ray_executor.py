@@ -24,6 +24,14 @@ cases without a record run again on a new actor in careful mode, one case at a t
 driver holds the previous one's message: the case that kills that actor is the one charged.
 Ray itself restarts and retries nothing: a retried case would run twice, and a case that kills
 its process would kill every retry.
+
+Ray failing: an address is asked before Ray starts whether a Ray cluster's GCS answers there
+(`probe`, bounded; Ray's own connect retries for ~10 minutes whatever answers).  During the run
+the GCS is asked every second (`watch`); a cluster that stops answering (its head lost, the local
+instance killed) stops the run as a signal would, with `lost` saying why (exit 3 in
+`conformance run`), before Ray would exit the process itself ("Failed to connect to GCS", a
+minute on).  A local instance is always a new one of the run's own, with 127.0.0.1 as its node
+(`_loopback_only`), so none of its servers listens on the machine's network address.
 """
 from __future__ import annotations
 
@@ -275,7 +283,7 @@ def probe(target: str, timeout: float, client: bool = False):
     except grpc.RpcError as exc:
         code, details = exc.code(), (exc.details() or "").strip()
         if client and code == grpc.StatusCode.UNIMPLEMENTED:
-            return None  # a gRPC server answered: Ray Client's own connection is bounded
+            return None  # a gRPC server answered (a Ray Client server has no GCS service)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise Unanswered(f"no answer as a Ray cluster within {timeout:g}s (a port that accepts connections "
                              "but is not a Ray cluster's GCS?)") from None

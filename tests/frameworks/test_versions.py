@@ -151,6 +151,7 @@ def test_python_runs_the_workers_with_another_interpreter(cache, tmp_path):
 
 @pytest.mark.parametrize("args, says", [
     (["--with", "keras==9.9.9"], "keras==9.9.9 is not on the package index"),
+    (["--with", "rmsnorm-conformance-no-such-dist==1.0"], "rmsnorm-conformance-no-such-dist"),
     (["--with", "keras==3.9.0", "--pip-arg", "--isolated", "--pip-arg", "--index-url", "--pip-arg",
       "http://127.0.0.1:9/simple", "--pip-arg", "--retries", "--pip-arg", "1"], "could not be reached"),
     (["--with", "torch==2.5.0"], "torch cannot vary from PyPI"),

@@ -78,25 +78,6 @@ ADAPTER = "tests.planted.versioned:TinyKernel"
 CASE = "f32/4x32/ax-1/eps1e-05/tiny/rand/s0"  # where epsilon outside the square root shows (planted EpsOutsideSqrt's)
 
 
-def shim(tmp: Path) -> list[str]:
-    """PYTHONPATH entries the CLI needs for tinykernel to be a package `--with` accepts: none when
-    conformance/execution/overlays.py takes any package from a given index; else a sitecustomize
-    adding it to the packages that can vary (overlays.VARIABLE), in this test's processes only."""
-    from conformance.errors import UsageError
-    from conformance.execution.overlays import Requirement
-
-    try:
-        Requirement.parse("tinykernel==0.1")
-        return []
-    except UsageError:
-        folder = tmp / "shim"
-        folder.mkdir(exist_ok=True)
-        (folder / "sitecustomize.py").write_text(
-            "import conformance.execution.overlays as o\n"
-            "o.VARIABLE = (*o.VARIABLE, 'tinykernel')\n")
-        return [str(folder)]
-
-
 class Index:
     """tinykernel 0.1, 0.2, 0.2.5 (does not install) and 0.3 in `folder`/wheels; overlays in `folder`/cache."""
 
@@ -105,7 +86,7 @@ class Index:
         self.wheels = folder / "wheels"
         self.cache = folder / "cache"
         self.versions = build(self.wheels)
-        self.path = [*shim(folder), str(ROOT)]
+        self.path = [str(ROOT)]
 
     def args(self) -> list[str]:
         return [*pip_args(self.wheels), "--cache-dir", str(self.cache)]
