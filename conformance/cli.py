@@ -1,5 +1,5 @@
 """The `conformance` command: its options and dispatch.  Exit 0: all pass; 1: failures;
-2: the input was wrong; 128 + N: stopped by signal N.  Each command lives in its own module of
+2: the input was wrong; 3: the Ray cluster was lost mid-run; 128 + N: stopped by signal N.  Each command lives in its own module of
 conformance/commands/ (COMMAND_MODULES)."""
 from __future__ import annotations
 

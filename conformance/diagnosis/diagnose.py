@@ -10,9 +10,10 @@ own tolerance, and of those it passes the diagnosis is the one that explains it 
    degenerate prediction (all zeros, all NaN, one constant), or any prediction of a degenerate
    result, explains nothing when a range or precision hypothesis (the computation in the
    case's own formats) fits as well;
-2. the smallest error: predictions within a factor 4 of the best (or within 1 ULP / unit) tie;
-3. then the fewest values solved from the observed result (a prediction from the inputs alone
-   before a solved epsilon, before a factor per row), then the catalogue's order.
+2. the fewest values solved from the observed result: a prediction from the inputs alone before
+   a solved epsilon or divisor, before a factor per row (a fit always fits a little better);
+3. then the smallest error (predictions within a factor 4 of the best, or within 1 ULP / unit of
+   the gradient's magnitude, tie: rounding noise tells nothing apart), then the catalogue's order.
 
 None passing is `unexplained`, an honest answer; so is a diagnosis that fails (it never raises:
 the reason is its detail).  A record whose check raised, crashed or hung is diagnosed from its
@@ -219,9 +220,12 @@ def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for) -> dict 
         # semantics apart: every prediction near zero fits it.
         vacuous = _degenerate(observed)
         fits = [f for f in fits if f.hypothesis.klass in OWN_FORMATS or not (f.degenerate or vacuous)]
+    # A prediction from the inputs alone that fits explains more than one that needed values of
+    # the observed result: the fewest solved values first, then the smallest error, then the order.
+    fewest = min(f.prediction.free for f in fits)
+    fits = [f for f in fits if f.prediction.free == fewest]
     best = min(f.error for f in fits)
-    close = [f for f in fits if f.error <= TIE * max(best, 1.0)]
-    chosen = min(close, key=lambda f: (f.prediction.free, f.order))
+    chosen = min((f for f in fits if f.error <= TIE * max(best, 1.0)), key=lambda f: f.order)
     p, h = chosen.prediction, chosen.hypothesis
     return diagnosis(h.id, h.klass, p.detail or h.title,
                      _evidence(observed, expected, np.asarray(p.values, np.float64), at, p.evidence))
