@@ -69,6 +69,7 @@ def filter_jit(fn):
 class EquinoxRMSNorm(JittedStep, Adapter):
     name = "equinox"
     packages = ("equinox", "jax", "jaxlib")
+    owners = ("equinox", "jax")
     build_fn, split_fn, apply_fn = staticmethod(equinox_rmsnorm), staticmethod(equinox_split), staticmethod(equinox_apply)
     compile_fn = staticmethod(filter_jit)
 

@@ -56,6 +56,7 @@ class _Built:
 class FlaxLinenRMSNorm(JittedStep, Adapter):
     name = "flax-linen"
     packages = ("flax", "jax", "jaxlib")
+    owners = ("flax", "jax")
     build_fn, apply_fn = staticmethod(linen_rmsnorm), staticmethod(linen_apply)  # the layer is (module, params)
 
     def load(self):

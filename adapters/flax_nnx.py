@@ -68,6 +68,7 @@ class _Built:
 class FlaxNNXRMSNorm(JittedStep, Adapter):
     name = "flax-nnx"
     packages = ("flax", "jax", "jaxlib")
+    owners = ("flax", "jax")
     build_fn, split_fn, apply_fn = staticmethod(nnx_rmsnorm), staticmethod(nnx_split), staticmethod(nnx_apply)
 
     def load(self):

@@ -47,6 +47,7 @@ class _HFNorm(TorchRMSNorm):
     eps_attribute = "variance_epsilon"
     offset = False  # the layer multiplies by 1 + weight (Gemma)
     packages = ("transformers", "torch")
+    owners = ("transformers", "pytorch")
 
     def load(self):
         import torch

@@ -197,6 +197,7 @@ def layer_for(keras, input_shape):
 class KerasTensorFlow(_Keras):
     name = "keras-tensorflow"
     packages = ("keras", "tensorflow|tensorflow-cpu")
+    owners = ("keras", "tensorflow")
     backend = "tensorflow"
     env = {"KERAS_BACKEND": "tensorflow"}
     framework = "tensorflow"
@@ -210,6 +211,7 @@ class KerasTensorFlow(_Keras):
 class KerasJax(_Keras):
     name = "keras-jax"
     packages = ("keras", "jax", "jaxlib")
+    owners = ("keras", "jax")
     backend = "jax"
     env = {"KERAS_BACKEND": "jax", **JAX_ENV}
 
@@ -244,6 +246,7 @@ class KerasJax(_Keras):
 class KerasTorch(_Keras):
     name = "keras-torch"
     packages = ("keras", "torch")
+    owners = ("keras", "pytorch")
     backend = "torch"
     env = {"KERAS_BACKEND": "torch"}
     framework = "torch"
@@ -260,5 +263,6 @@ class KerasTorch(_Keras):
 class KerasNumpy(_Keras):
     name = "keras-numpy"
     packages = ("keras", "numpy")
+    owners = ("keras", "numpy")
     backend = "numpy"
     env = {"KERAS_BACKEND": "numpy"}  # no autodiff on this backend: no grad

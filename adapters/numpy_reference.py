@@ -44,6 +44,7 @@ class NumpyReference(Adapter):
     name = "numpy-reference"
     worker_group = "numpy"
     packages = ("numpy",)
+    owners = ("rmsnorm-conformance", "numpy")  # this project's own kernel
 
     def load(self):
         return {"numpy": np.__version__}

@@ -161,6 +161,7 @@ class _OnnxRMSNorm(Adapter):
 class OnnxRuntime(_OnnxRMSNorm):
     name = "onnxruntime"
     packages = ("onnx", "onnxruntime")
+    owners = ("onnxruntime", "onnx")  # the runtime, then the format and its op schema
     session_fn = staticmethod(ort_session)
 
     def _load_runtime(self) -> dict:
@@ -172,4 +173,5 @@ class OnnxRuntime(_OnnxRMSNorm):
 class OnnxReference(_OnnxRMSNorm):
     name = "onnx-reference"
     packages = ("onnx",)
+    owners = ("onnx",)
     session_fn = staticmethod(reference_session)

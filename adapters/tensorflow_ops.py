@@ -53,6 +53,7 @@ class TensorFlowOpsRMSNorm(Adapter):
     name = "tensorflow"
     worker_group = "tensorflow"
     packages = ("tensorflow|tensorflow-cpu",)
+    owners = ("tensorflow",)
 
     def load(self):
         import tensorflow as tf

@@ -56,6 +56,7 @@ class TorchRMSNorm(Adapter):
     worker_group = "torch"  # with torch-functional, the Hugging Face adapters and torch-onnx
     device_family = "torch"
     packages = ("torch",)
+    owners = ("pytorch",)
 
     def load(self):
         import torch

@@ -106,6 +106,7 @@ class TorchOnnx(OnnxRuntime):
     name = "torch-onnx"
     worker_group = "torch"  # it imports torch to export the graph
     packages = ("torch", "onnx", "onnxruntime", "onnxscript")
+    owners = ("pytorch", "onnxruntime", "onnx")  # the exporter, the runtime, the format
 
     def load(self):
         import torch

@@ -42,6 +42,12 @@ class Adapter:
     # Distributions whose versions `conformance list` reads from their metadata, without importing
     # them; "a|b" where either provides the package (tensorflow or tensorflow-cpu).
     packages: tuple[str, ...] = ()
+    # The projects that own the implementation's numerics, the one whose code computes the result
+    # first ("keras", then the backend "jax"; "transformers", then "pytorch"): the reports merge a
+    # discrepancy seen on several adapters of one owner into one defect of that project, and a
+    # dependency that shows it on its own adapter takes it from the adapters built on it.
+    # () means the top-level package of the adapter's own module (reports/defects.py).
+    owners: tuple[str, ...] = ()
 
     # -- required -------------------------------------------------------------------------
     def load(self) -> dict[str, str]:

@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--adapters", default=None, help="comma-separated built-in adapters, 'all' (every one but the "
                      "execution modes) or 'modes' (the execution modes and their twins); default: all, unless --adapter is given")
     run.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS", help="your own adapter class (repeatable)")
+    run.add_argument("--function", choices=("torch", "jax", "numpy"), default=None,
+                     help="the --adapter refs name a function f(x, weight, eps) -> y of this framework, not a class: "
+                          "wrap it (docs/adapters.md)")
     run.add_argument("--cache-dir", type=_folder("give a folder, or --no-cache for none"), default=None, metavar="DIR",
                      help="persistent compilation caches (JAX, torch Inductor) shared by runs "
                           "(default: $XDG_CACHE_HOME/rmsnorm-conformance, else ~/.cache/rmsnorm-conformance; "

@@ -37,6 +37,77 @@ def _elements(r: dict) -> int:
     return math.prod(r.get("shape") or [0]) if r.get("shape") else 0
 
 
+# The most readable case first: inputs of ordinary values before the special distributions, the
+# common dtypes before the half and mixed precisions, the common epsilon, a scale that is not zero.
+_DISTRIBUTIONS = ("normal", "shifted", "mixed", "spike", "tiny", "huge", "near_max", "subnormal", "zeros", "nonfinite")
+_DTYPES = ("float32", "float64", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16", "default_float16",
+           "default_bfloat16")
+_SCALES = ("rand", "ones", "signed", "zeros")
+
+
+def _rank(value, order: tuple) -> int:
+    return order.index(value) if value in order else len(order)
+
+
+def readable_key(r: dict) -> tuple:
+    """How readable a record's case is as "the smallest case" of a finding: a non-empty input,
+    normal data (and a scale that is not zero), float32 (then float64, float16, bfloat16, mixed,
+    default), epsilon 1e-6, then the fewest elements."""
+    shape = r.get("shape")
+    empty = shape is not None and 0 in shape
+    eps = r.get("epsilon")
+    return (empty, _rank(r.get("distribution"), _DISTRIBUTIONS), r.get("scale") == "zeros", _rank(r.get("dtype"), _DTYPES),
+            0 if eps == 1e-6 else 1 if eps is not None else 2, _elements(r),
+            _rank(r.get("check"), ("forward", "grad_x", "grad_scale", "out_dtype")), r["case"], r["adapter"], r.get("check", ""))
+
+
+def smallest_readable(rs: list[dict]) -> dict:
+    """The record of a finding (or a defect) whose case shows it most readably (`readable_key`)."""
+    return min(rs, key=readable_key)
+
+
+def across(rs: list[dict], d: dict) -> dict:
+    """What holds across a finding's records, where each record could only solve its own case's
+    parameter (the divisor for its n, the epsilon it applies, the format it computes in): the
+    law that parameter follows over the cases, as the finding's detail, and the evidence with
+    every digit.  A pure function of the records (and their smallest one's diagnosis, `d`)."""
+    import numpy as np
+
+    from conformance.diagnosis.diagnose import Exact
+    from conformance.diagnosis.hypotheses import PAD_MULTIPLES, padded
+
+    out: dict = {}
+    e = d.get("evidence")
+    if e:
+        out["evidence"] = {k: Exact(v) if isinstance(v, float) else v for k, v in e.items()}
+    solved = [r["diagnosis"].get("evidence") or {} for r in rs]
+    if d["id"] == "divisor" and all("divisor" in s and "n" in s for s in solved):
+        pairs = sorted({(int(s["n"]), int(s["divisor"])) for s in solved})
+        shown = ", ".join(f"{n}→{dv}" for n, dv in pairs)
+        laws = [("n rounded up to a power of two", lambda n: padded(n)["a power of two"])]
+        laws += [(f"n rounded up to a multiple of {m}", lambda n, m=m: padded(n)[f"a multiple of {m}"]) for m in PAD_MULTIPLES]
+        laws += [("n - 1", lambda n: n - 1), ("1 (the sum, not the mean)", lambda n: 1)]
+        fitting = [name for name, law in laws if all(law(n) == dv for n, dv in pairs)]
+        if len({dv for _, dv in pairs}) == 1 and not fitting:
+            fitting = [f"{pairs[0][1]} whatever n"]
+        out["detail"] = (f"the mean of x² divides by {fitting[0]}" + (f" (or {', '.join(fitting[1:])})" if fitting[1:] else "")
+                         + f": {shown}") if fitting else f"the mean of x² divides by another count, no one law: {shown}"
+    elif d["id"] == "eps-different" and all("epsilon" in s for s in solved):
+        eps = sorted({float(s["epsilon"]) for s in solved})
+        asked = sorted({float(s["requested"]) for s in solved if s.get("requested") is not None})
+        wanted = ", ".join(f"{v:g}" for v in asked)
+        if max(eps) <= min(eps) * (1 + 1e-3):
+            out["detail"] = f"one effective epsilon {eps[0]:.3g} on every case, whatever was requested ({wanted})"
+        elif all(abs(float(s["epsilon"]) - float(np.float32(s["requested"]))) <= 1e-6 * float(s["requested"])
+                 for s in solved if s.get("requested")):
+            out["detail"] = f"the requested epsilon rounded to float32 ({wanted})"
+    elif d["id"] in ("lower-precision", "cast-overflow", "sequential-sum") and all("format" in s for s in solved):
+        formats = sorted({s["format"] for s in solved})
+        if len(formats) == 1:
+            out["detail"] = d.get("detail", "") + f"; in {formats[0]} on every case"
+    return out
+
+
 def findings(records: list[dict], commands) -> list[dict]:
     """Findings of the fail/error records, most important first; `commands(record)` gives
     the rerun and repro commands of its smallest case."""
@@ -46,7 +117,7 @@ def findings(records: list[dict], commands) -> list[dict]:
             groups[finding_id(r)].append(r)
     out = []
     for fid, rs in groups.items():
-        smallest = min(rs, key=lambda r: (_elements(r), r["case"], r["adapter"]))
+        smallest = smallest_readable(rs)
         d = smallest["diagnosis"]
         family = finding_prefix(smallest["check"])
         adapters = sorted({r["adapter"] for r in rs})
@@ -58,6 +129,7 @@ def findings(records: list[dict], commands) -> list[dict]:
             "detail": d.get("detail", ""), "details": details[:10],
             "smallest": {"case": smallest["case"], "adapter": smallest["adapter"], "check": smallest["check"]},
             "evidence": d.get("evidence"), "message": smallest.get("message", ""),
+            **across(rs, d),
             **dict(zip(("rerun", "repro"), commands(smallest))),
             "records": [{"case": r["case"], "adapter": r["adapter"], "check": r["check"], "status": r["status"]}
                         for r in sorted(rs, key=lambda r: (r["adapter"], _elements(r), r["case"], r["check"]))],

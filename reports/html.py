@@ -43,7 +43,7 @@ code{font-size:12px} details{margin:6px 0} .legend span{display:inline-block;wid
 """
 
 SCRIPT = """
-const ids = ["findings", "heatmap-forward", "heatmap-gradients", "agreement", "defaults", "properties", "configuration", "invalid",
+const ids = ["defects", "scoreboard", "findings", "heatmap-forward", "heatmap-gradients", "agreement", "defaults", "properties", "configuration", "invalid",
              "failures"];
 const missing = ids.filter(id => !document.getElementById(id));
 // Findings filter: by adapter and class; also from the address (report.html#adapter=torch&class=range).
@@ -294,6 +294,45 @@ def _findings(results: Results) -> str:
     return "".join(out)
 
 
+def _defects(results: Results) -> str:
+    """The defects by project, then the scoreboard per adapter (reports/defects.py)."""
+    from conformance.reports.defects import projects, projects_text, scoreboard
+    from conformance.reports.markdown import issue_command
+
+    ds = results.defects
+    out = [f"<h2>{_e(projects_text(ds)) if ds else 'Defects'}</h2><div id='defects'>"]
+    if not ds:
+        out.append("<p>None: no finding fails the run.</p>")
+    by_owner: dict = defaultdict(list)
+    for d in ds:
+        by_owner[d["owner"]].append(d)
+    for owner, n in projects(ds):
+        out.append(f"<h3>{_e(owner)} ({n})</h3><table><tr><th class='name'>defect</th><th>class</th>"
+                   "<th class='name'>adapters</th><th>results</th><th class='name'>smallest case</th>"
+                   "<th class='name'>upstream</th></tr>")
+        for d in by_owner[owner]:
+            s = d["smallest"]
+            links = ", ".join(f"<a href='{_e(i['url'])}'>{_e(i['ref'])}</a> ({_e(i['state'])})" for i in d["upstream"])
+            out.append(
+                f"<tr class='defect' data-owner='{_e(owner)}'><td class='name'><details><summary>{_e(d['title'])}</summary>"
+                f"<p>id <code>{_e(d['id'])}</code>; findings: {_e(', '.join(d['findings']))}</p><p>{_e(d['detail'])}</p>"
+                f"<p>rerun <code>{_e(d['rerun'])}</code></p><p>draft the upstream issue "
+                f"<code>{_e(issue_command(results, d['id']))}</code></p></details></td><td>{_e(d['class'])}</td>"
+                f"<td class='name'>{_e(', '.join(d['adapters']))}</td><td>{d['results']}</td>"
+                f"<td class='name'><code>{_e(s['case'])}</code><small>{_e(s['adapter'])}, {_e(s['check'])}</small></td>"
+                f"<td class='name'>{('known: ' + links) if links else 'no upstream issue found'}</td></tr>")
+        out.append("</table>")
+    out.append("</div>")
+    shown = ("pass", "fail", "error", "unsupported")
+    rows = "".join(f"<tr><td class='name'>{_e(r['adapter'])}</td><td class='name'>{_e(', '.join(r['owners']))}</td>"
+                   + "".join(f"<td class='{'fail' if k in ('fail', 'error') and r[k] else ''}'>{r[k]}</td>" for k in shown)
+                   + f"<td class='name'>{_e(', '.join(r['defects']) or '–')}</td></tr>"
+                   for r in scoreboard(results.records, ds, results.adapters))
+    out.append("<h2>Scoreboard</h2><table id='scoreboard'><tr><th class='name'>adapter</th><th class='name'>owners</th>"
+               + "".join(f"<th>{k}</th>" for k in shown) + f"<th class='name'>defects</th></tr>{rows}</table>")
+    return "".join(out)
+
+
 def _versions(results: Results) -> str:
     rows = []
     machine = {}
@@ -311,7 +350,7 @@ def render(results: Results) -> str:
               '<span style="background:hsl(60,65%,80%)"></span> 50% <span style="background:hsl(120,65%,80%)"></span> 100%</p>')
     body = "".join([
         f'<h1>RMS normalization conformance</h1><p class="verdict {"fail" if results.failed else "pass"}">{_e(v)}</p>',
-        _findings(results), _state(results), legend,
+        _defects(results), _findings(results), _state(results), legend,
         _heatmap(results, ("forward",), "heatmap-forward", "Forward: pass rate and worst error (range findings aside)",
                  "ULP"),
         _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients",

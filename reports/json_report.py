@@ -1,6 +1,7 @@
-"""report.json: the same summary as report.md, for machines: findings first."""
+"""report.json: the same summary as report.md, for machines: defects and findings first."""
 from __future__ import annotations
 
+from conformance.reports.defects import scoreboard
 from conformance.reports.findings import coverage
 from conformance.reports.results import (
     Results, capability_gaps, configuration_table, defaults_table, invalid_table, property_table, rerun_command,
@@ -15,6 +16,8 @@ def render(results: Results) -> dict:
         "failed": results.failed,
         "gating": {"fail_on": sorted(results.gate.fail_on), "min_coverage": results.gate.min_coverage,
                    "gating_findings": [f["id"] for f in v.gating], "uncovered": v.uncovered},
+        "defects": results.defects,
+        "scoreboard": scoreboard(results.records, results.defects, results.adapters),
         "findings": results.findings,
         "coverage": coverage(results.records),
         "adapters": results.adapters,

@@ -23,6 +23,7 @@ class Results:
     adapters: dict[str, dict] = field(default_factory=dict)  # name -> its "adapter" record
     run: dict | None = None  # the "run" record: what the run set out to do
     gate: Gate = Gate()  # what fails the run: the user's policy, not the file's
+    source: str | None = None  # the folder the results were read from (`conformance issue --from`)
 
     @property
     def failing(self) -> list[dict]:
@@ -36,6 +37,14 @@ class Results:
     @cached_property
     def judgement(self) -> Verdict:
         return judge(self.findings, coverage(self.records), self.gate)
+
+    @cached_property
+    def defects(self) -> list[dict]:
+        """The gating findings as defects, grouped by the project that owns them (reports/defects.py)."""
+        from conformance.reports.defects import defects
+
+        return defects(self.findings, self.records, self.adapters, {f["id"] for f in self.judgement.gating},
+                       lambda r: (rerun_command(r, self.adapters, self.run), repro_command(r, self.adapters, self.run)))
 
     @property
     def failed(self) -> bool:
@@ -85,8 +94,22 @@ def load_results(path: Path, salvage: bool = False, gate: Gate = Gate()) -> Resu
                 raise UsageError(f"results file {path} line {n} repeats the result of line {seen[key]} "
                                  f"({key[0]} {key[1]} {key[2]}): the same run twice in one file?")
             seen[key] = n
-            records.append(obj)
-    return Results(records, adapters, run, gate)
+            records.append(rediagnosed(obj))
+    return Results(records, adapters, run, gate, str(path.parent if path.name == "results.jsonl" else path))
+
+
+def rediagnosed(r: dict) -> dict:
+    """An error record with its crash diagnosis made again from its message and case
+    (conformance/diagnosis/crashes.py), so that results written by an older suite read with
+    today's crash causes, finding ids and titles; its status and message are never touched."""
+    d = r.get("diagnosis")
+    if r.get("status") != "error" or (d is not None and d.get("class") != "crash"):
+        return r
+    from conformance.checks.registry import finding_id
+    from conformance.diagnosis.diagnose import of_error
+
+    r = r | {"diagnosis": of_error(r.get("message", ""), r)}
+    return r | {"finding": finding_id(r)}
 
 
 def versions_text(meta: dict) -> str:
@@ -143,6 +166,9 @@ def verdict(results: Results) -> str:
         return f"{head}: no results"
     parts = []
     if v.gating:
+        from conformance.reports.defects import projects_text
+
+        parts.append(projects_text(results.defects))
         parts.append(f"{len(v.gating)} finding(s) fail the run ({_by_class(v.gating)})")
     if v.other:
         parts.append(f"{len(v.other)} finding(s) shown, not gating ({_by_class(v.other)})")

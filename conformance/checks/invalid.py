@@ -1,8 +1,9 @@
 """`invalid_config`: what a framework does with an invalid or borderline configuration.
 
 There is no single right answer for most of them (cases/invalid.py), so the record says what
-happened (`outcome`): a clear error at build or call passes, a silent result is scored against
-the formula where the mathematics defines one, and only a silent wrong number fails.
+happened (`outcome`): a clear error of the framework at build or call passes, a silent result is
+scored against the formula where the mathematics defines one, and only a silent wrong number fails;
+an exception of the adapter's own code is an `adapter error at build|call` (an error, never a pass).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conformance.cases.invalid import CHECK, Invalid
-from conformance.checks.records import framework_error, record
+from conformance.checks.records import adapter_own, framework_error, record
 from conformance.numerics import tolerance
 from conformance.numerics.compare import numeric_array, score
 from conformance.numerics.dtypes import FORMATS, dtype_name
@@ -48,11 +49,11 @@ def invalid_config(run: InvalidRun) -> dict:
     try:
         layer = adapter.build(spec)
     except BaseException as exc:
-        return rec("pass", "error at build", framework_error("build", exc))
+        return _raised(rec, "build", exc)
     try:
         y = adapter.call(layer, x)
     except BaseException as exc:
-        return rec("pass", "error at call", framework_error("call", exc))
+        return _raised(rec, "call", exc)
     try:
         y = numeric_array(y)
     except TypeError as exc:
@@ -75,3 +76,11 @@ def invalid_config(run: InvalidRun) -> dict:
     if s.status == "pass":
         return rec("pass", "silent result, agrees with the formula", "", metrics=s.metrics)
     return rec("fail", "silent wrong result", s.message, metrics=s.metrics)
+
+
+def _raised(rec, step: str, exc: BaseException) -> dict:
+    """The framework refusing the configuration passes; the adapter's own code raising
+    (checks/records.py: adapter_own) is an adapter error, never a refusal."""
+    if adapter_own(exc):
+        return rec("error", f"adapter error at {step}", framework_error(step, exc))
+    return rec("pass", f"error at {step}", framework_error(step, exc))

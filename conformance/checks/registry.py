@@ -19,6 +19,7 @@ from conformance.cases.invalid import CHECK as INVALID_CHECK
 from conformance.cases.invalid import Invalid
 from conformance.checks import configuration, effective, numeric, properties, untouched
 from conformance.checks.invalid import invalid_config
+from conformance.diagnosis.crashes import title as crash_title
 from conformance.diagnosis.diagnose import of_error
 from conformance.diagnosis.hypotheses import BY_ID as HYPOTHESES
 
@@ -141,6 +142,8 @@ def finding_id(r: dict) -> str | None:
     if not d:
         return None
     if d["class"] == "crash":  # a build that raises errors every check of the case: one finding
+        if d["id"].startswith("adapter-error-"):  # the adapter's own bug, apart from the framework's crashes
+            return f"adapter-error/{d['id'].removeprefix('adapter-error-')}/{r['adapter']}"
         return f"crash/{d['id']}/{r['adapter']}"
     fid = f"{finding_prefix(r['check'])}/{d['id']}"
     return f"{fid}/{r['adapter']}" if d["class"] in PER_ADAPTER else fid
@@ -158,7 +161,7 @@ def _non_numeric(r: dict) -> dict:
     from conformance.diagnosis.diagnose import diagnosis
 
     if r["status"] == "error":
-        return of_error(r.get("message", ""))
+        return of_error(r.get("message", ""), r)
     c = BY_NAME.get(r["check"])
     if c and c.family in ("configuration", "invalid-configuration"):
         outcome = r.get("outcome")
@@ -173,9 +176,8 @@ def finding_title(d: dict, check: str) -> str:
     h = HYPOTHESES.get(d["id"])
     if h:
         return f"{family}: {h.title}"
-    if d["class"] == "crash":  # "build raised ValueError: The shape of the target variable ..."
-        first = d.get("detail", "").split(": ", 1)[-1].split(" (", 1)[0]
-        return d["id"].replace("-", " ") + (f": {first[:90]}" if first else "")
+    if d["class"] == "crash":  # never the exception's text: that is the evidence (the record's message)
+        return crash_title(d)
     own = c.diagnoses.get(d["id"]) if c else None
     if own:
         return own.format(family=family, detail=d.get("detail", ""))

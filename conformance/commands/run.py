@@ -30,7 +30,9 @@ def select_adapters(args) -> list[str]:
                 raise UsageError(f"unknown built-in adapter {n!r}: choose from {', '.join(BUILTIN)} (or use --adapter module:Class)")
     elif not args.adapter:
         names = list(ALL)
-    return names + args.adapter
+    from conformance.execution.loading import function_ref
+
+    return names + [function_ref(ref, getattr(args, "function", None)) for ref in args.adapter]
 
 
 def select_cases(cases, patterns: list[str]):

@@ -82,6 +82,15 @@ def _evidence(observed: np.ndarray, expected: np.ndarray, predicted: np.ndarray 
     return out or None
 
 
+class Exact(float):
+    """A float that shows every digit whatever format renders it (repr: 17 significant digits
+    where float64 needs them): the reports' short formats (.3g) would hide the very difference an
+    evidence line shows (`got -3.3, expected -3.3`).  JSON writes it as the float it is."""
+
+    def __format__(self, spec: str) -> str:
+        return repr(float(self)) if spec and spec[-1] in "eEfFgG%" else float.__format__(self, spec)
+
+
 def evidence_text(e: dict) -> str:
     """An evidence line with every digit that tells the values apart (repr: 17 significant
     digits where float64 needs them, at least the 9 of a float32)."""
@@ -243,8 +252,16 @@ def _rows(a: Arrays) -> int:
 _RAISED = re.compile(r"^(\w+) raised (\w+)")
 
 
-def of_error(message: str) -> dict:
-    """A record whose check raised, crashed or hung: class `crash`, id naming where and what."""
+def of_error(message: str, record: dict | None = None) -> dict:
+    """A record whose check raised, crashed or hung: class `crash`, id naming where, what and its
+    stable cause ("build-raised-ValueError-scale-assign-shape"; "adapter-error-..." for the
+    adapter's own bug), checked against what the case (`record`'s parameters) asked for
+    (conformance/diagnosis/crashes.py); the raw message stays the record's."""
+    from conformance.diagnosis.crashes import crash
+
+    found = crash(message, record)
+    if found:
+        return {"class": "crash", **found}
     m = _RAISED.match(message)
     if m:
         return diagnosis(f"{m.group(1)}-raised-{m.group(2)}", "crash", message)

@@ -13,8 +13,25 @@ from conformance.adapters import BUILTIN
 from conformance.errors import UsageError
 
 
+FUNCTION_PREFIX = "function:"  # `function:KIND:package.module:name`: a plain function (adapters/function.py)
+FUNCTION_KINDS = ("torch", "jax", "numpy")
+
+
+def function_ref(ref: str, kind: str | None) -> str:
+    """`run --function KIND`: a user's `package.module:name` as `function:KIND:package.module:name`
+    (a built-in name, or a ref that already says its kind, is left as it is)."""
+    if not kind or ref in BUILTIN or ":" not in ref or ref.startswith(FUNCTION_PREFIX):
+        return ref
+    if kind not in FUNCTION_KINDS:
+        raise UsageError(f"--function {kind!r}: choose from {', '.join(FUNCTION_KINDS)}")
+    return f"{FUNCTION_PREFIX}{kind}:{ref}"
+
+
 def import_adapter(ref: str) -> type[Adapter]:
-    """The class for a built-in name or a `package.module:ClassName`; UsageError otherwise."""
+    """The class for a built-in name, a `package.module:ClassName`, or a function wrapped as
+    `function:KIND:package.module:name`; UsageError otherwise."""
+    if ref.startswith(FUNCTION_PREFIX):
+        return _import_function(ref)
     target = BUILTIN.get(ref, ref)
     if ":" not in target:
         raise UsageError(
@@ -30,11 +47,38 @@ def import_adapter(ref: str) -> type[Adapter]:
         ) from None
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
-        raise UsageError(f"module {module_name!r} has no class {class_name!r} (adapter {ref!r})")
+        hint = (f" ({class_name!r} is a function: add --function torch, jax or numpy to wrap f(x, weight, eps))"
+                if callable(cls) else "")
+        raise UsageError(f"module {module_name!r} has no class {class_name!r} (adapter {ref!r}){hint}")
     for method in REQUIRED:
         if not callable(getattr(cls, method, None)):
             raise UsageError(f"adapter {ref!r} lacks the method {method}(); see the adapter contract in docs/adapters.md")
     return cls
+
+
+def _import_function(ref: str) -> type[Adapter]:
+    """`function:KIND:package.module:name`: the adapter class wrapping that function (a class
+    named there is used as it is)."""
+    kind, _, target = ref[len(FUNCTION_PREFIX):].partition(":")
+    if kind not in FUNCTION_KINDS or ":" not in target:
+        raise UsageError(f"adapter {ref!r}: a function reference is function:KIND:package.module:name "
+                         f"with KIND one of {', '.join(FUNCTION_KINDS)}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import failure is the user's input to fix
+        raise UsageError(
+            f"cannot import module {module_name!r} for adapter {ref!r} ({type(exc).__name__}: {exc}); "
+            "check the name and that it is on PYTHONPATH"
+        ) from None
+    obj = getattr(module, attr, None)
+    if isinstance(obj, type):
+        return import_adapter(target)
+    if not callable(obj):
+        raise UsageError(f"module {module_name!r} has no function {attr!r} (adapter {ref!r})")
+    from conformance.adapters.function import wrap
+
+    return wrap(obj, kind, ref)
 
 
 # Names key records, baselines and log files: a short, path-safe word.

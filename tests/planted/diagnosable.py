@@ -257,3 +257,109 @@ class Float32Epsilon(NumpyReference):
 
     def effective(self, layer):
         return {"epsilon": layer.epsilon}
+
+
+# -- diagnoses that hold across cases, and the case's own range and precision --------------------
+# The padded divisor on rows of 1, 8, 16 and 60: one law (n rounded up to 32) for every n.
+PADDED_CASES = ("f32/2x8x8/ax1/eps1e-06/normal/rand/s0", "f32/4x1/ax-1/eps1e-06/normal/rand/s0",
+                "f32/16/ax-1/eps1e-06/normal/rand/s0", "f32/3x4x5/ax0,1,2/eps1e-06/normal/rand/s0")
+GRADIENTS_TOO = ("forward", "grad_x", "grad_scale")
+
+
+class PaddedDivisor(NumpyReference):
+    """The mean of x² divides by the row length rounded up to 32, as a Triton kernel that sums a
+    zero-padded block and divides by BLOCK_SIZE; its backward is that formula's exact derivative."""
+
+    name = "planted-padded-divisor"
+    expect = Expect(PADDED_CASES[0], GRADIENTS_TOO, "divisor", also=PADDED_CASES[1:])
+    block = 32
+
+    def _divisor(self, layer, xc):
+        n = int(np.prod([xc.shape[a] for a in layer.axes]))
+        return xc.dtype.type(-(-n // self.block) * self.block)
+
+    def _rrms(self, layer, xc):
+        ms = np.sum(xc * xc, axis=layer.axes, keepdims=True) / self._divisor(layer, xc)
+        return 1.0 / np.sqrt(ms + layer.epsilon)
+
+    def grad(self, layer, x, dy):
+        ct = _compute_dtype(x)
+        xc, dyc, s = x.astype(ct), dy.astype(ct), layer.scale.astype(ct)
+        with np.errstate(all="ignore"):
+            r = self._rrms(layer, xc).astype(ct)
+            proj = np.sum(s * dyc * xc, axis=layer.axes, keepdims=True) / self._divisor(layer, xc)
+            dx = r * s * dyc - xc * r**3 * proj
+            other = tuple(a for a in range(x.ndim) if a not in layer.axes)
+            dscale = np.sum(dyc * xc * r, axis=other)
+        return dx.astype(x.dtype), dscale.astype(layer.scale.dtype)
+
+
+class HalfInHalf(NumpyReference):
+    """float16 and bfloat16 computed in their own dtype, forward and backward (no upcast): x²
+    overflows, the derivative of rsqrt overflows, sums of squares round; the numpy reference's
+    formula otherwise.  Every diagnosis of it is range or precision, never semantics."""
+
+    name = "planted-half-in-half"
+    expect = Expect("f16/4x32/ax-1/eps1e-06/huge/rand/s0", GRADIENTS_TOO, "lower-precision")
+
+    def _half(self, x):
+        return np.dtype(x.dtype) if np.dtype(x.dtype).itemsize == 2 else _compute_dtype(x)
+
+    def _rrms(self, layer, xc):
+        ct = xc.dtype
+        ms = np.sum(xc * xc, axis=layer.axes, keepdims=True, dtype=ct) / ct.type(np.prod([xc.shape[a] for a in layer.axes]))
+        return ct.type(1) / np.sqrt(ms + ct.type(layer.epsilon))
+
+    def call(self, layer, x):
+        ct = self._half(x)
+        xc = np.asarray(x, order="C").astype(ct)
+        with np.errstate(all="ignore"):
+            y = xc * self._rrms(layer, xc) * layer.scale.astype(ct)
+        return y.astype(x.dtype)
+
+    def grad(self, layer, x, dy):
+        ct = self._half(x)
+        n = ct.type(np.prod([x.shape[a] for a in layer.axes]))
+        xc, dyc, s = x.astype(ct), dy.astype(ct), layer.scale.astype(ct)
+        with np.errstate(all="ignore"):
+            r = self._rrms(layer, xc)
+            proj = np.sum(s * dyc * xc, axis=layer.axes, keepdims=True, dtype=ct) / n
+            dx = r * s * dyc - xc * r**3 * proj
+            other = tuple(a for a in range(x.ndim) if a not in layer.axes)
+            dscale = np.sum(dyc * xc * r, axis=other, dtype=ct)
+        return dx.astype(x.dtype), dscale.astype(layer.scale.dtype)
+
+
+LONG_SPIKE = "f32/2x4096/ax-1/eps1e-06/spike/rand/s0"  # one 1e2 among 1e-2s: a running sum drops them
+
+
+class OneLaneSum(_Formula):
+    """x² summed in one sequential float32 accumulator (np.cumsum), the rest the reference's."""
+
+    name = "planted-one-lane-sum"
+    expect = Expect(LONG_SPIKE, ("forward",), "sequential-sum", also=("f32/2x4096/ax-1/eps1e-06/mixed/rand/s0",))
+
+    def _ms(self, layer, xc):
+        k = len(layer.axes)
+        squares = np.moveaxis(xc * xc, layer.axes, range(xc.ndim - k, xc.ndim))
+        flat = squares.reshape(squares.shape[:xc.ndim - k] + (-1,))
+        total = np.cumsum(flat, axis=-1, dtype=xc.dtype)[..., -1]
+        keep = [1 if a in layer.axes else xc.shape[a] for a in range(xc.ndim)]
+        return total.reshape(keep) / xc.dtype.type(flat.shape[-1])
+
+
+class Float32Cast(NumpyReference):
+    """float64 inputs cast to float32 to be computed, forward and backward: values beyond
+    float32's range become Inf at the cast (then Inf·0 = NaN), where float64 has no overflow."""
+
+    name = "planted-float32-cast"
+    expect = Expect("f64/4x32/ax-1/eps1e-06/huge/rand/s0", GRADIENTS_TOO, "cast-overflow")
+
+    def call(self, layer, x):
+        with np.errstate(all="ignore"):
+            return super().call(layer, x.astype(np.float32)).astype(x.dtype)
+
+    def grad(self, layer, x, dy):
+        with np.errstate(all="ignore"):
+            dx, dscale = super().grad(layer, x.astype(np.float32), dy.astype(np.float32))
+        return dx.astype(x.dtype), dscale.astype(layer.scale.dtype)

@@ -16,6 +16,11 @@ class Expect:
     case: str  # a case id on which the bug shows
     checks: tuple[str, ...]  # the checks that fail there, each with `diagnosis`
     diagnosis: str  # the diagnosis id
+    also: tuple[str, ...] = ()  # more cases with the same failing checks and diagnosis (one finding)
+
+    @property
+    def cases(self) -> tuple[str, ...]:
+        return (self.case, *self.also)
 
 
 def planted(module: ModuleType) -> dict[str, Expect]:
