@@ -71,7 +71,7 @@ def _gating_options(p) -> None:
 
 COMMAND_MODULES = {"run": "run", "fuzz": "fuzz", "diff": "diff", "merge": "merge", "list": "listing",
                    "report": "report", "repro": "repro", "show": "show", "cache": "cache",
-                   "matrix": "matrix", "bisect": "bisect"}
+                   "matrix": "matrix", "bisect": "bisect", "issue": "issue"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,6 +157,17 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, metavar="SECONDS",
                     help="seconds the case may take (build, call, the files) before the adapter's process is killed "
                          "(default 120, as `run`; loading the adapter has its own 300)")
+
+    iss = sub.add_parser("issue", help="draft an upstream issue for a defect or finding of a run: a Markdown file with "
+                         "a self-contained reproduction script")
+    iss.add_argument("id", metavar="DEFECT_OR_FINDING_ID", help="a defect's id (keras/non-trailing-axes) or a finding's")
+    iss.add_argument("--from", dest="from_run", required=True, metavar="RUN_DIR",
+                     help="the run's folder or its results file (e.g. reports/baseline/standard.jsonl)")
+    iss.add_argument("--out", required=True, metavar="FILE.md", help="the Markdown file to write")
+    iss.add_argument("--overwrite", action="store_true", help="replace FILE.md if it exists")
+    iss.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, metavar="SECONDS",
+                     help="seconds the case may take in the adapter's process (default 120, as `run`)")
+    _gating_options(iss)
 
     sh = sub.add_parser("show", help="write a case's arrays and the float64 oracle's outputs to an .npz, print a summary")
     sh.add_argument("case", help="a case id, e.g. f32/4x32/ax-1/eps1e-06/normal/rand/s0")

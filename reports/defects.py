@@ -285,7 +285,7 @@ def _defect(owner: str, key: str, items: list, adapters: dict, commands, issues,
     return {
         "id": f"{owner}/{_slug(trigger or key)}", "title": title, "owner": owner, "class": classes[0],
         "classes": classes, "trigger": trigger, "cause": None if trigger else key,
-        "findings": [f["id"] for f in ranked], "adapters": names, "results": len(records),
+        "findings": [f["id"] for f in ranked], "finding_titles": {f["id"]: f["title"] for f in ranked}, "adapters": names, "results": len(records),
         "per_adapter": {a: sum(r["adapter"] == a for r in records) for a in names},
         "smallest": {"case": smallest["case"], "adapter": smallest["adapter"], "check": smallest["check"]},
         "detail": d.get("detail", ""), "evidence": d.get("evidence"), "rerun": rerun, "repro": repro,

@@ -69,42 +69,46 @@ def smallest_readable(rs: list[dict]) -> dict:
 def across(rs: list[dict], d: dict) -> dict:
     """What holds across a finding's records, where each record could only solve its own case's
     parameter (the divisor for its n, the epsilon it applies, the format it computes in): the
-    law that parameter follows over the cases, as the finding's detail, and the evidence with
-    every digit.  A pure function of the records (and their smallest one's diagnosis, `d`)."""
+    law that parameter follows over the cases, as the finding's detail ("divides by n rounded up
+    to a multiple of 32: 1→32, 8→32, 60→64"), and the evidence with every digit.  A pure
+    function of the records (`d`: the diagnosis of the smallest one)."""
     import numpy as np
 
     from conformance.diagnosis.diagnose import Exact
-    from conformance.diagnosis.hypotheses import PAD_MULTIPLES, padded
+    from conformance.diagnosis.hypotheses import PAD_MULTIPLES, name_epsilon, padded
 
     out: dict = {}
-    e = d.get("evidence")
-    if e:
-        out["evidence"] = {k: Exact(v) if isinstance(v, float) else v for k, v in e.items()}
-    solved = [r["diagnosis"].get("evidence") or {} for r in rs]
-    if d["id"] == "divisor" and all("divisor" in s and "n" in s for s in solved):
-        pairs = sorted({(int(s["n"]), int(s["divisor"])) for s in solved})
+    if d.get("evidence"):
+        out["evidence"] = {k: Exact(v) if isinstance(v, float) else v for k, v in d["evidence"].items()}
+    solved = [(r.get("dtype", ""), r["diagnosis"].get("evidence") or {}) for r in rs]
+    if d["id"] == "divisor" and all("divisor" in e and "n" in e for _, e in solved):
+        pairs = sorted({(int(e["n"]), int(e["divisor"])) for _, e in solved})
+        laws = {"n rounded up to a power of two": lambda n: padded(n)["a power of two"],
+                **{f"n rounded up to a multiple of {m}": (lambda n, m=m: padded(n)[f"a multiple of {m}"])
+                   for m in PAD_MULTIPLES},
+                "n - 1": lambda n: n - 1, "1 (the sum, not the mean)": lambda n: 1,
+                f"{pairs[0][1]} whatever n": lambda n: pairs[0][1]}
+        fitting = [name for name, law in laws.items() if all(law(n) == dv for n, dv in pairs)]
         shown = ", ".join(f"{n}→{dv}" for n, dv in pairs)
-        laws = [("n rounded up to a power of two", lambda n: padded(n)["a power of two"])]
-        laws += [(f"n rounded up to a multiple of {m}", lambda n, m=m: padded(n)[f"a multiple of {m}"]) for m in PAD_MULTIPLES]
-        laws += [("n - 1", lambda n: n - 1), ("1 (the sum, not the mean)", lambda n: 1)]
-        fitting = [name for name, law in laws if all(law(n) == dv for n, dv in pairs)]
-        if len({dv for _, dv in pairs}) == 1 and not fitting:
-            fitting = [f"{pairs[0][1]} whatever n"]
-        out["detail"] = (f"the mean of x² divides by {fitting[0]}" + (f" (or {', '.join(fitting[1:])})" if fitting[1:] else "")
-                         + f": {shown}") if fitting else f"the mean of x² divides by another count, no one law: {shown}"
-    elif d["id"] == "eps-different" and all("epsilon" in s for s in solved):
-        eps = sorted({float(s["epsilon"]) for s in solved})
-        asked = sorted({float(s["requested"]) for s in solved if s.get("requested") is not None})
-        wanted = ", ".join(f"{v:g}" for v in asked)
-        if max(eps) <= min(eps) * (1 + 1e-3):
-            out["detail"] = f"one effective epsilon {eps[0]:.3g} on every case, whatever was requested ({wanted})"
-        elif all(abs(float(s["epsilon"]) - float(np.float32(s["requested"]))) <= 1e-6 * float(s["requested"])
-                 for s in solved if s.get("requested")):
-            out["detail"] = f"the requested epsilon rounded to float32 ({wanted})"
-    elif d["id"] in ("lower-precision", "cast-overflow", "sequential-sum") and all("format" in s for s in solved):
-        formats = sorted({s["format"] for s in solved})
-        if len(formats) == 1:
-            out["detail"] = d.get("detail", "") + f"; in {formats[0]} on every case"
+        law = f"{fitting[0]}" + (f" (or {', '.join(fitting[1:])})" if fitting[1:] else "") if fitting else \
+            "another count, no one law"
+        out["detail"] = f"the mean of x² divides by {law}: {shown}"
+    elif d["id"] == "eps-different" and all("epsilon" in e for _, e in solved):
+        eps = sorted(float(e["epsilon"]) for _, e in solved)
+        asked = [float(e["requested"]) for _, e in solved if e.get("requested")]
+        wanted = ", ".join(f"{v:g}" for v in sorted(set(asked)))
+        if eps[-1] <= eps[0] * 1.05:  # one constant, up to the noise of solving it from rounded outputs
+            one = eps[len(eps) // 2]
+            out["detail"] = f"one effective epsilon {one:.3g}{name_epsilon(one, 0.0)} on every case, requested {wanted}"
+        elif len(asked) == len(solved) and all(abs(float(e["epsilon"]) - float(np.float32(e["requested"])))
+                                               <= 1e-6 * float(e["requested"]) for _, e in solved):
+            out["detail"] = f"the requested epsilon rounded to float32 on every case ({wanted})"
+    elif d["id"] in ("lower-precision", "sequential-sum") and all("format" in e for _, e in solved):
+        by_format: dict[str, set] = defaultdict(set)
+        for dtype, e in solved:
+            by_format[e["format"]].add(dtype)
+        law = "; ".join(f"{f} for {', '.join(sorted(dts))} inputs" for f, dts in sorted(by_format.items()))
+        out["detail"] = f"{d.get('detail', '')} ({law})"
     return out
 
 

@@ -2,8 +2,9 @@
 
 DIR/inputs.npz holds the case's arrays (bfloat16 as its bits) and DIR/repro.py
 builds the layer the way the adapter does, runs it, computes the float64 formula
-inline and prints the discrepancy and a hash of the output's bytes: what one
-pastes into an upstream issue.  The adapter's optional `snippet(spec)` gives the
+inline and prints the discrepancy, a hash of the output's bytes and the versions it
+ran with: what one pastes into an upstream issue.  A small case's arrays are written
+into the script itself (`literal_data`), so it needs no inputs.npz.  The adapter's optional `snippet(spec)` gives the
 framework code: {"imports", "functions", "build", "call"}, each source text, the
 functions the very ones the adapter runs (adapters/_snippets.py); `build` sets
 `layer` from the names SCRIPT_HEAD defines, `call` sets y_dtype, y_bytes and y64.
@@ -37,7 +38,7 @@ from conformance.errors import UsageError
 
 SCRIPT_HEAD = '''"""Reproduction of {case} on {adapter} ({versions}).
 
-Written by `conformance repro`; needs numpy and the framework only.  Run: python repro.py
+Written by `conformance {command}`; needs numpy and the framework only.  Run: python {script}
 """
 import hashlib
 import os
@@ -45,8 +46,7 @@ import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-data = np.load(os.path.join(HERE, "inputs.npz"))
+{data}
 meta = {meta}
 
 
@@ -93,6 +93,57 @@ else:
         print(f"max |y - formula| = {{gap[i]:.6g}} at {{[int(k) for k in i]}}: got {{float(y64[i])!r}}, "
               f"formula {{float(formula[i])!r}} (epsilon {{eps_used!r}})")
 '''
+
+# The versions this script runs with, printed last (the framework is imported by then).
+VERSIONS_TAIL = '''
+def _version(name):
+    if name == "python":
+        return sys.version.split()[0]
+    found = getattr(sys.modules.get(name), "__version__", None)
+    if found:
+        return str(found)
+    try:
+        from importlib import metadata
+
+        return metadata.version(name)
+    except Exception:  # noqa: BLE001 - a version unknown is said so
+        return "unknown"
+
+
+print("versions:", ", ".join(f"{k} {_version(k)}" for k in sorted(meta["versions"])))
+'''
+
+NPZ_DATA = '''HERE = os.path.dirname(os.path.abspath(__file__))
+data = np.load(os.path.join(HERE, "inputs.npz"))'''
+LITERAL_LIMIT = 160  # arrays of at most this many elements are written into the script as literals
+
+
+def _literal(a: np.ndarray) -> str:
+    """Source for `a` (bfloat16 as its uint16 bits): exact, each value the shortest that reads back."""
+    a = _bits(np.asarray(a))
+    if a.dtype.kind in "biu":
+        values = a.ravel().tolist()
+    else:
+        values = [np.format_float_positional(v, unique=True, trim="-") if np.isfinite(v) else
+                  ("float('nan')" if np.isnan(v) else f"float('{'-' if v < 0 else ''}inf')") for v in a.ravel()]
+    body = ", ".join(str(v) for v in values)
+    return f"np.array([{body}], dtype=np.{a.dtype.name}).reshape({tuple(a.shape)!r})"
+
+
+def literal_data(arrays: dict) -> str | None:
+    """`data = {...}`: the case's arrays as literals in the script, where each is small (at most
+    LITERAL_LIMIT elements) and reads back bit for bit; None otherwise (inputs.npz, or a seed)."""
+    if any(np.asarray(a).size > LITERAL_LIMIT for a in arrays.values()):
+        return None
+    source = "data = {" + ", ".join(f"{k!r}: {_literal(a)}" for k, a in arrays.items()) + "}"
+    read = {}
+    exec(source, {"np": np}, read)  # noqa: S102 - our own generated source, checked bit for bit
+    for k, a in arrays.items():
+        got, want = read["data"][k], _bits(np.asarray(a))
+        if got.dtype != want.dtype or got.shape != want.shape or got.tobytes() != want.tobytes():
+            return None
+    return "# The case's inputs, exactly (bfloat16 as its 16 bits).\n" + source
+
 
 GENERIC = '''
 # This adapter gives no framework snippet: the suite's adapter builds and runs the layer.
@@ -171,10 +222,11 @@ def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, 
     meta = {"dtypes": {k: getattr(arrays, k).dtype.name for k in ("x", "scale", "dy")}, "axis": list(case.axis),
             "axes": list(case.axes), "epsilon": case.epsilon, "epsilon_used": epsilon_used, "shape": list(case.shape),
             "dtype": spec.dtype, "compute_dtype": spec.compute_dtype, "param_dtype": spec.param_dtype,
-            "dtype_args": not spec.no_dtype_args}
-    head = SCRIPT_HEAD.format(case=case.id, adapter=adapter.name, meta=repr(meta),
-                              versions=", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-    tail = SCRIPT_TAIL.replace("{{", "{").replace("}}", "}")
+            "dtype_args": not spec.no_dtype_args, "versions": dict(sorted(versions.items()))}
+    data = literal_data({"x": arrays.x, "scale": arrays.scale, "dy": arrays.dy}) or NPZ_DATA
+    head = SCRIPT_HEAD.format(case=case.id, adapter=adapter.name, meta=repr(meta), data=data, command="repro",
+                              script="repro.py", versions=", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    tail = SCRIPT_TAIL.replace("{{", "{").replace("}}", "}") + VERSIONS_TAIL
     body, note = _snippet_body(adapter, spec)
     if body is not None:
         try:
@@ -243,9 +295,10 @@ def _tail(log: Path) -> str:
 
 
 def run(adapter_ref_env: tuple[str, dict], case_id: str, out: Path, timeout: float,
-        load_timeout: float | None = None) -> dict:
-    """Run `main` in a worker process with the adapter's environment: its RESULT message, or
-    {"error": why} when it failed to load, crashed or hung (killed, with what it started)."""
+        load_timeout: float | None = None, module: str = "conformance.commands.repro") -> dict:
+    """Run `main` of `module` (this one's, or `conformance issue`'s) in a worker process with the
+    adapter's environment: its RESULT message, or {"error": why} when it failed to load, crashed
+    or hung (killed, with what it started)."""
     from conformance.execution import protocol
     from conformance.execution.adapter_refs import LOAD_TIMEOUT_S
     from conformance.execution.procs import WorkerExited, WorkerGarbled, WorkerProcess, WorkerSilent
@@ -254,8 +307,7 @@ def run(adapter_ref_env: tuple[str, dict], case_id: str, out: Path, timeout: flo
     load_timeout = LOAD_TIMEOUT_S if load_timeout is None else load_timeout
     with tempfile.TemporaryDirectory(prefix="conformance-repro-") as tmp:
         log = Path(tmp) / "adapter.log"  # its stderr, and its stdout, which the worker points there
-        worker = WorkerProcess([sys.executable, "-m", "conformance.commands.repro", ref, case_id, str(out)], env, log,
-                               threading.Event())
+        worker = WorkerProcess([sys.executable, "-m", module, ref, case_id, str(out)], env, log, threading.Event())
         loading = True
         try:
             message = worker.message(load_timeout)

@@ -257,8 +257,8 @@ def crash(message: str, record: dict | None = None) -> dict | None:
 # What a cause found by checking an error against the case means, for a finding's title.
 CAUSES = {
     "scale-wrong-axis": "the scale, applied along the trailing axes instead of the normalized ones, does not broadcast",
-    "scale-built-for-unsorted-axes": "the scale is built for the axes sorted as given, before they are made "
-                                     "non-negative, and does not take the scale's value",
+    "scale-built-for-unsorted-axes": "the scale variable is built for the axes sorted as given (before they are "
+                                     "made non-negative), so assigning the scale fails",
     "shape-differs": "the output's shape differs from the input's, so the gradient's seed does not fit it",
     "output-type-follows-scale": "the output is typed as the float32 scale, not as the half-precision input, so "
                                  "the graph's output type is refused",

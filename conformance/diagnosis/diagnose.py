@@ -36,9 +36,10 @@ from conformance.numerics.dtypes import FORMATS
 
 CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-values", "crash", "configuration",
            "property", "unexplained")
-# The classes whose hypotheses are the computation in the case's own range and precision: where
-# one of them fits, a degenerate prediction of another class explains nothing.
-OWN_FORMATS = ("range", "precision")
+# The classes whose hypotheses are the computation in the case's own range and precision (IEEE
+# special values included): where one of them fits, a degenerate prediction of another class
+# explains nothing.
+OWN_FORMATS = ("range", "precision", "special-values")
 TIE = 4.0  # predictions whose errors are within this factor of the best one fit as well
 
 
@@ -227,7 +228,8 @@ def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for) -> dict 
     if any(f.hypothesis.klass in OWN_FORMATS for f in fits):
         # An observed result that is itself degenerate (all zeros after an underflow) tells no
         # semantics apart: every prediction near zero fits it.
-        vacuous = _degenerate(observed)
+        # (All NaN/Inf observed is a pattern the special-values hypothesis reads, not vacuous.)
+        vacuous = _degenerate(observed) and bool(np.isfinite(observed).all())
         fits = [f for f in fits if f.hypothesis.klass in OWN_FORMATS or not (f.degenerate or vacuous)]
     # A prediction from the inputs alone that fits explains more than one that needed values of
     # the observed result: the fewest solved values first, then the smallest error, then the order.

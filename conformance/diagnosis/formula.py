@@ -7,7 +7,9 @@ Most semantics are one generalized formula with a different parameter:
     g  = 1 / sqrt(q + eps)          (or 1 / (sqrt(q) + eps): epsilon outside)
     y  = xc * g * s                 (s: the scale as the implementation lays it out)
 
-and `general` returns its forward pass and exact gradients.
+and `general` returns its forward pass and exact gradients.  `in_dtype` evaluates the formula in
+another format (numpy in that dtype, in the orders kernels write it), for the hypotheses about
+range and precision: what that format's overflows, underflows and roundings give.
 """
 from __future__ import annotations
 
@@ -117,10 +119,10 @@ def _tiny(ct: np.dtype) -> float:
     return float(ml_dtypes.finfo(ct).tiny)
 
 
-ORDERS = ("reference", "normalized", "autodiff", "autodiff-jax", "folded")
+ORDERS = ("reference", "normalized", "autodiff", "autodiff-jax", "autodiff-tf", "folded")
 
 
-def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=None, divisor=None, flush=False):
+def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=None, flush=False):
     """(y, dx, dscale) as float64, the formula evaluated in numpy's `dtype`: that format's rounding,
     overflow (x² = Inf, then 1/rms = 0) and underflow, as a kernel computing in it gets them.
 
@@ -133,10 +135,11 @@ def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=Non
       normalized   xn = x r, y = xn s, dx = r (s dy - xn mean(s dy xn)), dscale = sum(dy xn)
       autodiff     a tape: g_r = sum(s dy x), g_q = -0.5 r³ g_r, dx = r s dy + 2 x g_q / n
       autodiff-jax the same with rsqrt's derivative written -0.5 r / (q + eps)
+      autodiff-tf  the same with TensorFlow's rsqrt gradient: 0 for a zero incoming gradient (no 0·Inf)
       folded       the scale folded into 1/rms first: y = x (r s), g_r = sum((dy x) s), as flax does"""
     ct = np.dtype(dtype)
     n = row_length(a)
-    d = ct.type(n if divisor is None else divisor)
+    d = ct.type(n)
     axes = a.axes
     other = tuple(k for k in range(a.x.ndim) if k not in axes)
 
@@ -163,8 +166,9 @@ def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=Non
         else:
             g_r = (dy * x) * s if order == "folded" else sdy * x
             g_r = np.sum(g_r, axis=axes, keepdims=True, dtype=ct) if axes else g_r
-            dr = ct.type(-0.5) * r ** 3 if order == "autodiff" else ct.type(-0.5) * (r / (q + eps))
-            direct, proj = (dy * (r * s) if order == "folded" else r * sdy), ct.type(2) * x * (g_r * dr / d)
+            dr = ct.type(-0.5) * r ** 3 if order in ("autodiff", "autodiff-tf") else ct.type(-0.5) * (r / (q + eps))
+            g_q = np.where(g_r == 0, ct.type(0), g_r * dr) if order == "autodiff-tf" else g_r * dr
+            direct, proj = (dy * (r * s) if order == "folded" else r * sdy), ct.type(2) * x * (g_q / d)
             full = (dy * x) * r if order == "folded" else dy * xn
         if terms is not None:
             direct, proj = direct.astype(terms), proj.astype(terms)

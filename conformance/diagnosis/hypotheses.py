@@ -1,4 +1,4 @@
-"""The catalogue of alternative semantics a diagnosis tries, simplest first.
+"""The catalogue of alternative semantics a diagnosis tries, simplest first (the last tie-break).
 
 Each hypothesis is one short numpy function, like an ONNX reference op: given the
 case's arrays (`Arrays`) it returns what an implementation with that other
@@ -7,8 +7,8 @@ float64, and a detail naming any parameter it solved from the observed output
 (an effective epsilon, a divisor, a relative error), with that parameter as
 evidence.  It returns None where it does not apply (a transposed scale needs two
 axes).  diagnose.py scores the observed result against every prediction with the
-check's own tolerance and keeps the one that explains it best (diagnose.py: the
-smallest error, then the fewest solved values, then this order).
+check's own tolerance and keeps the one that explains it best (diagnose.py: sound,
+then the fewest values solved from the observed result, the smallest error, this order).
 
 Most of them are the generalized formula of formula.py with another parameter; the
 range and precision ones evaluate the formula in another format (formula.in_dtype),
@@ -67,7 +67,7 @@ KNOWN_EPSILONS = {
 }
 
 
-def _name_epsilon(value: float, requested: float) -> str:
+def name_epsilon(value: float, requested: float) -> str:
     if requested and abs(value - float(np.float32(requested))) <= 1e-3 * requested and value != requested:
         return " (the requested epsilon rounded to float32)"
     for name, known in KNOWN_EPSILONS.items():
@@ -79,7 +79,7 @@ def _name_epsilon(value: float, requested: float) -> str:
 def different_epsilon(a: Arrays):
     if a.check != "forward":  # gradients cannot be solved for epsilon: try the usual suspects
         candidates = {float(np.float32(a.eps)), *KNOWN_EPSILONS.values()} - {a.eps}
-        return [Prediction(pick(a, general(a, eps=e)), f"effective epsilon {e:.3g}{_name_epsilon(e, a.eps)}, "
+        return [Prediction(pick(a, general(a, eps=e)), f"effective epsilon {e:.3g}{name_epsilon(e, a.eps)}, "
                            f"requested {a.eps:g}", evidence={"epsilon": e, "requested": a.eps})
                 for e in sorted(candidates)]
     gain = _row_gain(a)
@@ -98,7 +98,7 @@ def different_epsilon(a: Arrays):
     eps = min(near, key=lambda k: abs(eps - k)) if near else eps
     if eps < 0 or math.isclose(eps, a.eps, rel_tol=1e-9):
         return None
-    return Prediction(pick(a, general(a, eps=eps)), f"effective epsilon {eps:.3g}{_name_epsilon(eps, a.eps)}, "
+    return Prediction(pick(a, general(a, eps=eps)), f"effective epsilon {eps:.3g}{name_epsilon(eps, a.eps)}, "
                       f"requested {a.eps:g}", evidence={"epsilon": eps, "requested": a.eps}, free=0 if near else 1)
 
 
@@ -235,7 +235,8 @@ def _range_rows(a: Arrays) -> tuple[np.ndarray, str] | None:
         with np.errstate(all="ignore"):
             r = 1.0 / np.sqrt((np.mean(sq, axis=a.axes, keepdims=True) if a.axes else sq) + a.eps)
             term = np.abs(r * placed(a.scale, a.x.ndim, a.axes) * a.dy)
-            big = np.any(term > half.max, axis=a.axes, keepdims=True) if a.axes else term > half.max
+            big = np.isfinite(term) & (term > half.max)  # r = Inf is 0/0 in the formula: special values
+            big = np.any(big, axis=a.axes, keepdims=True) if a.axes else big
         if big.any():
             return np.broadcast_to(big, a.x.shape), f"a term of dx (r·scale·dy) overflows {half.name} before the terms cancel"
     sub = (a.x != 0) & (np.abs(a.x) < fmt.tiny)

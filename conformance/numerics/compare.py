@@ -103,13 +103,16 @@ def score(
             bad_pattern = nonfinite_mismatch(r64, expected_pattern)
             compared = np.isfinite(r64) & np.isfinite(expected_pattern) & ~bad_pattern
             diff = np.where(compared, np.abs(r64 - ref), 0.0)
-        # Non-finite quotients only arise where nothing was compared (or the reference
-        # RMS is 0 or Inf); the pattern check above has judged those elements.
-        finite = lambda a: np.where(np.isfinite(a), a, 0.0)  # noqa: E731
-        ulps = finite(diff / ulp_of(ref, fmt))
-        rel_rms = finite(diff / _rms_rows(ref, axes))
+        # NaN quotients only arise where nothing was compared (a non-finite magnitude or
+        # reference RMS); the pattern check above has judged those elements.  A quotient that
+        # overflows is a real error far beyond any tolerance (0.5 where the exact result is 0 is
+        # 1e323 ULP of float64): it stays the largest float, never 0, and stays JSON-safe.
+        judged = lambda a: np.where(np.isnan(a), 0.0, np.minimum(a, np.finfo(np.float64).max))  # noqa: E731
+        ulps = judged(diff / ulp_of(ref, fmt))
+        rel_rms = diff / _rms_rows(ref, axes)  # a metric only: where the RMS is 0 or Inf, shown as 0
+        rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
         if magnitude is not None:
-            units = finite(diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff)
+            units = judged(diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff)
     scored = ulps if tol.metric == "ulp" else units
     metrics.update(
         max_abs=float(diff.max(initial=0.0)),

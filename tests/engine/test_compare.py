@@ -105,3 +105,12 @@ def test_gradient_cancellation_is_not_a_failure():
     naive = (r * 1 - x * r**3 * x).astype(np.float32)  # float32 evaluation of the formula
     s = score(naive, ref.dx, F32, "float32", tolerance.grad_x(F32, 1), magnitude=ref.dx_magnitude)
     assert s.status == "pass", s.message
+
+
+def test_an_error_where_the_exact_result_is_zero_fails():
+    """0.5 against an exact 0 is ~1e323 ULP of float64: the quotient overflows, and an overflow is
+    the largest error there is, never none (it once passed)."""
+    f64 = FORMATS["float64"]
+    s = score(np.array([0.5, 1.0]), np.array([0.0, 1.0]), f64, "float64", tolerance.forward(f64, 2))
+    assert s.status == "fail" and s.metrics["max_ulp"] == np.finfo(np.float64).max
+    assert score(np.array([0.0, 1.0]), np.array([0.0, 1.0]), f64, "float64", tolerance.forward(f64, 2)).status == "pass"
