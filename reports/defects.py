@@ -109,6 +109,11 @@ def _explained(r: dict | None) -> str | None:
     return d["id"] if d.get("id") in HYPOTHESES and d.get("class") not in ("range", "crash", "unexplained") else None
 
 
+# Diagnoses that name one cause seen two ways: a float64 input computed in float32 shows as float32
+# accuracy on normal data and as the cast overflowing on data beyond float32's range.
+SAME_CAUSE = {"cast-overflow": "lower-precision"}
+
+
 def _own_key(f: dict, r: dict) -> str:
     d = r.get("diagnosis") or {}
     if d.get("class") == "crash":
@@ -119,7 +124,7 @@ def _own_key(f: dict, r: dict) -> str:
         return f"crash/{d['error']}-{d['kind']}" if d.get("kind") and d.get("error") else f"crash/{d.get('id', '')}"
     if d.get("id") == "unexplained":
         return f"{f.get('family', '')}-unexplained"
-    return d.get("id", f["id"])
+    return SAME_CAUSE.get(d.get("id"), d.get("id", f["id"]))
 
 
 def finding_cause(f: dict, records: list[dict], by_key: dict) -> str:

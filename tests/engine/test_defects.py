@@ -169,14 +169,17 @@ EXPECTED = {
     "onnx/effective-epsilon", "onnx/lower-precision", "onnx/invalid-configuration-silent-wrong-result",
     "onnx/layout-dependent", "onnxruntime/output-type-follows-scale", "onnxruntime/crash-NotImplemented-no-kernel",
     "pytorch/eps-different", "pytorch/layout-dependent", "flax/out-dtype", "flax/structure",
+    # Two gradient results (bf16 subnormal and mbf16 near-max inputs) that were once called "range"
+    # because that hypothesis copied the observed values; no specific prediction explains them now.
+    "flax/gradient-unexplained",
     "tensorflow/batch-variant", "tensorflow/special-values", "jax/batch-variant",
     "equinox/invalid-configuration-silent-wrong-result",
 }
 
 
-def test_the_baseline_has_at_most_25_defects_each_attributed(baseline):
+def test_the_baseline_defects_are_each_attributed(baseline):
     ds = baseline.defects
-    assert len(ds) <= 25 and {d["id"] for d in ds} == EXPECTED
+    assert {d["id"] for d in ds} == EXPECTED and len(ds) == len(EXPECTED)
     by_id = {d["id"]: d for d in ds}
     assert by_id["onnxruntime/output-type-follows-scale"]["adapters"] == ["onnxruntime", "torch-onnx"]
     assert by_id["jax/batch-variant"]["adapters"] == ["equinox", "flax-linen", "flax-nnx", "keras-jax"]
@@ -186,7 +189,7 @@ def test_the_baseline_has_at_most_25_defects_each_attributed(baseline):
     assert {f for d in ds for f in d["findings"]} == gating  # every gating finding is in exactly one defect
     assert sum(len(d["findings"]) for d in ds) >= len(gating)
     line = verdict(baseline)
-    assert line.startswith("FAIL: 25 defects in 9 projects (keras 7, ")
+    assert line.startswith(f"FAIL: {len(EXPECTED)} defects in 9 projects (keras 7, ")
 
 
 def test_rendering_the_baseline_changes_no_status(baseline):
@@ -209,7 +212,7 @@ def test_report_json_has_the_defects(baseline):
         assert {"id", "title", "owner", "findings", "adapters", "results", "upstream"} <= set(d)
     assert len(doc["scoreboard"]) == 17
     md = markdown.render(baseline)
-    assert md.index("25 defects in 9 projects") < md.index("## Scoreboard") < md.index("## Findings")
+    assert md.index(f"{len(EXPECTED)} defects in 9 projects") < md.index("## Scoreboard") < md.index("## Findings")
     assert "build raised ValueError: The shape" not in md.split("## Findings")[1].split("### ")[0]  # the table
 
 
