@@ -38,22 +38,7 @@ import numpy as np
 meta = {meta}
 
 
-def array(name):
-    """An input in its dtype; bfloat16 is kept as its 16 bits (read as bfloat16 with ml_dtypes)."""
-    a = data[name]
-    if meta["dtypes"][name] == "bfloat16":
-        try:
-            import ml_dtypes  # installed with JAX and TensorFlow, which take bfloat16 numpy arrays
-        except ImportError:
-            return a
-        return a.view(ml_dtypes.bfloat16)
-    return a
-
-
-def float64(a):
-    if a.dtype == np.uint16:  # bfloat16 bits: the top half of a float32
-        return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    return np.asarray(a).astype(np.float64)
+{input_helpers}
 
 
 x, scale = array("x"), array("scale")
@@ -185,22 +170,16 @@ def script_text(title: str, case, adapter, ref: str, arrays: dict, meta: dict, p
                 import_root: str) -> tuple[str, dict]:
     """The issue's script and the `data` it makes (for the worker to run the adapter on)."""
     from conformance.cases.case import Case
-    from conformance.commands.repro import GENERIC, VERSIONS_TAIL, literal_data
+    from conformance.commands.repro import GENERIC, INPUT_HELPERS, VERSIONS_TAIL, literal_data
 
     data = literal_data(arrays)
     if data is None and isinstance(case, Case):
         data = _generator_source(case)
         if not _same(_read_back(data), arrays):  # rounding differs here: the exact values instead
             data = None
-    if data is None:
-        from conformance.commands import repro
-
-        saved, repro.LITERAL_LIMIT = repro.LITERAL_LIMIT, 10**9
-        try:
-            data = literal_data(arrays)
-        finally:
-            repro.LITERAL_LIMIT = saved
-    head = HEAD.format(title=title.replace('"""', "'''"), case=case.id, adapter=adapter.name, data=data, meta=repr(meta))
+    if data is None:  # an issue's script carries its inputs, however large, when no seed makes them
+        data = literal_data(arrays, limit=float("inf"))
+    head = HEAD.format(input_helpers=INPUT_HELPERS, title=title.replace('"""', "'''"), case=case.id, adapter=adapter.name, data=data, meta=repr(meta))
     if parts:
         setup = "\n\n\n".join(p for p in (parts["imports"], parts["functions"]) if p)
         run = "\n".join(p for p in (parts["build"], parts["call"]) if p)

@@ -36,6 +36,25 @@ from conformance.adapter import provides
 from conformance.commands.report import EXIT_FAIL, EXIT_PASS
 from conformance.errors import UsageError
 
+INPUT_HELPERS = '''
+def array(name):
+    """An input in its dtype; bfloat16 is stored as its 16 bits (read as bfloat16 with ml_dtypes)."""
+    a = data[name]
+    if meta["dtypes"][name] == "bfloat16":
+        try:
+            import ml_dtypes  # installed with JAX and TensorFlow, which take bfloat16 numpy arrays
+        except ImportError:
+            return a
+        return a.view(ml_dtypes.bfloat16)
+    return a
+
+
+def float64(a):
+    if a.dtype == np.uint16:  # bfloat16 bits: the top half of a float32
+        return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return np.asarray(a).astype(np.float64)
+'''  # the script's two input helpers, shared with `conformance issue` drafts (written once)
+
 SCRIPT_HEAD = '''"""Reproduction of {case} on {adapter} ({versions}).
 
 Written by `conformance {command}`; needs numpy and the framework only.  Run: python {script}
@@ -50,22 +69,7 @@ import numpy as np
 meta = {meta}
 
 
-def array(name):
-    """An input in its dtype; bfloat16 is stored as its 16 bits (kept as bits without ml_dtypes)."""
-    a = data[name]
-    if meta["dtypes"][name] == "bfloat16":
-        try:
-            import ml_dtypes  # installed with JAX and TensorFlow, which take bfloat16 numpy arrays
-        except ImportError:
-            return a
-        return a.view(ml_dtypes.bfloat16)
-    return a
-
-
-def float64(a):
-    if a.dtype == np.uint16:  # bfloat16 bits: the top half of a float32
-        return (a.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    return a.astype(np.float64)
+{input_helpers}
 
 
 x, scale, dy = array("x"), array("scale"), array("dy")
@@ -130,10 +134,10 @@ def _literal(a: np.ndarray) -> str:
     return f"np.array([{body}], dtype=np.{a.dtype.name}).reshape({tuple(a.shape)!r})"
 
 
-def literal_data(arrays: dict) -> str | None:
+def literal_data(arrays: dict, limit: float = LITERAL_LIMIT) -> str | None:
     """`data = {...}`: the case's arrays as literals in the script, where each is small (at most
-    LITERAL_LIMIT elements) and reads back bit for bit; None otherwise (inputs.npz, or a seed)."""
-    if any(np.asarray(a).size > LITERAL_LIMIT for a in arrays.values()):
+    `limit` elements) and reads back bit for bit; None otherwise (inputs.npz, or a seed)."""
+    if any(np.asarray(a).size > limit for a in arrays.values()):
         return None
     source = "data = {" + ", ".join(f"{k!r}: {_literal(a)}" for k, a in arrays.items()) + "}"
     read = {}
@@ -224,7 +228,7 @@ def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, 
             "dtype": spec.dtype, "compute_dtype": spec.compute_dtype, "param_dtype": spec.param_dtype,
             "dtype_args": not spec.no_dtype_args, "versions": dict(sorted(versions.items()))}
     data = literal_data({"x": arrays.x, "scale": arrays.scale, "dy": arrays.dy}) or NPZ_DATA
-    head = SCRIPT_HEAD.format(case=case.id, adapter=adapter.name, meta=repr(meta), data=data, command="repro",
+    head = SCRIPT_HEAD.format(input_helpers=INPUT_HELPERS, case=case.id, adapter=adapter.name, meta=repr(meta), data=data, command="repro",
                               script="repro.py", versions=", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     tail = SCRIPT_TAIL.replace("{{", "{").replace("}}", "}") + VERSIONS_TAIL
     body, note = _snippet_body(adapter, spec)

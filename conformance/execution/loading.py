@@ -38,13 +38,7 @@ def import_adapter(ref: str) -> type[Adapter]:
             f"unknown adapter {ref!r}: use one of {', '.join(BUILTIN)} or package.module:ClassName"
         )
     module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import failure is the user's input to fix
-        raise UsageError(
-            f"cannot import module {module_name!r} for adapter {ref!r} ({type(exc).__name__}: {exc}); "
-            "check the name and that it is on PYTHONPATH"
-        ) from None
+    module = _import_module(module_name, ref)
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         hint = (f" ({class_name!r} is a function: add --function torch, jax or numpy to wrap f(x, weight, eps))"
@@ -56,6 +50,16 @@ def import_adapter(ref: str) -> type[Adapter]:
     return cls
 
 
+def _import_module(module_name: str, ref: str):
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:  # any import failure is the user's input to fix
+        raise UsageError(
+            f"cannot import module {module_name!r} for adapter {ref!r} ({type(exc).__name__}: {exc}); "
+            "check the name and that it is on PYTHONPATH"
+        ) from None
+
+
 def _import_function(ref: str) -> type[Adapter]:
     """`function:KIND:package.module:name`: the adapter class wrapping that function (a class
     named there is used as it is)."""
@@ -64,13 +68,7 @@ def _import_function(ref: str) -> type[Adapter]:
         raise UsageError(f"adapter {ref!r}: a function reference is function:KIND:package.module:name "
                          f"with KIND one of {', '.join(FUNCTION_KINDS)}")
     module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import failure is the user's input to fix
-        raise UsageError(
-            f"cannot import module {module_name!r} for adapter {ref!r} ({type(exc).__name__}: {exc}); "
-            "check the name and that it is on PYTHONPATH"
-        ) from None
+    module = _import_module(module_name, ref)
     obj = getattr(module, attr, None)
     if isinstance(obj, type):
         return import_adapter(target)

@@ -4,7 +4,7 @@ touching the interpreter's own environment (docs/versions.md).
 An overlay is a folder holding exactly the requested distributions (`keras==3.9.0`) plus the
 requirements of theirs that the base interpreter lacks or has at an incompatible version, never
 replacing the base's torch or numpy unless they are asked for.  A worker puts it first on its
-`sys.path` (the first PYTHONPATH entry: adapter_refs.with_overlay), so `import keras` finds the
+`sys.path` (the first PYTHONPATH entry: adapter_refs.with_overlay), so keras (say) is found in the
 overlay's and everything else the base's.
 
 Overlays live in CACHE/overlays/<key>/, the key a digest of the package set (nightlies pinned to
@@ -156,12 +156,18 @@ def pin(requirements: tuple[Requirement, ...], pip_args: tuple[str, ...] = ()) -
 
 # ---------------------------------------------------------------- the cache
 
+SITE_FOLDERS = ("site-packages", "dist-packages")
+
+
 def key(requirements: tuple[Requirement, ...], pip_args: tuple[str, ...], b: Base) -> str:
     """The overlay's folder name: a digest of everything that decides its contents."""
     import hashlib
 
+    # The base's installed distributions (its site folders), not what a process happens to have on
+    # sys.path besides (a test's folders, the current one): one run and the next get one key.
+    installed = _dists_on([p for p in b.path if os.path.basename(os.path.normpath(p)) in SITE_FOLDERS])
     what = {"requirements": [str(r) for r in requirements], "pip_args": list(pip_args), "python": b.python,
-            "python_version": b.version, "base": sorted(b.dists.items())}
+            "python_version": b.version, "base": sorted(installed.items())}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
