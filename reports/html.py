@@ -29,6 +29,7 @@ from conformance.reports.results import (
 )
 
 from conformance.checks.registry import names
+from conformance.diagnosis.diagnose import evidence_text
 
 MAX_LISTED = 40  # failing results listed per adapter; the rest are in report.json
 
@@ -278,9 +279,7 @@ def _findings(results: Results) -> str:
     out.append("<table><tr><th></th><th class='name'>finding</th><th>class</th><th class='name'>adapters</th>"
                "<th>results</th></tr>")
     for f in fs:
-        e = f.get("evidence") or {}
-        evidence = (f"at {e['index']}: got {_num(e['got'])}, expected {_num(e['expected'])}"
-                    + (f", predicted {_num(e['predicted'])}" if "predicted" in e else "")) if e else ""
+        evidence = evidence_text(f.get("evidence") or {})  # every digit that tells the values apart
         verdict_cell = "<b class='fail'>fails</b>" if f["id"] in gating else "shown"
         out.append(
             f"<tr class='finding' data-adapters='{_e(' '.join(f['adapters']))}' data-class='{_e(f['class'])}'>"

@@ -18,6 +18,7 @@ from conformance.reports.results import (
 )
 
 from conformance.checks.registry import names
+from conformance.diagnosis.diagnose import evidence_text
 
 
 def _fmt(v) -> str:
@@ -29,11 +30,7 @@ def _fmt(v) -> str:
 
 
 def _evidence(f: dict) -> str:
-    e = f.get("evidence") or {}
-    if not e:
-        return ""
-    text = f"at {e['index']}: got {_fmt(e['got'])}, expected {_fmt(e['expected'])}"
-    return text + (f", the hypothesis predicts {_fmt(e['predicted'])}" if "predicted" in e else "")
+    return evidence_text(f.get("evidence") or {})  # every digit that tells the values apart
 
 
 def _findings(results: Results) -> list[str]:

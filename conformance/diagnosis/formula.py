@@ -127,7 +127,8 @@ def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=Non
     overflow (x² = Inf, then 1/rms = 0) and underflow, as a kernel computing in it gets them.
 
     `cast`: the input is first rounded to this (narrower) dtype, where it may overflow.
-    `flush`: subnormal inputs of `dtype` read as 0 (a CPU's denormals-are-zero mode).
+    `flush`: a CPU's flush-to-zero and denormals-are-zero modes: subnormal inputs of `dtype` read
+    as 0, and so does every subnormal intermediate (dy·x of a tiny x, before it is scaled by 1/rms).
     `terms`: dx's two terms (the direct one and the projection) are each rounded to this dtype
     before they are added, as autodiff does where x's uses are cast separately.
     `order`, how kernels write it:
@@ -136,7 +137,9 @@ def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=Non
       autodiff     a tape: g_r = sum(s dy x), g_q = -0.5 r³ g_r, dx = r s dy + 2 x g_q / n
       autodiff-jax the same with rsqrt's derivative written -0.5 r / (q + eps)
       autodiff-tf  the same with TensorFlow's rsqrt gradient: 0 for a zero incoming gradient (no 0·Inf)
-      folded       the scale folded into 1/rms first: y = x (r s), g_r = sum((dy x) s), as flax does"""
+      folded       the scale folded into 1/rms first: y = x (r s), g_r = sum((dy x) s), and the
+                   square's gradient x (2 g_q / n), as flax's XLA program computes it (2x would
+                   overflow for |x| above half the format's largest value where it does not)"""
     ct = np.dtype(dtype)
     n = row_length(a)
     d = ct.type(n)
@@ -146,32 +149,38 @@ def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=Non
     def mean(v):
         return np.sum(v, axis=axes, keepdims=True, dtype=ct) / d if axes else v / d
 
+    tiny = _tiny(ct)
+
+    def f(v):  # every result of an operation, flushed to zero where it is subnormal (flush=True)
+        return np.where(np.abs(v) < tiny, ct.type(0), v).astype(ct) if flush else v
+
     with np.errstate(all="ignore"):
-        x = a.x.astype(cast).astype(ct) if cast is not None else a.x.astype(ct)
-        if flush:
-            x = np.where(np.abs(x) < _tiny(ct), ct.type(0), x)
-        dy, s = a.dy.astype(ct), placed(a.scale, a.x.ndim, axes).astype(ct)
+        x = f(a.x.astype(cast).astype(ct) if cast is not None else a.x.astype(ct))
+        dy, s = f(a.dy.astype(ct)), f(placed(a.scale, a.x.ndim, axes).astype(ct))
         eps = ct.type(a.eps)
-        q = mean(x * x)
-        r = ct.type(1) / np.sqrt(q + eps)
-        xn = x * r
-        y = {"reference": x * r * s, "folded": x * (r * s)}.get(order, xn * s)
-        sdy = s * dy
+        q = f(mean(f(x * x)))
+        r = f(ct.type(1) / np.sqrt(q + eps))
+        xn = f(x * r)
+        y = f({"reference": f(x * r) * s, "folded": x * f(r * s)}.get(order, xn * s))
+        sdy = f(s * dy)
         if order == "reference":
-            direct, proj = r * sdy, -(x * r ** 3 * mean(sdy * x))
-            full = dy * x * r
+            direct, proj = f(r * sdy), -f(f(f(x * f(r ** 3))) * mean(f(sdy * x)))
+            full = f(f(dy * x) * r)
         elif order == "normalized":
-            direct, proj = r * sdy, -(r * xn * mean(sdy * xn))
-            full = dy * xn
+            direct, proj = f(r * sdy), -f(f(r * xn) * mean(f(sdy * xn)))
+            full = f(dy * xn)
         else:
-            g_r = (dy * x) * s if order == "folded" else sdy * x
-            g_r = np.sum(g_r, axis=axes, keepdims=True, dtype=ct) if axes else g_r
-            dr = ct.type(-0.5) * r ** 3 if order in ("autodiff", "autodiff-tf") else ct.type(-0.5) * (r / (q + eps))
-            g_q = np.where(g_r == 0, ct.type(0), g_r * dr) if order == "autodiff-tf" else g_r * dr
-            direct, proj = (dy * (r * s) if order == "folded" else r * sdy), ct.type(2) * x * (g_q / d)
-            full = (dy * x) * r if order == "folded" else dy * xn
+            g_r = f(f(dy * x) * s) if order == "folded" else f(sdy * x)
+            g_r = f(np.sum(g_r, axis=axes, keepdims=True, dtype=ct)) if axes else g_r
+            dr = f(ct.type(-0.5) * r ** 3 if order in ("autodiff", "autodiff-tf") else ct.type(-0.5) * f(r / (q + eps)))
+            g_q = np.where(g_r == 0, ct.type(0), g_r * dr) if order == "autodiff-tf" else f(g_r * dr)
+            if order == "folded":
+                direct, proj = f(dy * f(r * s)), f(x * f(ct.type(2) * f(g_q / d)))
+            else:
+                direct, proj = f(r * sdy), f(f(ct.type(2) * x) * f(g_q / d))
+            full = f(f(dy * x) * r) if order == "folded" else f(dy * xn)
         if terms is not None:
             direct, proj = direct.astype(terms), proj.astype(terms)
-        dx = direct + proj
-        dscale = np.sum(full, axis=other, dtype=ct) if other else full.reshape(a.scale.shape)
+        dx = f(direct + proj)
+        dscale = f(np.sum(full, axis=other, dtype=ct)) if other else full.reshape(a.scale.shape)
     return tuple(np.asarray(v).astype(np.float64) for v in (y, dx, dscale))

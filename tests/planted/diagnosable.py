@@ -136,6 +136,30 @@ class FlushesSubnormals(_Formula):
         return super().call(layer, np.where(np.abs(x) < tiny, 0, x).astype(x.dtype))
 
 
+class FlushesToZero(FlushesSubnormals):
+    """A CPU's flush-to-zero mode as XLA sets it: subnormal inputs read as 0 and every subnormal
+    result flushed too, so dscale's dy·x of a tiny normal x is 0 before 1/rms scales it up (flax
+    on bfloat16 subnormals: a prediction that flushed the inputs only left those columns nonzero)."""
+
+    name = "planted-flushes-to-zero"
+    expect = Expect("bf16/2x4096/ax-1/eps1e-05/subnormal/zeros/s0", ("grad_scale",), "subnormals-flushed")
+
+    def grad(self, layer, x, dy):
+        ct = _compute_dtype(x)
+        tiny = np.finfo(ct).tiny
+
+        def flushed(v):
+            return np.where(np.abs(v) < tiny, ct.type(0), v).astype(ct)
+
+        xc, dyc = flushed(x.astype(ct)), dy.astype(ct)
+        dx, _ = super().grad(layer, xc.astype(x.dtype), dy)
+        with np.errstate(all="ignore"):
+            r = flushed(self._rrms(layer, xc).astype(ct))
+            other = tuple(a for a in range(x.ndim) if a not in layer.axes)
+            dscale = np.sum(flushed(flushed(dyc * xc) * r), axis=other)
+        return dx, dscale.astype(layer.scale.dtype)
+
+
 class ZeroForNaN(_Formula):
     """Rows holding NaN/Inf come out as finite numbers (nan_to_num on the output)."""
 
