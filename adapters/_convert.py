@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from conformance.adapters._steps import to_torch
+from conformance.numerics.layouts import ROW_PADDING
 
 
 def use_torch_device(device: str) -> None:
@@ -35,6 +36,12 @@ def torch_layout(x: np.ndarray, name: str):
         big = torch.zeros(t.shape[:-1] + (2 * t.shape[-1],), dtype=t.dtype)
         big[..., ::2] = t
         return big[..., ::2]
+    if name == "row-strided":
+        if t.ndim < 2:
+            raise NotImplementedError("a row-strided view needs rows")
+        big = torch.zeros(t.shape[:-1] + (t.shape[-1] + ROW_PADDING,), dtype=t.dtype)
+        big[..., :t.shape[-1]] = t
+        return big[..., :t.shape[-1]]
     raise NotImplementedError(f"torch has no {name} layout")
 
 

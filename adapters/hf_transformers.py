@@ -9,9 +9,11 @@
   not moved at all for the `default_` precisions (float32, as constructed).
   Each class then does its own casting: Llama and T5 compute in float32 and multiply the
   weight after casting back, Gemma multiplies `(1 + weight)` in float32.
-- Gemma's weight is the offset from 1: the adapter loads `scale - 1` in the parameter
-  dtype, and `effective()` reports the scale the layer really applies, `1 + w` as the
-  layer computes it (in bfloat16, -0.0037 + 1 rounds away).
+- Gemma's weight is the offset from 1: for the plain cases the adapter loads `scale - 1` in
+  the parameter dtype, and `effective()` reports the scale the layer really applies, `1 + w` as
+  the layer computes it (in bfloat16, -0.0037 + 1 rounds away).  The offset form
+  (`build_offset`) loads the case's w as it is and is scored against the offset oracle, which
+  tells whether 1 + w is added in float32 or in the weight's dtype.
 - Gradients with autograd; one thread (see runner.py).
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import importlib
 
 import numpy as np
 
+from conformance.adapter import Adapter
 from conformance.adapters._convert import describe_init, use_torch_device
 from conformance.adapters._snippets import Source, bind, invoke, snippet
 from conformance.adapters._steps import from_torch, to_torch, torch_call
@@ -48,6 +51,9 @@ class _HFNorm(TorchRMSNorm):
     offset = False  # the layer multiplies by 1 + weight (Gemma)
     packages = ("transformers", "torch")
     owners = ("transformers", "pytorch")
+    # The fused add and fp8 output are torch's reference module's (torch_fused.py), not the
+    # transformers classes': withdrawn here.  Gemma's offset is its own (HFGemma.build_offset).
+    call_fused_add, grad_fused_add, call_quantized = Adapter.call_fused_add, Adapter.grad_fused_add, Adapter.call_quantized
 
     def load(self):
         import torch
@@ -112,6 +118,13 @@ class HFGemma(_HFNorm):
     module_path = "transformers.models.gemma.modeling_gemma:GemmaRMSNorm"
     eps_attribute = "eps"
     offset = True  # the layer applies 1 + w
+
+    def build_offset(self, spec):
+        """The offset form, natively: GemmaRMSNorm with `spec.scale` as its weight w (the layer
+        applies 1 + w; its offset is fixed at 1)."""
+        if spec.offset != 1.0:
+            raise NotImplementedError(f"GemmaRMSNorm's offset is 1, not {spec.offset}")
+        return _Built(bind(hf_rmsnorm, spec, cls=self.cls, offset=False), spec.compute_dtype)
 
     def effective(self, layer) -> dict:
         """The scale the layer multiplies by: 1 + w, in float32, as GemmaRMSNorm.forward computes it."""

@@ -12,6 +12,8 @@
   for the `default_` precisions: an ONNX graph has no default, `TensorProto.FLOAT` is what
   a model builder writes without thinking of it).
 - Forward only: ONNX models have no gradients here (no `grad`).
+- `onnxruntime` has the fused residual add as its contrib operator
+  `SkipSimplifiedLayerNormalization` (`call_fused_add`, adapters/onnx_fused.py).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.adapters._snippets import bind, invoke, snippet
+from conformance.adapters.onnx_fused import SKIP_RANKS, SKIP_TYPES, skip_call, skip_rmsnorm_model
 from conformance.numerics.layouts import numpy_layout
 
 OPSET = 23
@@ -168,6 +171,23 @@ class OnnxRuntime(_OnnxRMSNorm):
         import onnxruntime
 
         return {"onnxruntime": onnxruntime.__version__}
+
+    def call_fused_add(self, layer, x, residual):
+        """The fused add as onnxruntime has it: a one-node `SkipSimplifiedLayerNormalization` model
+        (adapters/onnx_fused.py) with the layer's scale as gamma and its epsilon; what its schema
+        cannot take (another rank than 2 or 3, float64, a gamma of another type than the input's:
+        the mixed precisions) is declined for that case."""
+        model, scale = layer
+        compute = np.dtype(x.dtype).name
+        if x.ndim not in SKIP_RANKS or compute not in SKIP_TYPES or np.dtype(scale.dtype) != np.dtype(x.dtype) \
+                or model.axis != x.ndim - 1:
+            raise NotImplementedError(f"SkipSimplifiedLayerNormalization takes inputs of rank 2 or 3 and one type T "
+                                      f"(float, float16, bfloat16) for input, skip and gamma, normalized over the last "
+                                      f"axis; not {compute}{list(x.shape)} with a {np.dtype(scale.dtype).name} scale")
+        eps = model.epsilon if model.epsilon is not None else DEFAULT_EPSILON
+        session = self.session_fn(skip_rmsnorm_model(x.shape, eps, compute))
+        y, summed = skip_call(session, x, residual, scale)
+        return np.asarray(y), np.asarray(summed)
 
 
 class OnnxReference(_OnnxRMSNorm):

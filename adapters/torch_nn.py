@@ -10,6 +10,10 @@
   which `config()["epsilon"]` reports.  `claims()` checks that documentation
   against the module (for half inputs the CPU kernel uses float32's epsilon).
 - Eager mode, gradients with autograd (`backward`), one thread (see runner.py).
+- The fused forms as a user writes them around the module (adapters/torch_fused.py): the fused
+  add `x + residual` in the input's dtype then the module (`fused_add_sum = "input"`), the fp8
+  output `(y / scale).clamp(-448, 448).to(torch.float8_e4m3fn)`; `torch-functional` the same
+  around `rms_norm`.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from conformance.adapter import Adapter
 from conformance.adapters._convert import describe_init, torch_dtype, torch_layout, use_torch_device
 from conformance.adapters._snippets import bind, invoke, snippet
 from conformance.adapters._steps import from_torch, to_torch, torch_backward, torch_call
+from conformance.adapters.torch_fused import torch_fused_add, torch_fused_add_backward, torch_quantized
 
 
 def torch_module(input_shape, axes, eps, param_dtype, dtype_args):
@@ -84,6 +89,19 @@ class TorchRMSNorm(Adapter):
     def grad(self, layer, x, dy):
         dx, (dweight,) = torch_backward(layer.forward, self._params(layer), x, dy)
         return dx, dweight
+
+    # -- the fused forms, as a PyTorch user writes them around the layer (adapters/torch_fused.py) --
+    fused_add_sum = "input"  # x + residual in the input's dtype, as torch adds two half tensors
+
+    def call_fused_add(self, layer, x, residual):
+        return torch_fused_add(layer.forward, x, residual)
+
+    def grad_fused_add(self, layer, x, residual, dy, dresidual):
+        dx, dres, (dweight,) = torch_fused_add_backward(layer.forward, self._params(layer), x, residual, dy, dresidual)
+        return dx, dres, dweight
+
+    def call_quantized(self, layer, x, scale):
+        return torch_quantized(layer.forward, x, scale)
 
     # -- the property checks' methods --
     def call_layout(self, layer, x, layout):

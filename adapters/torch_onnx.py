@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conformance.adapter import Adapter
 from conformance.adapters._convert import torch_param_dtype
 from conformance.adapters._snippets import Source, bind, expression, invoke, snippet
 from conformance.adapters.onnx_op import OnnxRuntime, _Model, ort_session
@@ -107,6 +108,7 @@ class TorchOnnx(OnnxRuntime):
     worker_group = "torch"  # it imports torch to export the graph
     packages = ("torch", "onnx", "onnxruntime", "onnxscript")
     owners = ("pytorch", "onnxruntime", "onnx")  # the exporter, the runtime, the format
+    call_fused_add = Adapter.call_fused_add  # onnxruntime's contrib op is not what torch exports
 
     def load(self):
         import torch

@@ -20,7 +20,7 @@ from conformance.spec import LayerSpec, canonical_axes
 
 # Bounds of a case, so a typo cannot ask for terabytes or a rank no framework has.
 MAX_RANK = 8
-MAX_ELEMENTS = 1 << 24
+MAX_ELEMENTS = 1 << 26  # 4096 tokens × 16384 hidden; a float64 copy of it is 512 MiB
 MAX_SEED = 2**32 - 1
 
 

@@ -76,9 +76,23 @@ def nonfinite(rng, rows, n, fmt):
     return x
 
 
+OUTLIER_CHANNELS = 1 / 256  # the share of a row's channels that are outliers, at least one
+OUTLIER_GAIN = (50.0, 100.0)  # how much larger an outlier channel is than the rest
+
+
+def outliers(rng, rows, n, fmt):
+    """LLM-like activations: standard normal, with a few channels (the same columns in every row,
+    as a model's outlier features are) 50 to 100 times larger."""
+    x = rng.standard_normal((rows, n))
+    if n:
+        channels = rng.choice(n, max(1, int(n * OUTLIER_CHANNELS)), replace=False)
+        x[:, channels] *= rng.uniform(*OUTLIER_GAIN, channels.size)
+    return x
+
+
 DISTRIBUTIONS: dict[str, Draw] = {
     f.__name__: f
-    for f in (normal, shifted, tiny, huge, near_max, subnormal, zeros, constant, spike, mixed, nonfinite)
+    for f in (normal, shifted, tiny, huge, near_max, subnormal, zeros, constant, spike, mixed, nonfinite, outliers)
 }
 
 
@@ -99,4 +113,15 @@ def zeros_scale(rng, shape):
     return np.zeros(shape)
 
 
-SCALES = {"ones": ones_scale, "rand": rand_scale, "signed": signed_scale, "zeros": zeros_scale}
+def trained_scale(rng, shape):
+    """N(1, 0.1), as vLLM's kernel tests draw the weight."""
+    return 1.0 + 0.1 * rng.standard_normal(shape)
+
+
+def near_zero_scale(rng, shape):
+    """A weight decayed toward zero: N(0, 1e-3)."""
+    return 1e-3 * rng.standard_normal(shape)
+
+
+SCALES = {"ones": ones_scale, "rand": rand_scale, "signed": signed_scale, "zeros": zeros_scale,
+          "trained": trained_scale, "near_zero": near_zero_scale}

@@ -5,6 +5,10 @@
   covering design over dimensions.py) plus edge cases a pairwise design could
   pair unluckily; the default of `make report`.
 - `modes`: ten cases for the execution-mode adapters, which compile per shape (`--adapters modes`).
+- `kernels`: the sizes, thresholds and data kernel libraries meet (dimensions.py, "the kernels
+  suite"): token counts to 4096, hidden sizes to 16384 (odd ones too), QK-norm layouts, half
+  precision and float32 weights with half activations, LLM-like outlier channels; for kernel
+  authors and anyone choosing a kernel library (`--suite kernels`; minutes per adapter).
 - `exhaustive`: the full product of every dimension, for long runs.
 - a path to a TOML file: a user's own suite (see docs/cli.md, "Case ids and suite files").
 """
@@ -16,7 +20,10 @@ from typing import Callable, Iterable
 
 from conformance.cases.case import Case, parse_case
 from conformance.cases.invalid import INVALID
-from conformance.cases.dimensions import CONFIG_DIMENSIONS, DIMENSIONS, LAYOUTS, Layout
+from conformance.cases.dimensions import (CONFIG_DIMENSIONS, DIMENSIONS, KERNEL_DISTRIBUTIONS, KERNEL_DTYPES,
+                                         KERNEL_EPSILONS, KERNEL_LAYOUTS, KERNEL_SCALES, LAUNCH_HIDDEN, LAUNCH_PAIRS,
+                                         LAYOUTS, PROPERTY_EPSILONS,
+                                         Layout)
 from conformance.errors import UsageError
 from conformance.inputs import read_toml
 
@@ -123,10 +130,11 @@ def _edge_cases() -> list[Case]:
 
 
 def _property_cases() -> list[Case]:
-    """The cases of the property checks (properties.applies: normal inputs, epsilon 0, random
-    scale): each plain dtype once, over a row layout, a multi-axis one and a non-trailing one."""
+    """The cases of the property checks (properties.applies: normal inputs, a random scale, each
+    epsilon of PROPERTY_EPSILONS): each plain dtype once, over a row layout, a multi-axis one and
+    a non-trailing one."""
     rows, trailing, non_trailing = _layout("last", 1), _layout("trailing"), _layout("non-trailing")
-    return [_case(lay, dt, 0.0, "normal", "rand") for lay, dt in
+    return [_case(lay, dt, eps, "normal", "rand") for eps in PROPERTY_EPSILONS for lay, dt in
             ((rows, "float32"), (rows, "bfloat16"), (trailing, "float16"), (non_trailing, "float64"))]
 
 
@@ -149,12 +157,29 @@ def modes() -> list[Case]:
     return out
 
 
+def kernels() -> list[Case]:
+    """Every pair of dtype, epsilon, distribution and scale at least once, the rows laid out over
+    the kernel layouts in turn (each layout several times, never the full product of the largest
+    ones); then the long float32 rows with spiky and outlier data (a one-lane float32 sum shows only
+    there), and the property cases at the launch sizes of LAUNCH_PAIRS."""
+    rows = pairwise({"dtype": KERNEL_DTYPES, "epsilon": KERNEL_EPSILONS, "distribution": KERNEL_DISTRIBUTIONS,
+                     "scale": KERNEL_SCALES})
+    out = [_case(KERNEL_LAYOUTS[k % len(KERNEL_LAYOUTS)], **r) for k, r in enumerate(rows)]
+    long_rows = [lay for lay in KERNEL_LAYOUTS if lay.kind == "tokens" and lay.shape[-1] >= 8192]
+    out += [_case(lay, "float32", 1e-6, dist, "trained") for lay in long_rows for dist in ("spike", "outliers")]
+    # Every launch size of LAUNCH_PAIRS at one hidden size, so each property case meets its partner.
+    launches = sorted({t for pair in LAUNCH_PAIRS for t in pair})
+    out += [_case(Layout("tokens", (t, LAUNCH_HIDDEN), (-1,)), dt, eps, "normal", "rand") for t in launches
+            for dt, eps in (("bfloat16", 1e-5), ("float32", 0.0))]
+    return _unique(out)
+
+
 def exhaustive() -> list[Case]:
     return [_case(*values) for values in itertools.product(*DIMENSIONS.values())]
 
 
 SUITES: dict[str, Callable[[], list[Case]]] = {"smoke": smoke, "standard": standard, "modes": modes,
-                                               "exhaustive": exhaustive}
+                                               "kernels": kernels, "exhaustive": exhaustive}
 
 
 def _unique(cases: Iterable[Case]) -> list[Case]:

@@ -111,6 +111,36 @@ class Adapter:
         the `parameters` check compares them with the request."""
         raise NotImplementedError("effective is not provided")
 
+    # -- optional: the fused forms (conformance/checks/fused.py, docs/adapters.md) -------------
+    # The fused add's declarations, read by its checks: the precision the sum x + residual is
+    # normalized in ("float32", as FlashInfer adds; "input", the input's dtype, as vLLM and Liger
+    # do; None: undeclared, the checks report what they observe), and whether `call_fused_add`
+    # writes in place (vLLM's fused_add_rms_norm: the sum into the residual's buffer, y into x's).
+    fused_add_sum: str | None = None
+    fused_add_in_place: bool = False
+
+    def call_fused_add(self, layer: Any, x: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(y, new_residual): new_residual = x + residual, y = the layer's normalization of it, in
+        one call as an inference engine's fused kernel runs it.  The inputs are left as they are,
+        unless `fused_add_in_place` (then the residual buffer holds the sum and new_residual is it)."""
+        raise NotImplementedError("call_fused_add is not provided")
+
+    def grad_fused_add(self, layer: Any, x: np.ndarray, residual: np.ndarray, dy: np.ndarray,
+                       dresidual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(dx, d(residual), dscale) of the fused add from the gradients dy of y and `dresidual` of
+        the written-back residual, through the framework's autodiff."""
+        raise NotImplementedError("grad_fused_add is not provided")
+
+    def build_offset(self, spec: LayerSpec) -> Any:
+        """A layer that applies (spec.offset + w), w = spec.scale in the parameter dtype, as its
+        scale (Gemma's 1 + w, Liger's `offset`); called with `call` and `grad` (dscale is dw)."""
+        raise NotImplementedError("build_offset is not provided")
+
+    def call_quantized(self, layer: Any, x: np.ndarray, scale: float) -> np.ndarray:
+        """The layer's output quantized with a static scale, as vLLM's and FlashInfer's fused
+        kernels do: fp8(saturate(y / scale)), a float8_e4m3fn array (ml_dtypes), scale a float32 value."""
+        raise NotImplementedError("call_quantized is not provided")
+
     # -- optional: what the reports and `repro` say about the implementation ----------------
     def snippet(self, spec: LayerSpec) -> dict:
         """{"imports", "functions", "build", "call"}: the framework code of build and call as
@@ -139,6 +169,10 @@ OPTIONAL: dict[str, str] = {
     "save_load": "the save_load check",
     "parameters": "the structure check",
     "effective": "the parameters check (effective epsilon and scale)",
+    "call_fused_add": "the fused add's checks fused_add, fused_add_residual, fused_add_untouched",
+    "grad_fused_add": "the fused add's fused_add_grad check",
+    "build_offset": "the offset form's checks offset_forward, offset_grad",
+    "call_quantized": "the quantized form's check quantized",
     "snippet": "a `conformance repro` script that needs no suite",
     "defaults": "the reports' table of default-constructed layers",
     "claims": "the reports' documentation claims",

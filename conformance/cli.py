@@ -69,6 +69,25 @@ def _gating_options(p) -> None:
                    help="least share (0-1) of its checks each adapter must run (default 0: at least one pass)")
 
 
+def _strict_option(p) -> None:
+    p.add_argument("--strict-xfail", action="store_true",
+                   help="an xpass (a result listed in --xfail that passes) fails the run, as pytest's xfail_strict")
+
+
+def _known_options(p) -> None:
+    """--accept and --strict-xfail, beside --xfail."""
+    p.add_argument("--accept", default=None, metavar="FILE",
+                   help="TOML list of accepted deviations: your kernel's error bounds beyond the suite's tolerance, "
+                        "with reasons (see docs/cli.md)")
+    _strict_option(p)
+
+
+def _summary_option(p) -> None:
+    p.add_argument("--summary", default=None, metavar="FILE",
+                   help="write the verdict, defects, findings and scoreboard as Markdown to FILE (default: appended "
+                        "to $GITHUB_STEP_SUMMARY where that is set)")
+
+
 COMMAND_MODULES = {"run": "run", "fuzz": "fuzz", "diff": "diff", "merge": "merge", "list": "listing",
                    "report": "report", "repro": "repro", "show": "show", "cache": "cache",
                    "matrix": "matrix", "bisect": "bisect", "issue": "issue"}
@@ -116,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: never; an adapter that changes the process state restarts the worker either way)")
     run.add_argument("--timeout", type=POSITIVE_SECONDS, default=None, help="seconds one case may take before its worker is killed (default 120)")
     run.add_argument("--xfail", default=None, metavar="FILE", help="TOML list of known discrepancies (see docs/cli.md)")
+    _known_options(run)
+    _summary_option(run)
     run.add_argument("--shard", default=None, metavar="K/N", help="run only the K-th of N deterministic slices of the cases")
     again = run.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out: only (adapter, case) pairs without results")
@@ -138,6 +159,8 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("current", help="current results.jsonl or its folder")
     df.add_argument("--out", default=None, help="folder for diff.md and diff.json (default: beside CURRENT)")
     df.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
+    df.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                    help="compare the baseline's adapter OLD with the current run's NEW (repeatable)")
     _gating_options(df)
 
     mg = sub.add_parser("merge", help="merge results of shards (or any runs) and render the reports")
@@ -148,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     mg.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
     mg.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
     _gating_options(mg)
+    _strict_option(mg)
 
     rp = sub.add_parser("repro", help="write inputs.npz and repro.py: one case on one adapter, without the suite")
     rp.add_argument("case", help="a case id, e.g. f32/4x32/ax-1/eps1e-06/normal/rand/s0")
@@ -188,6 +212,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="folder for the reports (default: beside the results)")
     rep.add_argument("--salvage", action="store_true", help="drop a truncated last line (a run killed mid-write)")
     rep.add_argument("--findings", default=None, metavar="FILE", help="also write the findings alone, as Markdown, to FILE")
+    rep.add_argument("--accept", default=None, metavar="FILE",
+                     help="judge the results again with this list of accepted deviations (replacing the run's)")
+    _strict_option(rep)
+    _summary_option(rep)
     _gating_options(rep)
     _regression_parsers(sub)
 
@@ -213,6 +241,7 @@ def _child_run_options(p, suite_help: str) -> None:
     p.add_argument("--no-cache", action="store_true", help="no compilation cache; each run builds its overlay afresh")
     p.add_argument("--device", choices=("cpu", "cuda", "gpu", "auto"), default="cpu", help="as for run")
     p.add_argument("--xfail", default=None, metavar="FILE", help="known discrepancies (as for run)")
+    _known_options(p)
     _gating_options(p)
     _version_options(p)
 

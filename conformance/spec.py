@@ -27,6 +27,9 @@ class LayerSpec:
     shaped as the sizes of the normalized axes in ascending axis order, in the
     dtype of the layer's parameters.  `epsilon` is None for "the implementation's
     default".  `dtype` is a dtype name or a mixed-precision policy name.
+    `offset` is what the layer adds to its weight before multiplying: 0.0 for `build` (the
+    weight is the scale), 1.0 for the offset form's `build_offset` (Gemma's `1 + w`, with
+    `scale` holding w itself).
     """
 
     input_shape: tuple[int, ...]
@@ -34,6 +37,7 @@ class LayerSpec:
     epsilon: float | None
     dtype: str
     scale: np.ndarray
+    offset: float = 0.0
 
     @property
     def axes(self) -> tuple[int, ...]:

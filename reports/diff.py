@@ -10,7 +10,8 @@ changes are reordering noise of a framework upgrade, not a regression; a
 fail/error/unsupported that now pass.  Framework version changes are listed first (per package,
 with the adapters it applies to), so the diff of an upgrade reads as one.  A CPU run set
 against a GPU run of the same adapters names its new and resolved findings by device ("Only on
-cuda (...)", "Only on cpu").
+cuda (...)", "Only on cpu").  `renamed` maps the baseline's adapter names onto the current ones
+(`--rename`), so two builds of one kernel under two names are compared.
 """
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ from conformance.reports.results import Results, scored_error
 
 GROWTH_FACTOR = 2.0
 GROWTH_UNITS = 1.0
+
+
+def renamed(results: Results, names: dict[str, str]) -> Results:
+    """The results with adapters renamed (`diff --rename OLD=NEW`: a run of `mykernel-v1` compared
+    with one of `mykernel-v2`): records, adapter records and the run record, so findings (whose
+    per-adapter ids name the adapter) are recomputed under the new names."""
+    import dataclasses
+
+    if not names:
+        return results
+    name = lambda a: names.get(a, a)  # noqa: E731
+    run = results.run and results.run | {"adapters": [name(a) for a in results.run.get("adapters", [])]}
+    return dataclasses.replace(
+        results, records=[r | {"adapter": name(r["adapter"])} for r in results.records], run=run,
+        adapters={name(a): meta | {"adapter": name(a)} for a, meta in results.adapters.items()})
 
 
 def _key(r: dict) -> tuple:
@@ -109,6 +125,6 @@ def render_markdown(d: dict, failed: bool) -> str:
     for title, rows in (("Regressions", d["regressions"]), ("Improvements", d["improvements"])):
         lines += [f"## {title} ({len(rows)})", ""]
         lines += [f"- **{r['adapter']}** `{r['case']}` {r['check']}: {r['baseline']} → {r['current']}"
-                  + (f" — {r['why']}" if r.get("why") else "") for r in rows[:200]] or ["None."]
+                  + (f" — {r['why']}" if r.get("why") else "") for r in rows] or ["None."]
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"

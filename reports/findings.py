@@ -22,15 +22,18 @@ RESULTS_SHOWN = 5  # per finding in report.md; all of them are in report.json
 
 @dataclass(frozen=True)
 class Gate:
-    """What fails a run: the classes of findings, and the least share of checks an adapter must run."""
+    """What fails a run: the classes of findings, the least share of checks an adapter must run,
+    and (--strict-xfail) a result listed as a known discrepancy that passes."""
 
     fail_on: frozenset = DEFAULT_FAIL_ON
     min_coverage: float = 0.0
+    strict_xfail: bool = False
 
     def describe(self) -> str:
         spared = [c for c in CLASSES if c not in self.fail_on]
         text = "fails on every class" if not spared else f"fails on every class but {', '.join(spared)}"
-        return text + (f"; needs {self.min_coverage:.0%} coverage per adapter" if self.min_coverage else "")
+        return (text + (f"; needs {self.min_coverage:.0%} coverage per adapter" if self.min_coverage else "")
+                + ("; an xpass fails (--strict-xfail)" if self.strict_xfail else ""))
 
 
 def _elements(r: dict) -> int:
@@ -149,7 +152,7 @@ def coverage(records: list[dict]) -> dict[str, dict]:
         c = out[r["adapter"]]
         c["total"] += 1
         c["ran"] += r["status"] != "unsupported"
-        c["passed"] += r["status"] in ("pass", "xpass")
+        c["passed"] += r["status"] in ("pass", "xpass", "accepted")  # accepted: within the user's declared bound
     return {a: {**c, "share": c["ran"] / c["total"] if c["total"] else 0.0} for a, c in sorted(out.items())}
 
 
@@ -158,13 +161,15 @@ class Verdict:
     gating: list = field(default_factory=list)  # findings whose class fails the run
     other: list = field(default_factory=list)  # findings shown, not gating
     uncovered: dict = field(default_factory=dict)  # adapter -> why its coverage fails the run
+    xpassed: list = field(default_factory=list)  # under --strict-xfail: the xpass records, which fail the run
 
     @property
     def failed(self) -> bool:
-        return bool(self.gating or self.uncovered)
+        return bool(self.gating or self.uncovered or self.xpassed)
 
 
-def judge(all_findings: list[dict], cover: dict[str, dict], gate: Gate) -> Verdict:
+def judge(all_findings: list[dict], cover: dict[str, dict], gate: Gate, xpass: list | None = None) -> Verdict:
+    """`xpass`: the run's xpass records (they fail it under gate.strict_xfail)."""
     uncovered = {}
     for a, c in cover.items():
         if not c["passed"]:
@@ -172,4 +177,5 @@ def judge(all_findings: list[dict], cover: dict[str, dict], gate: Gate) -> Verdi
         elif c["share"] < gate.min_coverage:
             uncovered[a] = f"ran {c['share']:.0%} of its checks, below --min-coverage {gate.min_coverage:.0%}"
     return Verdict([f for f in all_findings if f["class"] in gate.fail_on],
-                   [f for f in all_findings if f["class"] not in gate.fail_on], uncovered)
+                   [f for f in all_findings if f["class"] not in gate.fail_on], uncovered,
+                   list(xpass or []) if gate.strict_xfail else [])

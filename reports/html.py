@@ -293,6 +293,37 @@ def _findings(results: Results) -> str:
     return "".join(out)
 
 
+def _deviations(results: Results) -> str:
+    """Accepted deviations (--accept), results beyond an accepted bound, stale xfail entries
+    (reports/deviations.py); nothing where there are none."""
+    from conformance.reports.deviations import accepted, beyond_accepted, stale_xfail
+
+    out = []
+    rows = accepted(results)
+    if rows:
+        out.append(f"<h2>Accepted deviations ({len(rows)})</h2><p>Results beyond the suite's tolerance within the "
+                   "bound their <code>--accept</code> entry declares: they do not fail the run. The tolerance is the "
+                   "suite's own, unchanged.</p><table id='accepted'><tr><th class='name'>adapter</th>"
+                   "<th class='name'>case</th><th>check</th><th>error</th><th>tolerance</th>"
+                   "<th class='name'>accepted bound</th><th class='name'>reason</th></tr>")
+        out += [f"<tr><td class='name'>{_e(r['adapter'])}</td><td class='name'><code>{_e(r['case'])}</code></td>"
+                f"<td>{_e(r['check'])}</td><td>{_num(r['error'])} {_e(r['metric'])}</td><td>{_num(r['tolerance'])}</td>"
+                f"<td class='name'>{_e(r['bound_text'])}</td><td class='name'>{_e(r['reason'])}</td></tr>" for r in rows]
+        out.append("</table>")
+    over = beyond_accepted(results)
+    if over:
+        out.append(f"<h2>Beyond an accepted bound ({len(over)})</h2><p>These fail as usual.</p><ul id='beyond-accepted'>"
+                   + "".join(f"<li>{_e(r['adapter'])} <code>{_e(r['case'])}</code> {_e(r['check'])}: {_e(r['why'])}</li>"
+                             for r in over) + "</ul>")
+    stale = stale_xfail(results)
+    if stale:
+        out.append(f"<h2>Stale xfail entries ({len(stale)})</h2><p>Every result these entries matched passes: drop "
+                   "them (<code>--strict-xfail</code> fails the run on an xpass).</p><ul id='stale-xfail'>"
+                   + "".join(f"<li><code>{_e(e)}</code>: {n} xpass ({_e(reason)})</li>" for e, reason, n in stale)
+                   + "</ul>")
+    return "".join(out)
+
+
 def _defects(results: Results) -> str:
     """The defects by project, then the scoreboard per adapter (reports/defects.py)."""
     from conformance.reports.defects import projects, projects_text, scoreboard
@@ -322,11 +353,12 @@ def _defects(results: Results) -> str:
                 f"<td class='name'>{('known: ' + links) if links else 'no upstream issue found'}</td></tr>")
         out.append("</table>")
     out.append("</div>")
-    shown = ("pass", "fail", "error", "unsupported")
+    board = scoreboard(results.records, ds, results.adapters)
+    shown = ("pass", "fail", "error", "unsupported") + (("accepted",) if any(r["accepted"] for r in board) else ())
     rows = "".join(f"<tr><td class='name'>{_e(r['adapter'])}</td><td class='name'>{_e(', '.join(r['owners']))}</td>"
                    + "".join(f"<td class='{'fail' if k in ('fail', 'error') and r[k] else ''}'>{r[k]}</td>" for k in shown)
                    + f"<td class='name'>{_e(', '.join(r['defects']) or '–')}</td></tr>"
-                   for r in scoreboard(results.records, ds, results.adapters))
+                   for r in board)
     out.append("<h2>Scoreboard</h2><table id='scoreboard'><tr><th class='name'>adapter</th><th class='name'>owners</th>"
                + "".join(f"<th>{k}</th>" for k in shown) + f"<th class='name'>defects</th></tr>{rows}</table>")
     return "".join(out)
@@ -349,7 +381,7 @@ def render(results: Results) -> str:
               '<span style="background:hsl(60,65%,80%)"></span> 50% <span style="background:hsl(120,65%,80%)"></span> 100%</p>')
     body = "".join([
         f'<h1>RMS normalization conformance</h1><p class="verdict {"fail" if results.failed else "pass"}">{_e(v)}</p>',
-        _defects(results), _findings(results), _state(results), legend,
+        _defects(results), _findings(results), _deviations(results), _state(results), legend,
         _heatmap(results, ("forward",), "heatmap-forward", "Forward: pass rate and worst error (range findings aside)",
                  "ULP"),
         _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients",

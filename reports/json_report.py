@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from conformance.reports.defects import scoreboard
+from conformance.reports.deviations import accepted, beyond_accepted, stale_xfail
 from conformance.reports.findings import coverage
 from conformance.reports.results import (
     Results, capability_gaps, configuration_table, defaults_table, invalid_table, property_table, rerun_command,
@@ -15,7 +16,12 @@ def render(results: Results) -> dict:
         "verdict": verdict(results),
         "failed": results.failed,
         "gating": {"fail_on": sorted(results.gate.fail_on), "min_coverage": results.gate.min_coverage,
-                   "gating_findings": [f["id"] for f in v.gating], "uncovered": v.uncovered},
+                   "gating_findings": [f["id"] for f in v.gating], "uncovered": v.uncovered,
+                   "strict_xfail": results.gate.strict_xfail,
+                   "xpassed": [{k: r[k] for k in ("case", "adapter", "check")} for r in v.xpassed]},
+        "accepted": accepted(results),
+        "beyond_accepted": beyond_accepted(results),
+        "stale_xfail": [{"entry": e, "reason": reason, "results": n} for e, reason, n in stale_xfail(results)],
         "defects": results.defects,
         "scoreboard": scoreboard(results.records, results.defects, results.adapters),
         "findings": results.findings,

@@ -33,9 +33,9 @@ def _evidence(f: dict) -> str:
     return evidence_text(f.get("evidence") or {})  # every digit that tells the values apart
 
 
-def _findings(results: Results) -> list[str]:
-    v = results.judgement
-    gating = {f["id"] for f in v.gating}
+def _findings_table(results: Results) -> list[str]:
+    """The findings' heading, the gating and one row per finding (report.md, the CI summary)."""
+    gating = {f["id"] for f in results.judgement.gating}
     out = ["## Findings", "", f"Gating: {results.gate.describe()}.", ""]
     if not results.findings:
         return out + ["None: every result passed or is unsupported.", ""]
@@ -44,6 +44,13 @@ def _findings(results: Results) -> list[str]:
         mark = "**fails**" if f["id"] in gating else "shown"
         out.append(f"| {mark} | {f['title']} | {f['class']} | {', '.join(f['adapters'])} | {f['results']} | "
                    f"`{f['smallest']['case']}` |")
+    return out
+
+
+def _findings(results: Results) -> list[str]:
+    out = _findings_table(results)
+    if not results.findings:
+        return out
     for f in results.findings:
         out += ["", f"### {f['title']}", "",
                 f"- id `{f['id']}`, class **{f['class']}**, {f['results']} result(s): "
@@ -107,7 +114,7 @@ def _scoreboard(results: Results) -> list[str]:
     rows = scoreboard(results.records, results.defects, results.adapters)
     if not rows:
         return []
-    shown = ("pass", "fail", "error", "unsupported")
+    shown = ("pass", "fail", "error", "unsupported") + (("accepted",) if any(row["accepted"] for row in rows) else ())
     out = ["## Scoreboard", "", "| adapter | owners | " + " | ".join(shown) + " | defects |",
            "|---|---|" + "---:|" * len(shown) + "---|"]
     for row in rows:
@@ -126,9 +133,45 @@ def render_findings(results: Results) -> str:
                       *_scoreboard(results), *_findings(results)[2:]]) + "\n"
 
 
+def render_summary(results: Results) -> str:
+    """The CI job summary (`--summary`, $GITHUB_STEP_SUMMARY): the verdict, the defects, the
+    findings table and the scoreboard, as report.md writes them."""
+    where = f" ({results.source})" if results.source else ""
+    return "\n".join([f"## RMS normalization conformance{where}", "", f"**{verdict(results)}**", "",
+                      *_defects(results), *_findings_table(results), "", *_scoreboard(results)]).rstrip("\n") + "\n"
+
+
+def _deviations(results: Results) -> list[str]:
+    """Accepted deviations (--accept) with their real error, results beyond an accepted bound, and
+    stale xfail entries (reports/deviations.py)."""
+    from conformance.reports.deviations import accepted, beyond_accepted, stale_xfail
+
+    out = []
+    rows = accepted(results)
+    if rows:
+        out += [f"## Accepted deviations ({len(rows)})", "",
+                "Results beyond the suite's tolerance within the bound their `--accept` entry declares: they do not "
+                "fail the run. The tolerance is the suite's own, unchanged.", "",
+                "| adapter | case | check | error | tolerance | accepted bound | reason |", "|---|---|---|---:|---:|---|---|"]
+        out += [f"| {r['adapter']} | `{r['case']}` | {r['check']} | {_fmt(r['error'])} {r['metric']} | "
+                f"{_fmt(r['tolerance'])} | {r['bound_text']} | {r['reason']} |" for r in rows]
+        out.append("")
+    over = beyond_accepted(results)
+    if over:
+        out += [f"## Beyond an accepted bound ({len(over)})", "", "These fail as usual:", ""]
+        out += [f"- {r['adapter']} `{r['case']}` {r['check']}: {r['why']}" for r in over] + [""]
+    stale = stale_xfail(results)
+    if stale:
+        out += [f"## Stale xfail entries ({len(stale)})", "",
+                "Every result these entries matched passes (xpass): the discrepancy is gone, drop the entry "
+                "(`--strict-xfail` fails the run on an xpass).", ""]
+        out += [f"- {entry}: {n} xpass ({reason})" for entry, reason, n in stale] + [""]
+    return out
+
+
 def render(results: Results) -> str:
     lines = ["# RMS normalization conformance", "", f"**{verdict(results)}**", ""]
-    lines += _defects(results) + _scoreboard(results) + _findings(results) + _state(results)
+    lines += _defects(results) + _scoreboard(results) + _findings(results) + _deviations(results) + _state(results)
     if results.adapters:
         lines += ["## Versions", "", "| adapter | versions |", "|---|---|"]
         for name, meta in sorted(results.adapters.items()):

@@ -58,5 +58,8 @@ def _run(parts: list[tuple[str, Results]]) -> dict | None:
     if not runs:
         return None
     digest = hashlib.sha256(" ".join(sorted(runs)).encode()).hexdigest()[:16]
+    # How the printed commands start (execution/invocation.py): the first part's that says.
+    started = next(({k: r[k] for k in ("conformance", "conformance_path") if k in r}
+                    for r in runs.values() if "conformance" in r), {})
     return {"record": "run", "suite": ",".join(sorted({r["suite"] for r in runs.values()})), "digest": digest,
-            "expected": sum(r["expected"] for r in runs.values()), "parts": [s for s, _ in parts]}
+            "expected": sum(r["expected"] for r in runs.values()), "parts": [s for s, _ in parts], **started}

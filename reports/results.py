@@ -36,7 +36,7 @@ class Results:
 
     @cached_property
     def judgement(self) -> Verdict:
-        return judge(self.findings, coverage(self.records), self.gate)
+        return judge(self.findings, coverage(self.records), self.gate, [r for r in self.records if r["status"] == "xpass"])
 
     @cached_property
     def defects(self) -> list[dict]:
@@ -130,24 +130,30 @@ def versions_text(meta: dict) -> str:
 
 
 def rerun_command(r: dict, adapters: dict[str, dict], run: dict | None = None) -> str:
-    """One line that reruns exactly this case on this adapter (a user's adapter module is found
-    from the folder the run was started in)."""
+    """One line that reruns exactly this case on this adapter, pasted into a shell in any folder
+    (the `conformance` the run recorded, with the PYTHONPATH a user's module needs)."""
     from conformance.execution.adapter_refs import adapter_flag
 
-    ref, prefix = _ref_and_path(r, adapters, run)
-    return f"{prefix}conformance run {adapter_flag(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
+    ref, start = _ref_and_start(r, adapters, run)
+    return f"{start} run {adapter_flag(ref)} --case {shlex.quote(r['case'])} --out out/rerun --overwrite"
 
 
 def repro_command(r: dict, adapters: dict[str, dict], run: dict | None = None) -> str:
     """One line that writes a reproduction of this case on this adapter (`conformance repro`)."""
-    ref, prefix = _ref_and_path(r, adapters, run)
-    return f"{prefix}conformance repro {shlex.quote(r['case'])} --adapter {shlex.quote(ref)} --out out/repro --overwrite"
+    ref, start = _ref_and_start(r, adapters, run)
+    return f"{start} repro {shlex.quote(r['case'])} --adapter {shlex.quote(ref)} --out out/repro --overwrite"
 
 
-def _ref_and_path(r: dict, adapters: dict[str, dict], run: dict | None) -> tuple[str, str]:
-    ref = adapters.get(r["adapter"], {}).get("ref", r["adapter"])
-    where = (run or {}).get("cwd")
-    return ref, f"PYTHONPATH={shlex.quote(where)} " if ":" in ref and where else ""
+def _ref_and_start(r: dict, adapters: dict[str, dict], run: dict | None) -> tuple[str, str]:
+    """The adapter's reference, and how a printed command starts (execution/invocation.py): the
+    adapter record's `import_root` and the run record's `conformance`; results written before
+    those fields put the run's folder on PYTHONPATH and print bare `conformance`."""
+    from conformance.execution.invocation import BARE, command_prefix
+
+    meta, run = adapters.get(r["adapter"], {}), run or {}
+    ref = meta.get("ref", r["adapter"])
+    root = meta["import_root"] if "import_root" in meta else (run.get("cwd") if ":" in ref else None)
+    return ref, command_prefix(run.get("conformance", BARE), [root, *run.get("conformance_path", [])])
 
 
 def _by_class(fs: list[dict]) -> str:
@@ -173,8 +179,12 @@ def verdict(results: Results) -> str:
     if v.other:
         parts.append(f"{len(v.other)} finding(s) shown, not gating ({_by_class(v.other)})")
     parts += [f"{a}: {why}" for a, why in v.uncovered.items()]
+    if v.xpassed:
+        parts.append(f"{len(v.xpassed)} xpass fail the run (--strict-xfail: the listed discrepancy is gone)")
     known = sum(r["status"] in ("xfail", "xpass") for r in results.records)
-    extra = f", {known} known discrepancies (xfail/xpass)" if known else ""
+    accepted = sum(r["status"] == "accepted" for r in results.records)
+    extra = (f", {known} known discrepancies (xfail/xpass)" if known else "") + (
+        f", {accepted} accepted deviation(s) (--accept)" if accepted else "")
     return (f"{head}: {'; '.join(parts) or 'no findings'}; {total - bad} of {total} results pass or are "
             f"unsupported, {bad} fail or error{extra}")
 
@@ -244,7 +254,7 @@ def agreement(results: Results) -> dict:
     """
     by: dict = defaultdict(dict)
     for r in results.records:
-        if r["status"] in ("pass", "fail", "error", "xfail", "xpass"):
+        if r["status"] in ("pass", "fail", "error", "xfail", "xpass", "accepted"):
             by[r["adapter"]][(r["case"], r["check"])] = r
     of: dict = defaultdict(set)
     for f in results.findings:
@@ -292,7 +302,7 @@ def property_table(results: Results) -> dict[str, dict[str, str]]:
             cells[(r["adapter"], r["check"])][r["status"]] += 1
     out: dict = defaultdict(dict)
     for (a, c), n in sorted(cells.items()):
-        ran = n["pass"] + n["fail"] + n["error"] + n["xfail"] + n["xpass"]
+        ran = n["pass"] + n["fail"] + n["error"] + n["xfail"] + n["xpass"] + n["accepted"]
         bad = n["fail"] + n["error"]
         out[a][c] = f"fail {bad} of {ran}" if bad else (f"pass {n['pass']}" if ran else "unsupported")
     return dict(out)

@@ -15,7 +15,7 @@ from pathlib import Path
 from conformance.checks.registry import ALL_CHECKS
 from conformance.errors import UsageError
 
-STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass")
+STATUSES = ("pass", "fail", "error", "unsupported", "xfail", "xpass", "accepted")
 MAX_LINE_BYTES = 4 << 20  # records are ~1 kB; a longer "line" is not a results file (/dev/zero)
 
 _OPTIONAL = type(None)
@@ -38,7 +38,7 @@ TOLERANCE_FIELDS = {"metric": (str,), "limit": (int, float)}
 DIAGNOSIS_FIELDS = {"id": (str,), "class": (str,), "detail": (str,), "evidence": (dict,)}
 ADAPTER_FIELDS = {"adapter": (str,), "ref": (str,), "versions": (dict,), "env": (dict,), "claims": (list,),
                   "defaults": (dict,), "machine": (dict,), "versions_by_part": (list,), "device": (str,),
-                  "capabilities": (list,), "state_changes": (list,)}
+                  "capabilities": (list,), "state_changes": (list,), "import_root": (str, _OPTIONAL)}
 # What a shared worker saw an adapter change in its process (conformance/execution/state.py): on
 # the records of the case after which it differed, or on the adapter record for its load().
 STATE_CHANGE_FIELDS = {"state": (str,), "before": (str,), "after": (str,)}
@@ -53,7 +53,7 @@ def _state_changes_problem(obj: dict) -> str | None:
             return f"in 'state_changes': {why}"
     return None
 RUN_FIELDS = {"suite": (str,), "digest": (str,), "cases": (int,), "adapters": (list,), "expected": (int,),
-              "parts": (list,), "cwd": (str,)}
+              "parts": (list,), "cwd": (str,), "conformance": (str,), "conformance_path": (list,)}
 
 
 def _check_types(obj: dict, fields: dict, required: tuple[str, ...]) -> str | None:

@@ -5,7 +5,10 @@ Each check is one record, defined exactly:
 
 - `batch_invariance`: every row's output is bit-identical whether it is computed in the case's
   batch or in batches of BATCH_SIZES along the first axis that is not normalized (the case's
-  slices repeated; for a one-row layout such as (4, 32), a batch of 1 is a row alone).
+  slices repeated; for a one-row layout such as (4, 32), a batch of 1 is a row alone).  A case
+  whose batch is one of a pair of launch sizes the suites declare (dimensions.LAUNCH_PAIRS: 255
+  and 300 tokens, where vLLM's block size changes; 1 and 4096) is compared with its partner's
+  launch instead.
 - `determinism`: three calls of one layer on one input give identical bits.
 - `sign_symmetry`: f(-x) = -f(x), bit for bit.
 - `scale_invariance`: f(2^k x) = f(x) bit for bit, with epsilon 0 (the property holds exactly
@@ -21,7 +24,9 @@ Each check is one record, defined exactly:
 
 Every call for a bitwise comparison goes to a freshly built layer (its first call), so a layer
 that changes its output from call to call fails `determinism` and nothing else.  The checks
-run on the cases `applies()` selects (normal inputs, epsilon 0), which each suite includes.
+run on the cases `applies()` selects (normal inputs, a random scale, epsilon 0 or 1e-5: an
+implementation that refuses epsilon 0 still gets every property but scale invariance, which holds
+exactly only with epsilon 0), which each suite includes.
 """
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from conformance.cases.case import Case
+from conformance.cases.case import MAX_ELEMENTS, Case
+from conformance.cases.dimensions import LAUNCH_PAIRS, PROPERTY_EPSILONS
 from conformance.checks.context import CaseRun
 from conformance.diagnosis.diagnose import diagnosis
 from conformance.numerics import tolerance
@@ -40,16 +46,30 @@ from conformance.spec import LayerSpec
 
 BATCH_SIZES = (1, 7, 64, 1000)
 MAX_BATCH_ELEMENTS = 1 << 20  # larger batches are skipped: the property is shown by the smaller ones
-LAYOUTS = ("transposed", "strided", "negative-strides", "channels-last")
+LAYOUTS = ("transposed", "strided", "row-strided", "negative-strides", "channels-last")
 SCALE_EXPONENTS = (3, -3, 1, -1)
 
 
 def applies(case) -> bool:
-    """The cases the property checks run on: normal inputs with epsilon 0 (scale invariance
-    is exact only there) and a random scale, in whatever layout and dtype a suite gives them.
-    Each batch size is a new shape (a new compilation for XLA, a new export for torch-onnx),
-    so the standard suite holds four such cases (suites.py)."""
-    return isinstance(case, Case) and case.distribution == "normal" and case.epsilon == 0.0 and case.scale == "rand"
+    """The cases the property checks run on: normal inputs, a random scale and an epsilon of
+    PROPERTY_EPSILONS, in whatever layout and dtype a suite gives them.  Each batch size is a new
+    shape (a new compilation for XLA, a new export for torch-onnx), so the suites hold few such
+    cases (suites.py)."""
+    return (isinstance(case, Case) and case.distribution == "normal" and case.epsilon in PROPERTY_EPSILONS
+            and case.scale == "rand")
+
+
+def applies_at_epsilon_zero(case) -> bool:
+    """scale_invariance's cases: f(2^k x) = f(x) holds exactly only without epsilon."""
+    return applies(case) and case.epsilon == 0.0
+
+
+def launch_sizes(rows: int) -> tuple[tuple[int, ...], int]:
+    """The batch sizes a case of `rows` is compared with, and the largest batch tried: its
+    partners in LAUNCH_PAIRS (whatever their size: those thresholds are the point), else
+    BATCH_SIZES up to MAX_BATCH_ELEMENTS."""
+    partners = tuple(b if a == rows else a for a, b in LAUNCH_PAIRS if rows in (a, b))
+    return (partners, MAX_ELEMENTS) if partners else (BATCH_SIZES, MAX_BATCH_ELEMENTS)
 
 
 def fresh_call(s: CaseRun, x: np.ndarray, spec: LayerSpec | None = None) -> np.ndarray:
@@ -91,8 +111,9 @@ def batch_invariance(s: CaseRun) -> tuple[str, str, dict]:
     per_slice = x.size // x.shape[lead]
     base = fresh_call(s, x)
     tried = []
-    for count in BATCH_SIZES:
-        if count * per_slice > MAX_BATCH_ELEMENTS:
+    sizes, largest = launch_sizes(x.shape[lead])
+    for count in sizes:
+        if count * per_slice > largest:
             continue
         pick = np.arange(count) % x.shape[lead]
         xb = np.take(x, pick, axis=lead)

@@ -17,7 +17,8 @@ from conformance.adapter import OPTIONAL, provides
 from conformance.cases.case import Case
 from conformance.cases.invalid import CHECK as INVALID_CHECK
 from conformance.cases.invalid import Invalid
-from conformance.checks import configuration, effective, numeric, properties, untouched
+from conformance.checks import configuration, effective, fused_add, numeric, offset, properties, quantized, untouched
+from conformance.checks.fused import applies as fused_form, titles as fused_titles
 from conformance.checks.invalid import invalid_config
 from conformance.diagnosis.crashes import title as crash_title
 from conformance.diagnosis.diagnose import of_error
@@ -60,8 +61,9 @@ SHAPE = {"shape-differs": "{family}: the output shape differs from the input's"}
 EFFECTIVE = "the layer applies other parameters than requested: {detail:.80}"
 
 
-def _property(name: str, statement, diagnosis_id: str, title: str, needs: str | None = None) -> Check:
-    return Check(name, "property", title, properties.as_check(name, diagnosis_id, statement), properties.applies,
+def _property(name: str, statement, diagnosis_id: str, title: str, needs: str | None = None,
+              applies=properties.applies) -> Check:
+    return Check(name, "property", title, properties.as_check(name, diagnosis_id, statement), applies,
                  needs, diagnoses={diagnosis_id: "{family}: " + title}, finding_key=name)
 
 
@@ -90,13 +92,34 @@ REGISTRY: tuple[Check, ...] = (
               "repeated calls on the same input give different bits"),
     _property("sign_symmetry", properties.sign_symmetry, "sign-asymmetric", "f(-x) differs from -f(x)"),
     _property("scale_invariance", properties.scale_invariance, "scale-variant",
-              "f(2^k x) differs from f(x) with epsilon 0"),
+              "f(2^k x) differs from f(x) with epsilon 0", applies=properties.applies_at_epsilon_zero),
     _property("layout", properties.layout, "layout-dependent",
               "a non-contiguous input gives other bits than the contiguous one", needs="call_layout"),
     _property("jvp", properties.jvp, "jvp-differs", "the forward-mode derivative differs from the formula",
               needs="jvp"),
     _property("hvp", properties.hvp, "hvp-differs", "the second-order derivative differs from the formula",
               needs="hvp"),
+    # The fused forms (conformance/checks/fused.py): each a family of its own, on the last-axis cases.
+    Check("fused_add", "fused-add", "the fused add's output differs from rmsnorm(x + residual)", fused_add.output,
+          fused_form, needs="call_fused_add",
+          diagnoses=fused_titles("normalizes-x", "sum-lower-precision", "sum-precision-undeclared")),
+    Check("fused_add_residual", "fused-add", "the written-back residual differs from x + residual",
+          fused_add.residual_out, fused_form, needs="call_fused_add", after=("fused_add",),
+          diagnoses=fused_titles("residual-not-written", "residual-is-output", "residual-dtype",
+                                 "sum-lower-precision")),
+    Check("fused_add_untouched", "fused-add", "the fused add writes into its inputs", fused_add.untouched,
+          fused_form, needs="call_fused_add", after=("fused_add", "fused_add_residual"),
+          diagnoses=fused_titles("fused-inputs-modified", "in-place-residual-not-sum")),
+    Check("fused_add_grad", "fused-add", "the fused add's gradients differ from the formula", fused_add.grad,
+          fused_form, needs="grad_fused_add", after=("fused_add",), diagnoses=fused_titles("grad-residual-dropped")),
+    Check("offset_forward", "offset", "the offset layer's output differs from rmsnorm(x) * (1 + w)", offset.forward,
+          fused_form, needs="build_offset",
+          diagnoses=fused_titles("offset-in-weight-dtype", "offset-in-float32", "offset-ignored")),
+    Check("offset_grad", "offset", "the offset layer's gradients differ from the formula", offset.grad, fused_form,
+          needs="build_offset", after=("offset_forward",), diagnoses=fused_titles("offset-ignored")),
+    Check("quantized", "quantized", "the fp8 output differs from fp8(saturate(rmsnorm(x) * w / scale))",
+          quantized.quantized, fused_form, needs="call_quantized",
+          diagnoses=fused_titles("fp8-no-saturation", "fp8-toward-zero", "fp8-scale-multiplied", "quantized-dtype")),
     Check(INVALID_CHECK, "invalid-configuration", "an invalid configuration is accepted", invalid_config,
           lambda case: isinstance(case, Invalid)),
 )

@@ -45,6 +45,14 @@ def _case_error(adapter: AdapterRef, case_id: str, message: str) -> list[dict]:
     return error_records(adapter.name, parse_case(case_id), message)
 
 
+def command_start(adapters: list[AdapterRef]) -> str:
+    """How a printed `conformance` command for these adapters starts (execution/invocation.py)."""
+    from conformance.execution.invocation import command_prefix, conformance_command
+
+    command, path = conformance_command()
+    return command_prefix(command, [*(a.import_root for a in adapters), *path])
+
+
 def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None, case_timeout: float,
              log: Path, stop: threading.Event) -> FuzzOutcome:
     """Fuzz one adapter in its worker.  --time counts from when the adapter has loaded."""
@@ -63,9 +71,9 @@ def fuzz_one(adapter: AdapterRef, seed: int, budget: int, seconds: float | None,
             return FuzzOutcome(tried, failing[0], failing[1] + " (shrinking stopped by --time)", failing[2])
         if in_flight:
             return FuzzOutcome(tried, None, f"--time ran out while case {in_flight} had run for "
-                               f"{time.monotonic() - started:.0f}s: a hang? rerun it with `conformance run "
-                               f"{adapter_flag(adapter.ref)} --case {shlex.quote(in_flight)} --timeout SECONDS --out out/rerun "
-                               "--overwrite`", broken=True)
+                               f"{time.monotonic() - started:.0f}s: a hang? rerun it with `{command_start([adapter])} run "
+                               f"{adapter_flag(adapter.ref)} --case {shlex.quote(in_flight)} --timeout {case_timeout:g} "
+                               "--out out/rerun --overwrite`", broken=True)
         if not tried:
             return FuzzOutcome(0, None, "--time ran out before the first example", broken=True)
         return FuzzOutcome(tried, None, "time spent")
@@ -165,8 +173,9 @@ def cmd_fuzz(args) -> int:
     failed = [a for a in adapters if found[a.name].case]
     if failed:
         flags = " ".join(adapter_flag(a.ref) for a in failed)
-        print(f"replay: conformance run --suite {shlex.quote(str(out / 'fuzz.toml'))} {flags}; records in "
-              f"{out / 'results.jsonl'}")
+        print(f"replay: {command_start(failed)} run --suite {shlex.quote(str((out / 'fuzz.toml').absolute()))} {flags} "
+              "--out out/replay --overwrite")
+        print(f"records: {out / 'results.jsonl'}")
     if caught.exit_code:
         return caught.exit_code
     return EXIT_FAIL if any(o.case or o.broken for o in found.values()) else EXIT_PASS

@@ -70,7 +70,7 @@ def _draft(ref: str, adapter, versions: dict, case_id: str, title: str, out: Pat
             "shape": list(case.shape), "dtype": spec.dtype, "compute_dtype": spec.compute_dtype,
             "param_dtype": spec.param_dtype, "dtype_args": not spec.no_dtype_args,
             "versions": dict(sorted(versions.items()))}
-    text, _ = script_text(title, case, adapter, ref, {"x": x, "scale": scale}, meta, parts, _import_root(type(adapter)))
+    text, _ = script_text(title, case, adapter, ref, {"x": x, "scale": scale}, meta, parts, _import_root(ref, type(adapter)))
     try:
         compile(text, "repro.py", "exec")
     except (SyntaxError, ValueError) as exc:

@@ -59,6 +59,10 @@ def child_run_args(args) -> list[str]:
         out += ["--device", args.device]
     if getattr(args, "xfail", None):
         out += ["--xfail", args.xfail]
+    if getattr(args, "accept", None):
+        out += ["--accept", args.accept]
+    if getattr(args, "strict_xfail", False):
+        out.append("--strict-xfail")
     if getattr(args, "isolate_adapters", False):
         out.append("--isolate-adapters")
     for w in args.with_:
@@ -144,7 +148,7 @@ def error_line(log: Path) -> str:
 
 
 def validate_run_selection(args) -> None:
-    """What the child runs would refuse (adapters, suite, cases, requirements, xfail), refused here
+    """What the child runs would refuse (adapters, suite, cases, requirements, xfail, accept), refused here
     first, before any folder is touched."""
     from conformance.cases.suites import load_suite
     from conformance.commands.run import select_adapters, select_cases
@@ -159,6 +163,10 @@ def validate_run_selection(args) -> None:
         from conformance.xfail import XfailList
 
         XfailList.load(Path(args.xfail))
+    if getattr(args, "accept", None):
+        from conformance.accept import AcceptList
+
+        AcceptList.load(Path(args.accept))
 
 
 def _requirement(Requirement, text: str, option: str):

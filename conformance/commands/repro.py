@@ -164,8 +164,14 @@ y_dtype, y_bytes, y64 = y.dtype.name, np.ascontiguousarray(y).tobytes(), y.astyp
 '''
 
 
-def _import_root(cls: type) -> str:
-    """The folder the adapter's top-level package is imported from."""
+def _import_root(ref: str, cls: type) -> str:
+    """The folder the adapter's top-level package is imported from: the user's module of `ref`
+    (loading.import_root; a wrapped function's class lives in the suite's module), else the class's."""
+    from conformance.execution.loading import import_root
+
+    root = import_root(ref)
+    if root:
+        return root
     module = sys.modules[cls.__module__]
     path = Path(getattr(module, "__file__", "") or ".").resolve()
     if path.name == "__init__.py":
@@ -238,7 +244,7 @@ def write(case, adapter_ref: str, adapter, versions: dict, epsilon_used: float, 
         except (SyntaxError, ValueError) as exc:
             body, note = None, f"snippet() gave source that does not compile ({type(exc).__name__}: {exc})"
     if body is None:
-        body = GENERIC.format(ref=adapter_ref, cwd=_import_root(type(adapter)))
+        body = GENERIC.format(ref=adapter_ref, cwd=_import_root(adapter_ref, type(adapter)))
     script = out / "repro.py"
     _save_atomic(script, lambda f: f.write((head + body + tail).encode()))
     return script, note

@@ -11,7 +11,7 @@ from conformance.adapters import ALL, BUILTIN, MODES
 from conformance.errors import UsageError
 from conformance.execution.executor import Executor, LocalExecutor
 from conformance.execution.interrupt import StopOnSignal
-from conformance.commands.report import gate, render
+from conformance.commands.report import gate, render, summary_target
 
 EXIT_LOST = 3  # the Ray cluster was lost mid-run: what finished is kept and reported, --resume continues
 
@@ -156,6 +156,7 @@ def _cmd_run(args, stack) -> int:
     from conformance.reports.results import write_jsonl
     from conformance.execution.resume import ResumePlan, plan_resume, run_record
     from conformance.execution.runner import DEFAULT_CASE_TIMEOUT_S, Progress, Runner
+    from conformance.accept import AcceptList, InOrder
     from conformance.xfail import XfailList
 
     # Validate every input before touching the output folder, so a typo loses nothing.
@@ -166,6 +167,9 @@ def _cmd_run(args, stack) -> int:
     if not cases:
         raise UsageError(f"--shard {args.shard} selects none of the suite's cases: nothing to run")
     xfail = XfailList.load(Path(args.xfail)) if args.xfail else None
+    accept = AcceptList.load(Path(args.accept)) if getattr(args, "accept", None) else None
+    known = InOrder(tuple(k for k in (accept, xfail) if k)) if accept or xfail else None  # as each case is written
+    summary = summary_target(args)
     history = schedule.load(cache_dir)  # an unusable timings.json is a warning, before the folder is touched
     adapters = apply_versions(plan, adapters, cache_dir, stack)  # --with, --python: before the folder is touched
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
@@ -186,7 +190,7 @@ def _cmd_run(args, stack) -> int:
               + (f" (resuming: {len(plan.done)} done, {todo} to go)" if previous else ""), file=sys.stderr)
         start = time.monotonic()
         write_jsonl(folder.partial, plan.head)  # atomically: a resumed file is replaced, never emptied
-        runner = Runner(folder.path, jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, Progress(todo), xfail,
+        runner = Runner(folder.path, jobs, args.timeout or DEFAULT_CASE_TIMEOUT_S, Progress(todo), known,
                         results_file=folder.partial.name, append=True, previous_versions=plan.versions,
                         share=not args.isolate_adapters, history=history, executor=executor,
                         share_with_builtins=args.share_with_builtins)
@@ -200,18 +204,23 @@ def _cmd_run(args, stack) -> int:
                                  "the results written before are kept there (free space, then --resume)")
             if runner.version_mismatch:
                 raise UsageError(f"--resume: versions differ ({runner.version_mismatch}); use --overwrite to start over")
+            if xfail and xfail.names_findings and not _stopped(caught, executor) and folder.partial.exists():
+                xfail.apply_defects(folder.partial, gate(args))  # the run's defects are known now
             for e in xfail.unused() if xfail and not _stopped(caught, executor) else []:
-                print(f"warning: xfail entry matched no result: case={e.case!r} adapter={e.adapter!r} check={e.check!r}", file=sys.stderr)
+                print(f"warning: xfail entry matched no result: {e.describe()}", file=sys.stderr)
+            for e in accept.unused() if accept and not _stopped(caught, executor) else []:
+                print(f"warning: accept entry matched no result: {e.describe()}", file=sys.stderr)
             # A fresh run stopped before its first result has nothing to replace the previous run with;
             # a resumed one still holds the records it carried over, so it finishes as usual.
             if _stopped(caught, executor) and mode != "resume" and folder.results.exists() and not runner.wrote_results:
                 folder.discard()  # nothing to replace the previous run with: keep it, and its reports
                 print(f"stopped before any result; the previous run in {folder.path} is kept", file=sys.stderr)
-                return render(folder.results, folder.path, gate(args), exit_code=_stopped(caught, executor))
+                return render(folder.results, folder.path, gate(args), exit_code=_stopped(caught, executor),
+                              summary=summary)
             folder.finish()
             lost = f"; {executor.lost}: --resume continues" if executor.lost else ""
             return render(folder.results, folder.path, gate(args), f" ({time.monotonic() - start:.1f}s){lost}",
-                          _stopped(caught, executor))
+                          _stopped(caught, executor), summary=summary)
     finally:
         folder.release()
         if executor.connected:

@@ -28,6 +28,7 @@ import re
 
 import numpy as np
 
+from conformance.diagnosis import sample
 from conformance.diagnosis.formula import Arrays, Prediction
 from conformance.diagnosis.hypotheses import CATALOGUE
 from conformance.numerics import tolerance
@@ -108,7 +109,20 @@ def diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude=None) -> dict:
     A float64 result that fits no hypothesis at float64's tolerance is tried again
     at float32's: two findings at once (another semantics, computed in float32)."""
     try:
-        return _diagnose(a, np.asarray(expected, np.float64), fmt, tol, magnitude)
+        expected = np.asarray(expected, np.float64)
+        if sample.needed(a):
+            if a.check == "grad_scale" or a.observed.shape != expected.shape:
+                return diagnosis("unexplained", "unexplained", f"not diagnosed: the case has {a.x.size} elements, above "
+                                 f"the {sample.SAMPLE_ELEMENTS} diagnosed whole, and "
+                                 + ("dscale sums over every row" if a.check == "grad_scale" else "its shape differs"))
+            mag = magnitude if magnitude is None or np.shape(magnitude) == expected.shape else None
+            a, expected, magnitude, note, index = sample.sampled(a, expected, mag,
+                                                                 _elementwise(a.observed, expected, fmt, mag))
+            found = _diagnose(a, expected, fmt, tol, magnitude)
+            if "index" in found.get("evidence", {}):
+                found["evidence"] = {**found["evidence"], "index": index(found["evidence"]["index"])}
+            return {**found, "detail": f"{found['detail']} ({note})", "sampled": note}
+        return _diagnose(a, expected, fmt, tol, magnitude)
     except Exception as exc:  # noqa: BLE001 - the record keeps its status; the diagnosis says why it has none
         return diagnosis("unexplained", "unexplained", f"the diagnosis itself failed: {type(exc).__name__}: {exc}")
 

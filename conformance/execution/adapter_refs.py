@@ -40,6 +40,9 @@ class AdapterRef:
     # interpreter that runs the worker (None: this one); `run --with`, `run --python`.
     path_prefix: tuple[str, ...] = ()
     python: str | None = None
+    # The folder a user's module was imported from (loading.import_root): the PYTHONPATH that the
+    # commands printed for it carry.  None: a built-in, or a module importable from anywhere.
+    import_root: str | None = None
 
 
 def share_key(adapter: AdapterRef, with_builtins: bool = False) -> tuple:
@@ -99,7 +102,7 @@ def worker_env(adapter: AdapterRef) -> dict:
     return env
 
 
-def _describe_user_adapter(ref: str) -> tuple[str, dict, str | None, str | None]:
+def _describe_user_adapter(ref: str) -> tuple[str, dict, str | None, str | None, str | None]:
     """Import a user's adapter module in a child process: its exit, exception or crash
     at import is the user's input to fix, not the end of the CLI."""
     probe = AdapterRef(ref, ref)
@@ -117,7 +120,7 @@ def _describe_user_adapter(ref: str) -> tuple[str, dict, str | None, str | None]
                          f"before its class could be read" + (f": {tail}" if tail else ""))
     if "error" in message:
         raise UsageError(message["error"])
-    return message["name"], message["env"], message.get("family"), message.get("group")
+    return message["name"], message["env"], message.get("family"), message.get("group"), message.get("import_root")
 
 
 def resolve(refs: list[str]) -> list[AdapterRef]:
@@ -127,13 +130,13 @@ def resolve(refs: list[str]) -> list[AdapterRef]:
     results, baselines and logs are keyed by it."""
     out: list[AdapterRef] = []
     for ref in refs:
-        family = group = None
+        family = group = root = None
         if ref in BUILTIN:
             cls = import_adapter(ref)
             name, env = adapter_name(cls, ref), dict(getattr(cls, "env", {}) or {})
             family, group = getattr(cls, "device_family", None), getattr(cls, "worker_group", None)
         elif ":" in ref:
-            name, env, family, group = _describe_user_adapter(ref)
+            name, env, family, group, root = _describe_user_adapter(ref)
         else:
             import_adapter(ref)  # raises the "unknown adapter" UsageError
         check_metadata(ref, name, env)
@@ -144,7 +147,7 @@ def resolve(refs: list[str]) -> list[AdapterRef]:
             continue  # the same adapter named twice
         if clash:
             raise UsageError(f"adapters {clash.ref!r} and {ref!r} are both named {name!r}; names must be unique")
-        out.append(AdapterRef(ref, name, env, family, group, builtin=ref in BUILTIN))
+        out.append(AdapterRef(ref, name, env, family, group, builtin=ref in BUILTIN, import_root=root))
     return out
 
 

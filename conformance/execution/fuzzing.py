@@ -22,7 +22,13 @@ def fuzz(adapter, seed: int, budget: int, announce=lambda case: None,
          checked=lambda case, records: None) -> tuple[int, Case | None, list[dict]]:
     """(examples tried, the minimal failing case or None, its records).
 
-    `announce(case)` is called before each example and `checked(case, records)`
+    At most `budget` cases are evaluated, shrinking included (hypothesis's max_examples does
+    not count shrink steps): a case id seen before gets its verdict again without running (a
+    failing one raises again, so hypothesis's replay of the shrunk example agrees, never Flaky),
+    and once the budget is spent an unseen case passes without running, so hypothesis keeps the
+    smallest failure found by then.
+
+    `announce(case)` is called before each evaluation and `checked(case, records)`
     after it (records only when it fails), so the runner knows which case is in
     flight if the worker crashes or hangs, and the failure shrunk so far if
     fuzzing is stopped by time."""
@@ -30,6 +36,7 @@ def fuzz(adapter, seed: int, budget: int, announce=lambda case: None,
     from hypothesis import seed as hseed
 
     tried = 0
+    verdicts: dict[str, list[dict] | None] = {}  # case id -> its records if it fails, None if it passes
     last_failure: dict = {}
 
     cases = st.builds(
@@ -44,12 +51,17 @@ def fuzz(adapter, seed: int, budget: int, announce=lambda case: None,
     @given(cases)
     def check(case):
         nonlocal tried
-        tried += 1
-        announce(case)
-        records = evaluate_safely(adapter, case.id)
-        bad = any(r["status"] in BAD for r in records)
-        checked(case, records if bad else [])
-        if bad:
+        if case.id not in verdicts:
+            if tried >= budget:
+                return  # the budget is spent: an unseen case passes, unevaluated
+            tried += 1
+            announce(case)
+            records = evaluate_safely(adapter, case.id)
+            bad = any(r["status"] in BAD for r in records)
+            checked(case, records if bad else [])
+            verdicts[case.id] = records if bad else None
+        records = verdicts[case.id]
+        if records is not None:
             last_failure["case"], last_failure["records"] = case, records
             raise AssertionError(case.id)
 

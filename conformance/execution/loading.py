@@ -1,12 +1,13 @@
 """Finding an adapter's class from its reference, and checking the metadata the runner keys on.
 
 `python -m conformance.execution.loading REF` imports a user's module in a child process and prints
-the class's name, env, device family and worker group as JSON, so a module that exits, raises or
-crashes at import is an input error, not the CLI's death."""
+the class's name, env, device family, worker group and import root as JSON, so a module that
+exits, raises or crashes at import is an input error, not the CLI's death."""
 from __future__ import annotations
 
 import importlib
 import re
+import sys
 
 from conformance.adapter import REQUIRED, Adapter
 from conformance.adapters import BUILTIN
@@ -48,6 +49,36 @@ def import_adapter(ref: str) -> type[Adapter]:
         if not callable(getattr(cls, method, None)):
             raise UsageError(f"adapter {ref!r} lacks the method {method}(); see the adapter contract in docs/adapters.md")
     return cls
+
+
+def user_module(ref: str) -> str | None:
+    """The module a user's reference names (`a.b` of `a.b:C` or `function:numpy:a.b:f`); None for
+    a built-in."""
+    if ref.startswith(FUNCTION_PREFIX):
+        ref = ref[len(FUNCTION_PREFIX):].partition(":")[2]
+    return ref.partition(":")[0] if ref not in BUILTIN and ":" in ref else None
+
+
+def import_root(ref: str) -> str | None:
+    """The sys.path folder the (imported) module of a user's reference was found under: for `a.b.c`
+    in /x/a/b/c.py, /x.  A printed command puts it on PYTHONPATH, so that it works from any folder.
+    None for a built-in, a module without a file, or one in site-packages (importable anyway)."""
+    import site
+    from pathlib import Path
+
+    name = user_module(ref)
+    file = getattr(sys.modules.get(name or ""), "__file__", None)
+    if not file:
+        return None
+    path = Path(file).resolve()
+    if path.name.startswith("__init__."):
+        path = path.parent
+    depth = len(name.split("."))
+    if len(path.parents) < depth:
+        return None
+    root = path.parents[depth - 1]
+    installed = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    return None if root in installed else str(root)
 
 
 def _import_module(module_name: str, ref: str):
@@ -106,7 +137,7 @@ def check_metadata(ref: str, name, env) -> None:
 
 def describe_main(argv: list[str]) -> int:
     """`python -m conformance.execution.loading REF`: import REF's class, print its name, env, device
-    family and worker group as JSON.
+    family, worker group and import root (import_root) as JSON.
 
     The CLI runs this in a child process, so a user module that exits, raises or
     crashes at import is an input error, not the CLI's death."""
@@ -121,7 +152,7 @@ def describe_main(argv: list[str]) -> int:
         check_metadata(argv[0], name, env)
         family, group = getattr(cls, "device_family", None), getattr(cls, "worker_group", None)
         message = {"name": name, "env": env, "family": family if family in ("torch", "jax") else None,
-                   "group": group if isinstance(group, str) else None}
+                   "group": group if isinstance(group, str) else None, "import_root": import_root(argv[0])}
     except UsageError as exc:
         message = {"error": str(exc)}
     proto.write(json.dumps(message) + "\n")
@@ -130,6 +161,4 @@ def describe_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(describe_main(sys.argv[1:]))

@@ -19,10 +19,17 @@ from conformance.reports.results import load_results
 
 
 def run_record(suite: str, cases: list, adapter_names: list[str]) -> dict:
+    """The run record; `conformance` and `conformance_path` are how the commands its reports print
+    start (invocation.py), `cwd` where the run started (what reports of results written before
+    the adapter records had `import_root` put on PYTHONPATH)."""
+    from conformance.execution.invocation import conformance_command
+
     ids = sorted(c.id for c in cases)
     digest = hashlib.sha256(json.dumps([ids, sorted(adapter_names)]).encode()).hexdigest()[:16]
+    command, path = conformance_command()
     return {"record": "run", "suite": suite, "digest": digest, "cases": len(ids), "adapters": sorted(adapter_names),
-            "expected": len(ids) * len(adapter_names), "cwd": os.getcwd()}  # where a user's adapter imports from
+            "expected": len(ids) * len(adapter_names), "cwd": os.getcwd(), "conformance": command,
+            "conformance_path": list(path)}
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,8 @@ class Runner:
             self.stop()
         elif first:  # outside the lock: a write error stops the run, which takes the lock
             self.writer.write([{
-                "record": "adapter", "adapter": name, "ref": task.adapter.ref, "env": task.adapter.env,
+                "record": "adapter", "adapter": name, "ref": task.adapter.ref, "import_root": task.adapter.import_root,
+                "env": task.adapter.env,
                 "versions": versions, "claims": ready.get("claims", []), "defaults": ready.get("defaults", {}),
                 "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
                 "device": ready.get("device", "cpu"), "capabilities": ready.get("capabilities", []),

@@ -26,7 +26,7 @@ class Outcome:
 def run_argv(adapters, suite: str = "smoke", out: str | Path = "out/run", *, cases=(), fail_on=None,
              min_coverage: float | None = None, xfail=None, device: str | None = None, cache_dir=None,
              no_cache: bool = False, jobs: int | None = None, timeout: float | None = None,
-             function: str | None = None) -> list[str]:
+             function: str | None = None, accept=None, strict_xfail: bool = False) -> list[str]:
     """The `conformance run` command line of these options."""
     from conformance.adapters import BUILTIN
 
@@ -42,6 +42,10 @@ def run_argv(adapters, suite: str = "smoke", out: str | Path = "out/run", *, cas
         argv += ["--min-coverage", str(min_coverage)]
     if xfail:
         argv += ["--xfail", str(xfail)]
+    if accept:
+        argv += ["--accept", str(accept)]
+    if strict_xfail:
+        argv += ["--strict-xfail"]
     if device:
         argv += ["--device", device]
     if cache_dir:
@@ -82,7 +86,7 @@ def check(adapter, suite: str = "smoke", **options):
     `.uncovered` (adapter -> why its coverage fails the run).
 
     Options are those of `run`: cases (case id globs), fail_on ("all" or classes), min_coverage,
-    xfail (a file), device, cache_dir, no_cache, jobs, timeout, function ("torch", "jax",
+    xfail (a file), accept (a file of accepted deviations), strict_xfail, device, cache_dir, no_cache, jobs, timeout, function ("torch", "jax",
     "numpy": the adapter is a plain function, docs/adapters.md), and out (keep the folder there).
     An input `run` refuses (exit 2) raises conformance.errors.UsageError."""
     keep = options.pop("out", None)

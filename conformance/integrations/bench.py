@@ -12,7 +12,9 @@ instance (cases per second against the local runner); each adapter's worker time
 the sweep of the exhaustive suite's cost on one machine and on N; and `conformance list` without
 and with --check; an overlay of an older Keras (`run --with`) built cold and reused, and its size
 and a `conformance bisect` over 15 Keras releases, cold and cached
-(`python -m conformance.integrations.bench --versions`: that section alone).  Not a test: it prints.
+(`python -m conformance.integrations.bench --versions`: that section alone); and the kernels suite's
+harness ÷ bare and peak memory per case for numpy-reference and torch (`--kernels` alone).
+Not a test: it prints.
 """
 from __future__ import annotations
 
@@ -80,12 +82,104 @@ def _bench_one(ref: str) -> dict:
     return {"adapter": adapter.name, "cases": len(cases), "harness_cps": len(cases) / h, "bare_cps": len(cases) / b, "ratio": h / b}
 
 
+KERNEL_BENCH = ("numpy-reference", "torch")  # the adapters the kernels suite's overhead target names
+
+
+def _peak_reset() -> None:
+    """Start a new peak of this process's resident memory (Linux: VmHWM, reset by clear_refs 5)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _peak_mib() -> float:
+    with open("/proc/self/status") as f:
+        line = next(t for t in f if t.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def _kernels_one(ref: str) -> dict:
+    """The kernels suite through the harness, one case at a time: its wall time against the bare
+    work it contains (materializing the case and the time inside the adapter's own methods, timed
+    around every call the checks make), and each case's peak memory against its own arrays."""
+    from conformance.adapter import OPTIONAL, REQUIRED
+    from conformance.cases.case import Case, layer_spec, materialize
+    from conformance.cases.suites import kernels
+    from conformance.checks.pipeline import evaluate
+    from conformance.execution.loading import adapter_name, import_adapter
+
+    cls = import_adapter(ref)
+    adapter = cls()
+    adapter.name = adapter_name(cls, ref)
+    adapter.load()
+    inside = [0.0]
+
+    def timed(method):
+        def run(*args, **kw):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kw)
+            finally:
+                inside[0] += time.perf_counter() - start
+        return run
+
+    for name in (*REQUIRED, *OPTIONAL):
+        if name not in ("load", "supports") and callable(getattr(adapter, name, None)):
+            setattr(adapter, name, timed(getattr(adapter, name)))
+    rows, harness, bare = [], 0.0, 0.0
+    for case in kernels():
+        if not isinstance(case, Case):
+            continue
+        start = time.perf_counter()
+        arrays = materialize(case)
+        made = time.perf_counter() - start
+        if adapter.supports(layer_spec(case, arrays)):
+            continue
+        own = sum(a.nbytes for a in (arrays.x, arrays.dy)) * 2  # inputs, and outputs of their size
+        del arrays
+        _peak_reset()
+        base = _peak_mib()
+        inside[0] = 0.0
+        start = time.perf_counter()
+        json.dumps(evaluate(adapter, case))
+        wall = time.perf_counter() - start
+        harness, bare = harness + wall, bare + made + inside[0]
+        rows.append({"case": case.id, "wall": wall, "bare": made + inside[0],
+                     "peak_over_own": (_peak_mib() - base) * 2**20 / own})
+    return {"adapter": adapter.name, "cases": len(rows), "harness": harness, "bare": bare, "ratio": harness / bare,
+            "worst_peak": max(rows, key=lambda r: r["peak_over_own"])}
+
+
+def _kernels() -> int:
+    """`--kernels`: the kernels suite's harness ÷ bare and peak memory, per adapter of KERNEL_BENCH."""
+    from conformance.execution.adapter_refs import resolve, worker_env
+
+    print(f"kernels suite, one case at a time: harness ÷ bare (materialize + the adapter's own calls); peak "
+          f"memory above the process's baseline ÷ the case's input and output bytes")
+    for ref in KERNEL_BENCH:
+        (a,) = resolve([ref])
+        p = subprocess.run([sys.executable, "-m", "conformance.integrations.bench", "--kernels-one", ref],
+                           capture_output=True, text=True, env=worker_env(a))
+        if p.returncode:
+            print(f"{ref:18s} failed: {p.stderr.strip().splitlines()[-1:]}")
+            continue
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        w = r["worst_peak"]
+        print(f"{r['adapter']:18s} {r['cases']:3d} cases  harness {r['harness']:7.1f} s  bare {r['bare']:7.1f} s  "
+              f"ratio {r['ratio']:5.2f}  worst peak {w['peak_over_own']:.1f}x ({w['case']})")
+    return 0
+
+
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         print(json.dumps(_bench_one(sys.argv[2])))
         return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "--kernels-one":
+        print(json.dumps(_kernels_one(sys.argv[2])))
+        return 0
     if sys.argv[1:] == ["--versions"]:  # only the versions section
         return _versions()
+    if sys.argv[1:] == ["--kernels"]:  # only the kernels section
+        return _kernels()
     from conformance.execution.adapter_refs import resolve, worker_env
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs")
@@ -141,7 +235,8 @@ def main() -> int:
         start = time.monotonic()
         subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True)
         print(f"conformance {' '.join(args)}: {time.monotonic() - start:.1f} s")
-    return _versions()
+    status = _versions()
+    return _kernels() or status
 
 
 VERSIONS_KERAS = "3.9.0"  # an older release than the pinned one (pure Python; its requirements are the base's)

@@ -7,7 +7,9 @@ selected items' cases run once, when the first item runs, as `conformance run` r
 same workers, gating and reports: conformance/integrations/api.py), into `--conformance-out`
 (default: `conformance/` under pytest's basetemp); each item then reports its own record:
 
-- pass: passed; xpass (listed in --conformance-xfail but passes): passed;
+- pass: passed; xpass (listed in --conformance-xfail but passes): passed, or failed under
+  --conformance-strict-xfail (as run --strict-xfail); accepted (within a bound of
+  --conformance-accept): passed;
 - unsupported: skipped, with the adapter's reason;
 - fail or error of a gating finding (--conformance-fail-on): failed, the message starting with the
   finding's class, id and title, then the metrics and the rerun command;
@@ -22,7 +24,6 @@ summary at the end lists the findings and the report folder.
 """
 from __future__ import annotations
 
-import shlex
 import tempfile
 from pathlib import Path
 
@@ -44,6 +45,10 @@ def pytest_addoption(parser):
     group.addoption("--conformance-fail-on", default=None, metavar="CLASSES",
                     help="finding classes that fail, comma-separated, or 'all' (default: all but range), as run --fail-on")
     group.addoption("--conformance-xfail", default=None, metavar="FILE", help="known discrepancies, as run --xfail")
+    group.addoption("--conformance-strict-xfail", action="store_true",
+                    help="an xpass fails, as run --strict-xfail (pytest's xfail_strict)")
+    group.addoption("--conformance-accept", default=None, metavar="FILE",
+                    help="accepted deviations (your kernel's error bounds, with reasons), as run --accept")
     group.addoption("--conformance-min-coverage", type=float, default=0.0, metavar="P",
                     help="least share (0-1) of its checks each adapter must run, as run --min-coverage")
     group.addoption("--conformance-device", default=None, choices=("cpu", "cuda", "gpu", "auto"),
@@ -63,6 +68,7 @@ def _options(config) -> dict:
     opt = config.getoption
     return {"fail_on": opt("conformance_fail_on"), "min_coverage": opt("conformance_min_coverage"),
             "xfail": opt("conformance_xfail"), "device": opt("conformance_device"),
+            "accept": opt("conformance_accept"), "strict_xfail": opt("conformance_strict_xfail"),
             "cache_dir": opt("conformance_cache_dir"), "no_cache": opt("conformance_no_cache"),
             "jobs": opt("conformance_jobs"), "function": opt("conformance_function")}
 
@@ -88,16 +94,22 @@ class ConformanceItem(pytest.Item):
         outcome = _run_selected(self.session)
         results = outcome.results
         r = outcome.by_key.get((self.adapter.name, self.case.id, self.check))
-        if r is None:
-            raise ConformanceFailure("no result was recorded for this case (the run is incomplete)\n"
-                                     f"rerun: conformance run {_flag(self.adapter)} --case {shlex.quote(self.case.id)} "
-                                     "--out out/rerun --overwrite")
+        if r is None:  # the adapter's record, where it loaded; else what this session resolved
+            known = {self.adapter.name: {"ref": self.adapter.ref, "import_root": self.adapter.import_root},
+                     **results.adapters}
+            rerun = rerun_command({"adapter": self.adapter.name, "case": self.case.id}, known, results.run)
+            raise ConformanceFailure(f"no result was recorded for this case (the run is incomplete)\nrerun: {rerun}")
         status = r["status"]
         if status == "unsupported":
             pytest.skip(r["message"])
         if status == "xfail":
             pytest.xfail(f"known discrepancy (--conformance-xfail): {r.get('xfail_reason', '')}")
-        if status in ("pass", "xpass"):
+        if status == "xpass" and results.gate.strict_xfail:
+            raise ConformanceFailure(f"[XPASS(strict)] {r['message']} ({r.get('xfail_entry', '')}; "
+                                     "--conformance-strict-xfail)")
+        if status == "accepted":  # within its --conformance-accept bound: passes, and --junitxml says why
+            self.user_properties.append(("accepted", f"{r.get('accept_reason', '')} ({r.get('accept_entry', '')})"))
+        if status in ("pass", "xpass", "accepted"):
             return
         fid = finding_id(r)
         finding = outcome.findings.get(fid)
@@ -106,8 +118,9 @@ class ConformanceItem(pytest.Item):
             why = finding_line(finding) if finding else "no finding"
             pytest.xfail(f"not gating ({finding['class'] if finding else 'undiagnosed'} is not in "
                          f"--conformance-fail-on): {why}")
+        beyond = f"\nbeyond an accepted bound: {r['accept_exceeded']}" if r.get("accept_exceeded") else ""
         raise ConformanceFailure(f"{finding_line(finding)}\n{status}: {r['message']}\n"
-                                 f"rerun: {rerun_command(r, results.adapters, results.run)}")
+                                 f"rerun: {rerun_command(r, results.adapters, results.run)}{beyond}")
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ConformanceFailure):
@@ -141,12 +154,6 @@ class CoverageItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.adapter.name}::coverage"
-
-
-def _flag(adapter) -> str:
-    from conformance.execution.adapter_refs import adapter_flag
-
-    return adapter_flag(adapter.ref)
 
 
 class AdapterCollector(pytest.Collector):

@@ -11,6 +11,9 @@ import ml_dtypes
 import numpy as np
 
 
+ML_DTYPES = ("bfloat16", "float8_e4m3fn")  # the formats numpy names only through ml_dtypes
+
+
 @dataclass(frozen=True)
 class FloatFormat:
     name: str  # numpy / framework name: "float16", "bfloat16", ...
@@ -21,7 +24,9 @@ class FloatFormat:
 
     @property
     def np_dtype(self) -> np.dtype:
-        return np.dtype(ml_dtypes.bfloat16) if self.name == "bfloat16" else np.dtype(self.name)
+        if self.name in ML_DTYPES:  # numpy has no such type: ml_dtypes' (bfloat16, float8)
+            return np.dtype(getattr(ml_dtypes, self.name))
+        return np.dtype(self.name)
 
     @property
     def unit_roundoff(self) -> float:
@@ -52,6 +57,10 @@ FORMATS: dict[str, FloatFormat] = {
     )
 }
 BY_SHORT: dict[str, FloatFormat] = {f.short: f for f in FORMATS.values()}
+# The format fused kernels quantize their output to (vLLM's and FlashInfer's static-scale fp8):
+# 4 exponent bits, 3 mantissa bits, no infinities ("fn"), largest finite 448 = 1.75 * 2**8,
+# smallest normal 2**-6.  An output format of the quantized form, never a case dtype.
+FP8_E4M3FN = FloatFormat("float8_e4m3fn", "f8e4m3fn", 4, -6, 8)
 
 
 def dtype_name(array: np.ndarray) -> str:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# Elements past each row's end in a row-strided buffer: a token slice of a wider activation (a
+# fused QKV projection's output, say), as vLLM's and FlashInfer's kernel tests feed their kernels.
+ROW_PADDING = 64
+
 
 def numpy_layout(x: np.ndarray, name: str) -> np.ndarray:
     if name == "transposed":  # the last two axes swapped in memory
@@ -21,6 +25,12 @@ def numpy_layout(x: np.ndarray, name: str) -> np.ndarray:
         big = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)
         big[..., ::2] = x
         return big[..., ::2]
+    if name == "row-strided":  # each row a slice of a wider buffer (a row stride above its length)
+        if x.ndim < 2:
+            raise NotImplementedError("a row-strided view needs rows")
+        big = np.zeros(x.shape[:-1] + (x.shape[-1] + ROW_PADDING,), x.dtype)
+        big[..., :x.shape[-1]] = x
+        return big[..., :x.shape[-1]]
     if name == "negative-strides":  # the last axis reversed in memory
         if x.ndim < 1:
             raise NotImplementedError("a reversed view needs an axis")

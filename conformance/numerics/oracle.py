@@ -42,15 +42,38 @@ def placed(scale: np.ndarray, rank: int, axes: tuple[int, ...]) -> np.ndarray:
     return np.reshape(scale, shape)
 
 
+BLOCK_ELEMENTS = 1 << 20  # above this, the oracle runs in blocks of rows: its temporaries stay bounded
+
+
 def oracle(x, scale, dy, axes: tuple[int, ...], eps: float) -> Reference:
     """Forward and gradients in float64; `axes` sorted and non-negative.
 
-    Dividing by m = 1 leaves zero and non-finite rows on the literal formula.
+    Dividing by m = 1 leaves zero and non-finite rows on the literal formula.  Every row is its
+    own computation, so a large case runs in blocks of rows along the first axis that is not
+    normalized, into preallocated outputs (dscale's partial sums added block by block): memory
+    beyond the outputs is that of one block, whatever the case's size.
     """
-    x = np.asarray(x, np.float64)
-    dy = np.asarray(dy, np.float64)
-    s = placed(np.asarray(scale, np.float64), x.ndim, axes)
-    eps = float(eps)
+    s = placed(np.asarray(scale, np.float64), np.ndim(x), axes)
+    other = tuple(a for a in range(np.ndim(x)) if a not in axes)
+    if np.size(x) <= BLOCK_ELEMENTS or not other:
+        return _rows(np.asarray(x, np.float64), s, np.asarray(dy, np.float64), axes, float(eps))
+    x, dy = np.asarray(x), np.asarray(dy)
+    lead = other[0]
+    step = max(1, BLOCK_ELEMENTS // (x.size // x.shape[lead]))
+    y, dx, dx_mag = np.empty(x.shape), np.empty(x.shape), np.empty(x.shape)
+    dscale = dscale_mag = 0.0
+    for start in range(0, x.shape[lead], step):
+        block = [slice(None)] * x.ndim
+        block[lead] = slice(start, start + step)
+        block = tuple(block)
+        part = _rows(x[block].astype(np.float64), s, dy[block].astype(np.float64), axes, float(eps))
+        y[block], dx[block], dx_mag[block] = part.y, part.dx, part.dx_magnitude
+        dscale, dscale_mag = dscale + part.dscale, dscale_mag + part.dscale_magnitude
+    return Reference(y, dx, dscale, dx_mag, dscale_mag)
+
+
+def _rows(x: np.ndarray, s: np.ndarray, dy: np.ndarray, axes: tuple[int, ...], eps: float) -> Reference:
+    """The oracle of whole rows, in float64 (`s` placed against x)."""
     with np.errstate(all="ignore"):
         # Per-row magnitude m; 1 where scaling would not help (zero or non-finite rows).
         if x.size:

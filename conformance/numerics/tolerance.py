@@ -85,3 +85,41 @@ def hvp(fmt: FloatFormat, n: int) -> Tolerance:
     r_error = 2 * (_log2(n) / 2)
     means = 3 * (_log2(n) + 2)
     return Tolerance("units", _oracle_factor(fmt) * (2 * GRAD_BASE_UNITS + r_error + means))
+
+
+# -- the fused forms (conformance/numerics/fused.py, conformance/checks/fused*.py) ----------------
+def residual_sum(fmt: FloatFormat) -> Tolerance:
+    """The written-back residual of the fused add: x + residual is exact in float32 for two
+    half-precision values (and in float64 for two float32s), so whether a kernel adds in the
+    input dtype or in float32 and rounds once, the stored sum is the exact sum correctly rounded:
+    within half an ULP, nothing more."""
+    return Tolerance("ulp", 0.5)
+
+
+def quantized_zone(fmt: FloatFormat, n: int) -> float:
+    """Where a quantized output may be one fp8 unit off the oracle: the exact value x·r·s/scale
+    lies within this relative distance of a rounding boundary of the fp8 grid.  A correct kernel
+    quantizes an intermediate in float32 (or the compute dtype) carrying at most the forward
+    pass's relative error, (FORWARD_BASE_UNITS + log2(n)/2) u of the compute dtype (the reasoning
+    of the forward tolerance above); that error can move a value across a boundary, never by a
+    whole fp8 unit (3 mantissa bits: u = 2**-4).  Everywhere else the fp8 value is exact: a
+    rounding toward zero is off by one unit where the value is far from a boundary, and fails."""
+    return forward(fmt, n).limit * fmt.unit_roundoff
+
+
+def quantized() -> Tolerance:
+    """fp8 units (steps of the float8_e4m3fn grid): exact, or one unit inside quantized_zone."""
+    return Tolerance("fp8-units", 1.0)
+
+
+# Which of two semantics an output follows (the residual sum rounded to the input dtype or kept in
+# float32; 1 + w computed in float32 or in the weight's dtype): the two differ by one rounding of
+# the input to the normalization, under an ULP of the output, so no tolerance tells them apart.
+# On the elements where the two candidates, correctly rounded to the output dtype, differ, a kernel
+# that rounds its result once equals one of them nearly everywhere: it follows that one when it
+# equals it on at least SEMANTICS_SHARE of those elements and SEMANTICS_RATIO times as often as
+# the other, on at least SEMANTICS_MIN_ELEMENTS of them; otherwise the answer is "indistinguishable"
+# (a kernel with a few ULPs of noise of its own, or a case where the two semantics coincide).
+SEMANTICS_MIN_ELEMENTS = 4
+SEMANTICS_SHARE = 0.6
+SEMANTICS_RATIO = 3.0

@@ -22,11 +22,17 @@ BUGS = {
 }
 
 
+# The offset form's checks call the same `call` and `grad` on a layer that applies 1 + w: a bug of
+# the forward or backward pass shows there too, and only there.
+OFFSET_TWIN = {"forward": {"offset_forward"}, "grad_x": {"offset_grad"}, "grad_scale": {"offset_grad"}}
+
+
 @pytest.mark.parametrize("check", BUGS)
 def test_a_planted_bug_fails_its_check_and_no_other(check):
     ref, case = BUGS[check]
     mine = by_check(ref, case)
-    assert {c for c, r in mine.items() if r["status"] != "pass"} == {check}, \
+    failing = {c for c, r in mine.items() if r["status"] != "pass"}
+    assert check in failing and failing - {check} <= OFFSET_TWIN.get(check, set()), \
         [(c, r["status"], r["message"]) for c, r in mine.items() if r["status"] != "pass"]
     assert mine[check]["status"] == "fail" and mine[check]["message"] and mine[check]["diagnosis"]
     # The reference passes every check of the case (it has no `parameters` record: it declares

@@ -7,7 +7,7 @@ from pathlib import Path
 from conformance.adapter import OPTIONAL, REQUIRED, Adapter
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "adapters.md"
-ATTRIBUTES = ("name", "env", "device_family", "worker_group", "packages", "owners")
+ATTRIBUTES = ("name", "env", "device_family", "worker_group", "packages", "owners", "fused_add_sum", "fused_add_in_place")
 
 
 def documented() -> list[str]:

@@ -98,8 +98,10 @@ def test_a_padded_divisor_is_one_finding_per_family_stating_its_law():
     numeric = [r for r in records if r["check"] in ("forward", "grad_x", "grad_scale")]
     assert numeric and all(r["status"] == "fail" and r["diagnosis"]["id"] == "divisor" for r in numeric)
     found = {f["id"]: f for f in findings(records, lambda r: ("", ""))}
-    assert set(found) == {"forward/divisor", "gradient/divisor"}, sorted(found)
-    for f in found.values():
+    # The offset form's layer has the same divisor on the cases of one last axis (n = 1 and 16).
+    assert set(found) == {"forward/divisor", "gradient/divisor", "offset/divisor"}, sorted(found)
+    assert all(pair in found["offset/divisor"]["detail"] for pair in ("1→32", "16→32"))
+    for f in (found["forward/divisor"], found["gradient/divisor"]):
         assert f["detail"].startswith("the mean of x² divides by n rounded up to a multiple of 32: "), f["detail"]
         assert all(pair in f["detail"] for pair in ("1→32", "8→32", "16→32", "60→64")), f["detail"]
     assert found["forward/divisor"]["results"] == 4 and found["gradient/divisor"]["results"] == 8

@@ -80,4 +80,4 @@ def test_bad_shard_and_xfail_file_exit_2(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[[xfail]]\ncase = "x"\n')
     p = cli("run", "--adapters", "numpy-reference", "--xfail", str(bad))
-    assert p.returncode == 2 and "needs `case` and `reason`" in p.stderr
+    assert p.returncode == 2 and "needs `case` or `finding` (or both) and `reason`" in p.stderr

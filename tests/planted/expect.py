@@ -38,7 +38,7 @@ REFERENCE = {"conformance.adapters.numpy_reference:NumpyReference":
 
 def diagnoses() -> dict[str, Expect]:
     """Every adapter reference with the diagnosis it must get: the planted numpy bugs of
-    diagnosable.py and adapters.py, and the reference's own range limit."""
-    from tests.planted import adapters, diagnosable
+    diagnosable.py, adapters.py and fused.py (the fused forms), and the reference's own range limit."""
+    from tests.planted import adapters, diagnosable, fused
 
-    return {**planted(diagnosable), **planted(adapters), **REFERENCE}
+    return {**planted(diagnosable), **planted(adapters), **planted(fused), **REFERENCE}
