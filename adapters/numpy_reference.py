@@ -6,6 +6,12 @@ computation and the result is rounded back once, as the frameworks that do
 this well do; float32 and float64 are computed natively.  Gradients use the
 analytic formula in the same precision; dscale's sum over the rows is pairwise (as a blocked
 kernel's partial sums are).  Default epsilon: 1e-6.
+
+All three fused forms, as kernels of their own in the same compute dtype (so a planted bug of
+`call` or `grad` stays out of them): the residual add with the sum kept in float32 for half
+inputs (`fused_add_sum = "float32"`, FlashInfer's semantics), written back rounded once; the
+offset layer with offset + w added in float32 at build (float64 for float64 weights); the fp8
+output clamped to ±448 and cast to float8_e4m3fn from the float32 intermediate.
 """
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ user calls it.
 - Numerics as the source has them: each row is loaded and cast to float32, the sum of squares
   accumulated blockwise in `jnp.zeros(block_size)` (float64 under JAX_ENABLE_X64=1, which every
   JAX adapter here runs with), `rstd = 1 / sqrt(var + eps)`, `x * rstd * weight + bias` cast to
-  x's dtype.  Float64 inputs are cast to float32 by the kernel itself.
+  x's dtype.  Float64 inputs are cast to float32 by the kernel itself.  The output has x's dtype
+  whatever it is (an integer input comes back integer), and no shape is checked (a row wider than
+  the weight is read past it).
 - Gradients: `rms_norm` is a `jax.custom_vjp` whose backward is two more Pallas kernels (dx
   from the saved `rstd`, stored in x's dtype; dweight reduced over rows); `jax.vjp` runs it.  A
   custom_vjp has no forward mode (`jvp` raises by design) and its backward is not

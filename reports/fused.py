@@ -36,13 +36,13 @@ def _observed(records: list[dict], check: str, metric: str) -> dict[str, dict[st
     return out
 
 
-def _semantics_text(by_dtype: dict[str, Counter], input_label: str) -> str:
-    """What an adapter does with half inputs, where the cases tell: one answer ("float32",
-    `input_label` where the format is the input's own), or one per dtype."""
+def _semantics_text(by_dtype: dict[str, Counter], input_label: str, dtypes: tuple[str, ...]) -> str:
+    """What an adapter does with half inputs (or weights), where the cases of `dtypes` tell: one
+    answer ("float32", `input_label` where the format is the case's half dtype), or one per dtype."""
     seen = {}
     for dtype, counts in by_dtype.items():
         told = [v for v, _ in counts.most_common() if v not in UNDECIDED]
-        if dtype in HALF and told:
+        if dtype in dtypes and told:
             seen[dtype] = input_label if told[0] == dtype.split("_")[-1] else told[0]
     if not seen:
         return "–"
@@ -59,8 +59,9 @@ def precisions(records: list[dict]) -> dict[str, dict[str, str]]:
     offsets = _observed(records, "offset_forward", "offset_precision")
     out: dict = {}
     for a in sorted(set(sums) | set(offsets)):
-        out[a] = {"residual sum": _semantics_text(sums.get(a, {}), "input dtype"),
-                  "1 + w": _semantics_text(offsets.get(a, {}), "weight dtype")}
+        out[a] = {"residual sum": _semantics_text(sums.get(a, {}), "input dtype", HALF),
+                  # only plain half cases have half weights: under the mixed precisions w is float32
+                  "1 + w": _semantics_text(offsets.get(a, {}), "weight dtype", HALF[:2])}
     return out
 
 

@@ -179,6 +179,31 @@ def _properties(results: Results) -> str:
     return "".join(out) + "</table>"
 
 
+def _fused(results: Results) -> str:
+    """The fused forms, one table per form (reports/fused.py); nothing where no adapter ran one."""
+    from conformance.reports.fused import fused_table
+
+    forms = fused_table(results.records, results.findings)
+    if not forms:
+        return ""
+    out = ['<h2>Fused forms</h2><p>The residual add, the (1 + w) offset and the fp8 output, each scored against its own '
+           'oracle. Semantics: the precision the sum is normalized in, or 1 + w is added in, for half inputs.</p>'
+           '<div id="fused-forms">']
+    for family, form in forms.items():
+        checks = form["checks"]
+        out.append(f'<h3>{_e(form["title"])}</h3><table id="fused-{_e(family)}"><tr><th class="name">adapter</th>'
+                   + "".join(f"<th>{_e(c)}</th>" for c in checks) + "<th>semantics</th></tr>")
+        for a, row in form["rows"].items():
+            out.append(f'<tr><td class="name">{_e(a)}</td>' + "".join(
+                f'<td class="{"fail" if row[c].startswith("fail") else ("pass" if row[c].startswith("pass") else "")}">'
+                f'{_e(row[c])}</td>' for c in checks) + f"<td>{_e(row['semantics'])}</td></tr>")
+        out.append("</table>")
+        if form["findings"]:
+            out.append("<ul>" + "".join(f"<li><code>{_e(f['id'])}</code> ({_e(f['class'])}): {_e(f['title'])} "
+                                        f"[{_e(', '.join(f['adapters']))}]</li>" for f in form["findings"]) + "</ul>")
+    return "".join(out) + "</div>"
+
+
 def _state(results: Results) -> str:
     rows = state_changes(results)
     if not rows:
@@ -386,7 +411,8 @@ def render(results: Results) -> str:
                  "ULP"),
         _heatmap(results, ("grad_x", "grad_scale"), "heatmap-gradients",
                  "Gradients: pass rate and worst error (range findings aside)", "u"),
-        _agreement(results), _defaults(results), _properties(results), _capabilities(results), _configuration(results),
+        _agreement(results), _defaults(results), _properties(results), _fused(results), _capabilities(results),
+        _configuration(results),
         _failures(results), _versions(results),
     ])
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>RMSNorm conformance</title>"

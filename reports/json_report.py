@@ -30,6 +30,7 @@ def render(results: Results) -> dict:
         "table": table(results),
         "defaults": defaults_table(results),
         "properties": property_table(results),
+        "fused_forms": _fused_forms(results),
         "capability_gaps": capability_gaps(results),
         "state_changes": [row | {"text": state_change_line(row)} for row in state_changes(results)],
         "configuration": configuration_table(results),
@@ -41,3 +42,9 @@ def render(results: Results) -> dict:
             for r in results.failing
         ],
     }
+
+
+def _fused_forms(results: Results) -> dict:
+    from conformance.reports.fused import fused_table
+
+    return fused_table(results.records, results.findings)

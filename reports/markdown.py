@@ -183,7 +183,7 @@ def render(results: Results) -> str:
     for row in table(results):
         lines.append(f"| {row['adapter']} | {row['dtype']} | "
                      + " | ".join(str(row[s]) for s in STATUSES) + f" | {_fmt(row['worst_ulp'])} |")
-    lines += _defaults(results) + _properties(results) + _capabilities(results) + _configuration(results)
+    lines += _defaults(results) + _properties(results) + _fused(results) + _capabilities(results) + _configuration(results)
     return "\n".join(lines) + "\n"
 
 
@@ -204,7 +204,9 @@ def _defaults(results: Results) -> list[str]:
     if not d["dtypes"]:
         return []
     out = ["", "## Defaults (observed)", "",
-           "Epsilon used when none is given, and output dtype, per input dtype. **Bold**: differs from most adapters.", "",
+           "Epsilon used when none is given, and output dtype, per input dtype; for half inputs, the precision the fused "
+           "add normalizes its sum in and the precision 1 + w is added in (the fused forms). **Bold**: differs from most "
+           "adapters.", "",
            "| adapter | " + " | ".join(d["columns"]) + " |", "|---|" + "---|" * len(d["columns"])]
     for a, cells in d["rows"].items():
         out.append(f"| {a} | " + " | ".join(f"**{t}**" if differs else t for t, differs in cells) + " |")
@@ -228,6 +230,31 @@ def _properties(results: Results) -> list[str]:
     for a, row in table.items():
         cells = [row.get(c, "–") for c in checks]
         out.append(f"| {a} | " + " | ".join(f"**{c}**" if c.startswith("fail") else c for c in cells) + " |")
+    return out
+
+
+def _fused(results: Results) -> list[str]:
+    """The fused forms, one table per form: each adapter's checks, the semantics it follows, and
+    the findings of that form (reports/fused.py)."""
+    from conformance.reports.fused import fused_table
+
+    forms = fused_table(results.records, results.findings)
+    if not forms:
+        return []
+    out = ["", "## Fused forms", "", "The residual add, the (1 + w) offset and the fp8 output, each scored against its own "
+           "oracle (docs/numerics.md). Semantics: the precision the adapter's sum is normalized in, or 1 + w is added in, "
+           "for half inputs (reported, not judged, unless it loses bits or contradicts the adapter's declaration)."]
+    for family, form in forms.items():
+        checks = form["checks"]
+        out += ["", f"### {form['title']}", "", "| adapter | " + " | ".join(checks) + " | semantics |",
+                "|---|" + "---|" * (len(checks) + 1)]
+        for a, row in form["rows"].items():
+            cells = [row[c] for c in checks]
+            out.append(f"| {a} | " + " | ".join(f"**{c}**" if c.startswith("fail") else c for c in cells)
+                       + f" | {row['semantics']} |")
+        if form["findings"]:
+            out += [""] + [f"- `{f['id']}` ({f['class']}): {f['title']} [{', '.join(f['adapters'])}] ({f['results']} results)"
+                           for f in form["findings"]]
     return out
 
 

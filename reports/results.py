@@ -218,9 +218,14 @@ def defaults_table(results: Results) -> dict:
     dtypes = sorted({d for table in (eps, out_dtype) for row in table.values() for d in row})
     observed = {"epsilon": {a: dict(v) for a, v in eps.items()},
                 "output_dtype": {a: {d: "/".join(sorted(s)) for d, s in v.items()} for a, v in out_dtype.items()}}
-    adapters = sorted(set(eps) | set(out_dtype))
-    # Cells in column order (epsilon per dtype, then output dtype per dtype): the text and
-    # whether it differs from the value most adapters have, which reports highlight.
+    from conformance.reports.fused import precisions
+
+    fused = precisions(results.records)  # the fused forms' precisions, for half inputs (reports/fused.py)
+    fused_columns = ["residual sum", "1 + w"]
+    adapters = sorted(set(eps) | set(out_dtype) | set(fused))
+    # Cells in column order (epsilon per dtype, then output dtype per dtype, then the fused forms'
+    # precisions): the text and whether it differs from the value most adapters have, which
+    # reports highlight.
     rows: dict = {a: [] for a in adapters}
     for key, table_ in observed.items():
         for t in dtypes:
@@ -230,9 +235,16 @@ def defaults_table(results: Results) -> dict:
                 v = table_.get(a, {}).get(t)
                 text = "–" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
                 rows[a].append((text, v is not None and v != common))
+    for column in fused_columns:
+        values = [fused[a][column] for a in fused if fused[a][column] != "–"]
+        common = Counter(values).most_common(1)[0][0] if values else None
+        for a in adapters:
+            text = fused.get(a, {}).get(column, "–")
+            rows[a].append((text, text != "–" and text != common))
+    observed["fused_precisions"] = fused
     return {
         "dtypes": dtypes,
-        "columns": [f"eps ({t})" for t in dtypes] + [f"out ({t})" for t in dtypes],
+        "columns": [f"eps ({t})" for t in dtypes] + [f"out ({t})" for t in dtypes] + fused_columns,
         "rows": rows,
         "declared": {a: meta.get("defaults", {}) for a, meta in sorted(results.adapters.items())},
         **observed,

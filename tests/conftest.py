@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """The installed `conformance` command, as a user runs it (tests/ importable for planted adapters)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Not this repository's own CI job summary: a run appends to $GITHUB_STEP_SUMMARY (tests/harness/test_summary.py).
+    env = {**{k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "conformance.cli", *args],
         capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT,

@@ -12,6 +12,8 @@ fields.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from conformance.cases.case import Case
@@ -22,13 +24,17 @@ from conformance.diagnosis.fused import OWN
 # The data a residual stream carries: the range and special-value distributions are the plain
 # checks' business, and a zero scale makes every semantics the same.
 DISTRIBUTIONS = ("normal", "shifted", "mixed", "spike")
+# Each form holds a few float64 oracles of the whole input (both sums, both multipliers, four
+# quantization scales): beyond this the plain checks' cases of the same shape family show enough.
+MAX_ELEMENTS = 1 << 21
 
 
 def applies(case) -> bool:
     """The cases of the fused forms: the hidden dimension of a transformer layer, i.e. the last
-    axis alone of a non-empty input of rank 1 or more, with ordinary data and a non-zero scale;
-    each dtype and shape of a suite's last-axis layouts (16 cases of `smoke`, 25 of `standard`)."""
-    if not isinstance(case, Case) or not case.shape or case.rows == 0:
+    axis alone of a non-empty input of rank 1 or more, up to MAX_ELEMENTS, with ordinary data and
+    a non-zero scale; each dtype and shape of a suite's last-axis layouts (16 cases of `smoke`,
+    25 of `standard`, 15 of `kernels`)."""
+    if not isinstance(case, Case) or not case.shape or case.rows == 0 or math.prod(case.shape) > MAX_ELEMENTS:
         return False
     return case.axes == (len(case.shape) - 1,) and case.distribution in DISTRIBUTIONS and case.scale != "zeros"
 
@@ -88,3 +94,22 @@ def changed(now: np.ndarray, before: bytes) -> int:
     a = np.frombuffer(bits(now), np.uint8).reshape(-1, width)
     b = np.frombuffer(before, np.uint8).reshape(-1, width)
     return int(np.any(a != b, axis=1).sum())
+
+
+def semantics_evidence(observed, expected, predicted, fmt) -> dict:
+    """Got / expected / predicted where an output follows another semantics than the expected
+    one: the element where it is that semantics' correct rounding and furthest from the expected
+    value's (so the evidence shows the choice, never contradicts it)."""
+    from conformance.numerics.fused import rounded
+
+    o = np.asarray(observed, np.float64)
+    e, p = np.asarray(expected, np.float64), np.asarray(predicted, np.float64)
+    if o.shape != e.shape or not o.size:
+        return {}
+    with np.errstate(invalid="ignore"):
+        shown = (o == rounded(p, fmt)) & (rounded(e, fmt) != rounded(p, fmt)) & np.isfinite(o)
+        gain = np.where(shown, np.abs(o - e) - np.abs(o - p), -np.inf)
+    if not np.isfinite(gain).any():
+        return {}
+    at = tuple(int(k) for k in np.unravel_index(int(np.argmax(gain)), gain.shape))
+    return {"index": list(at), "got": float(o[at]), "expected": float(e[at]), "predicted": float(p[at])}

@@ -22,7 +22,7 @@ import numpy as np
 
 from conformance.cases.fused import residual, residual_grad
 from conformance.checks.context import CaseRun
-from conformance.checks.fused import bits, changed, copies, once, outcome, shared
+from conformance.checks.fused import bits, changed, copies, once, outcome, semantics_evidence, shared
 from conformance.checks.records import suite_error
 from conformance.diagnosis.fused import Alternative, catalogue, explain, own, ulp_errors
 from conformance.numerics import tolerance
@@ -91,12 +91,13 @@ def output(ctx: CaseRun) -> dict:
     declared = _declared_format(ctx)
     if seen is None or declared is None or seen == declared or len(refs) == 1:
         return ctx.record("fused_add", "pass", metrics=metrics, **common)
+    evidence = {"format": seen, **semantics_evidence(y, refs[declared].y, refs[seen].y, fmt)}
     if FORMATS[seen].digits < FORMATS[declared].digits:
         d = own("sum-lower-precision", f"the sum x + residual is rounded to {seen} before it is normalized, "
-                                       f"where the adapter declares {declared} (fused_add_sum)", {"format": seen})
+                                       f"where the adapter declares {declared} (fused_add_sum)", evidence)
     else:
         d = own("sum-precision-undeclared", f"the sum x + residual is normalized in {seen}, where the adapter "
-                                            f"declares {declared} (fused_add_sum)", {"format": seen})
+                                            f"declares {declared} (fused_add_sum)", evidence)
     return ctx.record("fused_add", "fail", d["detail"], metrics=metrics, diagnosis=d, **common)
 
 
@@ -189,6 +190,8 @@ def own_unexplained(values, expected, fmt) -> dict:
 def untouched(ctx: CaseRun) -> dict:
     """`fused_add_untouched`: what the call left in the buffers it was handed."""
     st, called, got = _called(ctx, "fused_add_untouched")
+    if isinstance(got, dict) and got["status"] == "unsupported":  # not for this input: nothing was handed over
+        return got
     x, res = st["x"], st["residual"]
     n_x, n_r = changed(x, st["before"][0]), changed(res, st["before"][1])
     if not getattr(ctx.adapter, "fused_add_in_place", False):

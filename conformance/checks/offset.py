@@ -21,7 +21,7 @@ import numpy as np
 from conformance.adapter import provides
 from conformance.cases.fused import offset_weight
 from conformance.checks.context import CaseRun
-from conformance.checks.fused import copies, once, outcome, shared
+from conformance.checks.fused import copies, once, outcome, semantics_evidence, shared
 from conformance.checks.records import suite_error
 from conformance.diagnosis.fused import Alternative, catalogue, explain, own, ulp_errors
 from conformance.numerics import tolerance
@@ -102,19 +102,31 @@ def forward(ctx: CaseRun) -> dict:
         st["semantics"] = k
         metrics["offset_precision"] = k
         d = own("offset-in-weight-dtype" if k != "float32" else "offset-in-float32",
-                f"{OFFSET:g} + w is computed in {k}: {_example(st['w'], ms[right], ms[k])}", {"format": k})
+                f"{OFFSET:g} + w is computed in {k}: {_example(st['w'], ms[right], ms[k])}",
+                {"format": k, **semantics_evidence(observed, refs[right].y, refs[k].y, fmt)})
         return ctx.record("offset_forward", "fail", d["detail"], metrics=metrics, diagnosis=d, **common)
     lower = _at_float32_accuracy(ctx, refs, observed)
     if lower is not None:  # a float64 layer computed in float32, 1 + w with it (GemmaRMSNorm's x.float())
         st["semantics"] = lower
         metrics["offset_precision"] = lower
         d = own("offset-in-float32", f"{OFFSET:g} + w is computed in float32, the whole layer with float32 accuracy "
-                                     f"for a float64 input: {_example(st['w'], ms[right], ms[lower])}", {"format": lower})
+                                     f"for a float64 input: {_example(st['w'], ms[right], ms[lower])}",
+                {"format": lower, **_worst_evidence(observed, refs[right].y, refs[lower].y, fmt)})
         return ctx.record("offset_forward", "fail", scores[right].message, metrics=metrics, diagnosis=d, **common)
     metrics["offset_precision"] = "unexplained"
     out = ctx.record("offset_forward", "fail", scores[right].message, metrics=metrics, **common)
     out["diagnosis"] = _diagnose(ctx, st, observed, tol)
     return out
+
+
+def _worst_evidence(observed, expected, predicted, fmt) -> dict:
+    """Got / expected / predicted where the output is furthest from the expected value."""
+    err = ulp_errors(observed, expected, fmt)
+    at = tuple(int(k) for k in np.unravel_index(int(np.argmax(err)), err.shape)) if err.size else None
+    if at is None:
+        return {}
+    return {"index": list(at), "got": float(np.asarray(observed)[at]), "expected": float(expected[at]),
+            "predicted": float(predicted[at])}
 
 
 def _at_float32_accuracy(ctx: CaseRun, refs: dict, observed) -> str | None:

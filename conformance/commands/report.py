@@ -34,8 +34,12 @@ def summary_target(args) -> tuple[Path, bool] | None:
     return (Path(os.environ[SUMMARY_ENV]), True) if os.environ.get(SUMMARY_ENV) else None
 
 
-def write_summary(results, target: tuple[Path, bool]) -> Path:
-    """The verdict, defects, findings and scoreboard as Markdown (reports/markdown.py)."""
+def write_summary(results, target: tuple[Path, bool]) -> Path | None:
+    """The verdict, defects, findings and scoreboard as Markdown (reports/markdown.py); a
+    $GITHUB_STEP_SUMMARY that cannot be appended to is a warning (the verdict stands), a
+    --summary FILE that cannot be written an input error."""
+    import sys
+
     from conformance.reports.markdown import render_summary
 
     path, append = target
@@ -47,6 +51,10 @@ def write_summary(results, target: tuple[Path, bool]) -> Path:
         else:
             write_atomic(path, text)
     except OSError as exc:
+        if append:
+            print(f"warning: cannot append the summary to ${SUMMARY_ENV} ({path}): {exc.strerror or exc}",
+                  file=sys.stderr)
+            return None
         raise UsageError(f"cannot write the summary {path}: {exc.strerror or exc}") from None
     return path
 
@@ -79,8 +87,7 @@ def render(results_file: Path, out: Path, policy, note: str = "", exit_code: int
     for r in beyond_accepted(results)[:20]:
         print(f"  beyond an accepted bound: {r['adapter']} {r['case']} {r['check']}: {r['why']}")
     print(f"gating: {results.gate.describe()} (--fail-on, --min-coverage)")
-    if summary:
-        written.append(write_summary(results, summary))
+    written += [p for p in [write_summary(results, summary) if summary else None] if p]
     print("wrote " + ", ".join(str(p) for p in [*([] if report_only else [results_file]), *written]))
     if exit_code is not None:
         return exit_code

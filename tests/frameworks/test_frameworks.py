@@ -12,7 +12,12 @@ from conformance.cases.case import Case
 from conformance.cases.suites import smoke
 
 pytestmark = pytest.mark.frameworks
-FORWARD_ONLY = {"keras-numpy", "onnxruntime", "onnx-reference", "torch-onnx"}  # no autodiff on that backend, ONNX models
+FORWARD_ONLY = {"keras-numpy", "onnxruntime", "onnx-reference", "torch-onnx",  # no autodiff on that backend, ONNX models
+                "onnxruntime-simplified", "openvino"}
+# Every case declined on this CPU, with one reason: Triton's interpreter cannot run Liger's kernel
+# (tests/frameworks/test_kernel_libraries.py).  When it can, the adapter runs and this set empties.
+DECLINED_HERE = {"liger"}
+FUNCTIONS = {"torch-functional", "pallas", "mlx"}  # nothing to rebuild or save
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +44,9 @@ def test_adapter_produces_passes(smoke_run, adapter, check):
     _, rs, _ = smoke_run
     mine = [r for r in rs if r["adapter"] == adapter and r["check"] == check]
     assert len(mine) == sum(isinstance(c, Case) for c in smoke())  # every numeric case of the suite
+    if adapter in DECLINED_HERE:
+        assert all(r["status"] == "unsupported" for r in mine)
+        return
     if adapter in FORWARD_ONLY and check != "forward":
         assert all(r["status"] == "unsupported" for r in mine)  # no gradients, even where build fails
         return
@@ -79,7 +87,7 @@ def test_report_covers_all_adapters(smoke_run):
 def test_configuration_checks_run_on_every_adapter(smoke_run, adapter, check):
     _, rs, _ = smoke_run
     mine = [r for r in rs if r["adapter"] == adapter and r["check"] == check]
-    if adapter == "torch-functional" and check != "structure":  # a function: nothing to rebuild or save
+    if adapter in DECLINED_HERE or (adapter in FUNCTIONS and check != "structure"):
         assert mine and all(r["status"] == "unsupported" for r in mine)
         return
     assert mine and any(r["status"] == "pass" for r in mine), [r["message"] for r in mine][:3]
@@ -100,7 +108,12 @@ def test_invalid_configurations_are_recorded_for_every_adapter(smoke_run, adapte
     mine = {r["case"]: r for r in rs if r["adapter"] == adapter and r["check"] == "invalid_config"}
     assert set(mine) == {inv.id for inv in INVALID}
     assert all(r["outcome"] for r in mine.values())
-    assert mine["invalid/shape-changed"]["outcome"] == "error at call"  # every framework refuses it
+    if adapter in DECLINED_HERE:
+        assert all(r["outcome"] == "not expressible" for r in mine.values())
+    elif adapter == "pallas":  # a finding: the kernel checks no shapes and reads the row past its weight
+        assert mine["invalid/shape-changed"]["outcome"] == "silent result"
+    else:
+        assert mine["invalid/shape-changed"]["outcome"] == "error at call"  # every other framework refuses it
 
 
 def test_keras_documentation_claims_are_checked(smoke_run):

@@ -48,6 +48,9 @@ def repros(tmp_path_factory):
 def test_the_repro_script_prints_the_adapters_output_hash(repros, name):
     got = repros[name]
     p = got["repro"]
+    if name == "liger":  # declined on the CPU: Triton's interpreter cannot run the kernel (test_kernel_libraries.py)
+        assert p.returncode != 0 and "does not support" in p.stdout + p.stderr and "interpreter" in p.stdout + p.stderr
+        return
     assert p.returncode == 0 and "sha256 " in p.stdout, p.stdout + p.stderr
     suite_hash = p.stdout.split("sha256 ")[1].split()[0]
     run = got["script"]
