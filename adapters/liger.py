@@ -84,10 +84,14 @@ class LigerRMSNorm(_HFNorm):
         return None
 
     def snippet(self, spec) -> dict:
+        """The Hugging Face adapters' script with Liger's class; the interpreter's variable on the
+        CPU, the accelerator as torch's default device elsewhere."""
         out = super().snippet(spec)
-        if self.env.get("TRITON_INTERPRET") and self.device == "cpu":
+        if self.device == "cpu":
             out["imports"] = f"os.environ.update({dict(self.env)!r})  # read when Triton kernels are defined\n" + \
                              out["imports"]
+        else:
+            out["imports"] += f"\nimport torch\ntorch.set_default_device({self.device!r})"
         return out
 
     def effective(self, layer) -> dict:

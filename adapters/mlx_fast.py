@@ -102,7 +102,7 @@ def with_weight(layer, w):
 class MlxFast(Adapter):
     name = "mlx"
     worker_group = "mlx"
-    packages = ("mlx", "mlx-cpu")
+    packages = ("mlx", "mlx-cpu|mlx-metal")  # its backend: the Linux CPU build, or Apple's Metal one
     owners = ("mlx",)
     apply_fn = staticmethod(mlx_fast_apply)
 
@@ -113,10 +113,11 @@ class MlxFast(Adapter):
 
         self.mx = mx
         versions = {"mlx": mx.__version__}
-        try:
-            versions["mlx-cpu"] = importlib.metadata.version("mlx-cpu")
-        except importlib.metadata.PackageNotFoundError:
-            pass
+        for backend in ("mlx-cpu", "mlx-metal"):
+            try:
+                versions[backend] = importlib.metadata.version(backend)
+            except importlib.metadata.PackageNotFoundError:
+                pass
         return versions
 
     def supports(self, spec):
