@@ -119,7 +119,7 @@ CATALOGUE: tuple[Hypothesis, ...] = (
                EVERY, lower_precision),
     Hypothesis("cast-overflow", "precision", "a float64 input is cast to float32 to be computed, and overflows there",
                EVERY, cast_overflow),
-    Hypothesis("sequential-sum", "precision", "x² is summed in one sequential accumulator (one lane)",
+    Hypothesis("sequential-sum", "precision", "x² is summed sequentially (one accumulator, or a few SIMD lanes)",
                EVERY, sequential_sum),
     Hypothesis("eps-outside-sqrt", "semantics", "epsilon is added outside the square root",
                EVERY, plain(eps_outside=True)),

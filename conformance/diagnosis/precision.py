@@ -131,34 +131,49 @@ def cast_overflow(a: Arrays):
     return _simulated(a, np.float32, detail, judged_in="float32", evidence={"format": "float32"}, cast=np.float32)
 
 
-def _sequential_sumsq(a: Arrays, dtype) -> np.ndarray:
-    """The sum of squares accumulated one element after another in `dtype` (one lane, as
-    np.cumsum does), shaped as a keepdims reduction over the normalized axes."""
+LANES = (1, 8)  # one accumulator; or one per SIMD lane of a float32 AVX register, added at the end
+
+
+def _sequential_sumsq(a: Arrays, dtype, lanes: int = 1) -> np.ndarray:
+    """The sum of squares accumulated one element after another in `dtype`, in `lanes` interleaved
+    accumulators (element k into lane k mod lanes, as a vectorized loop does) then added lane after
+    lane; shaped as a keepdims reduction over the normalized axes."""
     k = len(a.axes)
     ct = np.dtype(dtype)
     with np.errstate(all="ignore"):
         xc = a.x.astype(ct)
         moved = np.moveaxis(xc * xc, a.axes, list(range(a.x.ndim - k, a.x.ndim)))
         flat = moved.reshape(moved.shape[:a.x.ndim - k] + (-1,))
-        total = np.cumsum(flat, axis=-1, dtype=ct)[..., -1] if flat.shape[-1] else np.zeros(flat.shape[:-1], ct)
+        n = flat.shape[-1]
+        if not n:
+            total = np.zeros(flat.shape[:-1], ct)
+        else:
+            padded = np.concatenate([flat, np.zeros(flat.shape[:-1] + (-n % lanes,), ct)], axis=-1)
+            per_lane = np.cumsum(padded.reshape(flat.shape[:-1] + (-1, lanes)), axis=-2, dtype=ct)[..., -1, :]
+            total = np.cumsum(per_lane, axis=-1, dtype=ct)[..., -1]
     keep = [1 if d in a.axes else a.x.shape[d] for d in range(a.x.ndim)]
     return total.astype(np.float64).reshape(keep)
 
 
 def sequential_sum(a: Arrays):
-    """x² summed in one sequential accumulator of the compute dtype (float32; for half inputs
-    also the half dtype itself, whose running sum stagnates), the rest of the formula exact: a
-    specific prediction, where an approximate rsqrt would need a free factor per row."""
+    """x² summed sequentially in the compute dtype (float32; for half inputs also the half dtype
+    itself, whose running sum stagnates; for float64 inputs also float32, where a library casts
+    them), in one accumulator or in LANES, the rest of the formula exact: a specific prediction,
+    where an approximate rsqrt would need a free factor per row."""
     if row_length(a) < 2 or not a.axes:
         return None
-    dtypes = [_assumed_compute(a)] + ([a.compute] if a.compute in ("float16", "bfloat16") else [])
+    dtypes = [_assumed_compute(a)] + ([a.compute] if a.compute in ("float16", "bfloat16") else []) \
+        + (["float32"] if a.compute == "float64" else [])
     out = []
     for dt in dtypes:
-        q = _sequential_sumsq(a, FORMATS[dt].np_dtype)
-        detail = f"x² summed sequentially in one {dt} accumulator"
-        out.append(Prediction(pick(a, general(a, sumsq=q)), detail, evidence={"format": dt}))
-        if a.check != "forward":
-            out.append(Prediction(pick(a, general(a, sumsq=q, exact_derivative=False)), detail, evidence={"format": dt}))
+        for lanes in LANES if row_length(a) > max(LANES) else (1,):
+            q = _sequential_sumsq(a, FORMATS[dt].np_dtype, lanes)
+            detail = (f"x² summed sequentially in one {dt} accumulator" if lanes == 1 else
+                      f"x² summed sequentially in {lanes} {dt} lanes, added at the end")
+            evidence = {"format": dt, "lanes": lanes}
+            out.append(Prediction(pick(a, general(a, sumsq=q)), detail, evidence=evidence))
+            if a.check != "forward":
+                out.append(Prediction(pick(a, general(a, sumsq=q, exact_derivative=False)), detail, evidence=evidence))
     return out
 
 

@@ -115,3 +115,10 @@ def test_a_one_lane_float32_sum_fails_the_long_spiky_rows_and_is_named():
     forward = by_check(P + "SequentialSum", long_spiky)["forward"]
     assert forward["status"] == "fail" and forward["diagnosis"]["id"] == "sequential-sum", forward
     assert by_check(NUMPY_REFERENCE, long_spiky)["forward"]["status"] == "pass"
+
+
+def test_a_float64_input_summed_in_one_float32_lane_is_named_so():
+    """Not an approximate rsqrt (a free factor per row fits anything smooth): the specific sum."""
+    forward = by_check(P + "Float32SequentialSum", "f64/2x4096/ax-1/eps1e-06/spike/rand/s0")["forward"]
+    assert forward["status"] == "fail" and forward["diagnosis"]["id"] == "sequential-sum", forward["diagnosis"]
+    assert "float32 accumulator" in forward["diagnosis"]["detail"]

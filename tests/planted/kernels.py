@@ -48,3 +48,12 @@ class SequentialSum(NumpyReference):
             total += rows[:, k] * rows[:, k]
         kept = [xc.shape[a] if a not in layer.axes else 1 for a in range(xc.ndim)]
         return 1.0 / np.sqrt(total.reshape(kept) / ct.type(rows.shape[1]) + ct.type(layer.epsilon))
+
+
+class Float32SequentialSum(SequentialSum):
+    """A float64 input cast to float32 and summed in one float32 accumulator (MLX's CPU path)."""
+
+    name = "planted-float32-sequential-sum"
+
+    def call(self, layer, x):
+        return super().call(layer, x.astype(np.float32)).astype(x.dtype)
