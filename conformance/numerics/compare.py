@@ -50,9 +50,9 @@ def nonfinite_mismatch(result64: np.ndarray, expected: np.ndarray) -> np.ndarray
     return (rn != en) | (~rn & ~en & inf_differs)
 
 
-def _rms_rows(ref: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
+def _rms_rows(ref: np.ndarray, axes: tuple[int, ...] | None, finite: bool = False) -> np.ndarray:
     with np.errstate(all="ignore"):
-        sq = np.where(np.isfinite(ref), ref * ref, 0.0)
+        sq = ref * ref if finite else np.where(np.isfinite(ref), ref * ref, 0.0)
         if axes is None:
             return np.sqrt(np.mean(sq)) if sq.size else np.float64(0.0)
         return np.sqrt(np.mean(sq, axis=axes, keepdims=True)) if axes else np.sqrt(sq)
@@ -74,6 +74,17 @@ def numeric_array(value) -> np.ndarray:
 
 def _describe(index: tuple, got: float, want: float) -> str:
     return f"at {[int(k) for k in index]}: got {got:.9g}, expected {want:.9g}"
+
+
+def _judged(quotient: np.ndarray) -> np.ndarray:
+    """An error quotient as judged.  NaN quotients only arise where nothing was compared (a
+    non-finite magnitude or reference RMS); the pattern check has judged those elements: 0.  A
+    quotient that overflows is a real error far beyond any tolerance (0.5 where the exact result
+    is 0 is 1e323 ULP of float64): it stays the largest float, never 0, and stays JSON-safe.
+    One pass over the array where neither occurs (its maximum is finite)."""
+    if quotient.size and np.isfinite(np.max(quotient)):
+        return quotient
+    return np.where(np.isnan(quotient), 0.0, np.minimum(quotient, np.finfo(np.float64).max))
 
 
 def score(
@@ -102,25 +113,28 @@ def score(
         return Score("fail", metrics, f"shape {result.shape} differs from the expected {ref.shape}")
     r64 = result.astype(np.float64)
     with np.errstate(all="ignore"):
-        expected_pattern = ref.astype(fmt.np_dtype).astype(np.float64)
-        if np.isfinite(r64).all() and np.isfinite(expected_pattern).all():
-            bad_pattern = np.zeros(ref.shape, bool)  # the common case, without the masks below
+        # The common case, without the masks below: a finite result, and a reference that stays
+        # finite when rounded to the format (|ref| <= its largest value; NaN fails the test).
+        # Kernel-sized arrays make every pass over them count.
+        bad_pattern = None
+        finite = not ref.size or float(np.max(np.abs(ref))) <= fmt.max
+        if finite and np.isfinite(r64).all():
             diff = np.abs(r64 - ref)
         else:
+            expected_pattern = ref.astype(fmt.np_dtype).astype(np.float64)
             bad_pattern = nonfinite_mismatch(r64, expected_pattern)
             compared = np.isfinite(r64) & np.isfinite(expected_pattern) & ~bad_pattern
             diff = np.where(compared, np.abs(r64 - ref), 0.0)
-        # NaN quotients only arise where nothing was compared (a non-finite magnitude or
-        # reference RMS); the pattern check above has judged those elements.  A quotient that
-        # overflows is a real error far beyond any tolerance (0.5 where the exact result is 0 is
-        # 1e323 ULP of float64): it stays the largest float, never 0, and stays JSON-safe.
-        judged = lambda a: np.where(np.isnan(a), 0.0, np.minimum(a, np.finfo(np.float64).max))  # noqa: E731
-        ulps = judged(diff / ulp_of(ref, fmt))
-        rel_rms = diff / _rms_rows(ref, axes)  # a metric only: where the RMS is 0 or Inf, shown as 0
-        rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
+        ulps = _judged(diff / ulp_of(ref, fmt))
+        rms = _rms_rows(ref, axes, finite)  # per row: small
+        rel_rms = diff / rms  # a metric only: where the RMS is 0 or Inf, shown as 0
+        if not np.all((rms > 0) & np.isfinite(rms)):
+            rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
         if magnitude is not None:
-            units = judged(diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff)
+            units = _judged(diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff)
     scored = ulps if tol.metric == "ulp" else units
+    if bad_pattern is None:
+        bad_pattern = np.zeros(ref.shape, bool)
     metrics.update(
         max_abs=float(diff.max(initial=0.0)),
         max_rel_rms=float(rel_rms.max(initial=0.0)),
