@@ -14,9 +14,13 @@ adapter without any is owned by its module's top-level package.
    raises, on a case whose forward is already diagnosed, is that forward's cause.
 2. **Owner.**  For each cause, its adapters go to one owner where they share one (the one that
    is the first owner of most of them); else an adapter goes to a dependency that shows the cause
-   on an adapter of its own (hf-* to pytorch where torch itself shows it), or to a dependency
-   that every adapter built on it shows it on (the JAX-based adapters' batch variance is jax's);
-   else to its first owner.
+   on an adapter of its own (hf-* to pytorch where torch itself shows it), unless its first owner
+   shows it on an adapter built without that dependency too (keras-jax stays keras's where
+   keras-torch shows the same), and never for a cause in the library's own interface (an invalid
+   configuration accepted, the output dtype: equinox casts back to the input's dtype itself); or
+   to a dependency that every adapter built on it shows it on
+   (the JAX-based adapters' batch variance was jax's until Pallas, jax's own kernel, showed none:
+   now each library's); else to its first owner.
 3. **Trigger.**  Within one owner, semantic, crash and unexplained causes whose every result is
    on one kind of axes the others handle (axes that are not the trailing ones, a 0-d input, axes
    of mixed sign, ...) are one defect: the handling of that input.
@@ -142,8 +146,14 @@ def finding_cause(f: dict, records: list[dict], by_key: dict) -> str:
     return own
 
 
-def _attribute(adapters: set[str], owners: dict[str, tuple], universal) -> dict[str, str]:
-    """Each adapter of one cause -> the owner it goes to (module docstring, 2)."""
+# Causes in a library's own interface (what it accepts, the dtype it returns): its code, never a
+# dependency's, whatever the dependency's own adapter shows.
+INTERFACE_CLASSES = ("configuration", "dtype")
+
+
+def _attribute(adapters: set[str], owners: dict[str, tuple], universal, interface: bool = False) -> dict[str, str]:
+    """Each adapter of one cause -> the owner it goes to (module docstring, 2); `interface`: the
+    cause is in the adapters' own interface (INTERFACE_CLASSES), which no dependency is blamed for."""
     names = sorted(adapters)
     common = set.intersection(*(set(owners[a]) for a in names)) if names else set()
     if common:
@@ -152,12 +162,15 @@ def _attribute(adapters: set[str], owners: dict[str, tuple], universal) -> dict[
         return {a: best for a in names}
     primaries = {owners[a][0] for a in names}
     out = {}
-    for a in names:
-        deeper = [o for o in owners[a][1:] if o in primaries]
+    for a in names if not interface else ():
+        # A first owner that shows the cause on an adapter built without that dependency has it in
+        # its own code (keras on its torch backend as on its jax one): the dependency is not to blame.
+        deeper = [o for o in owners[a][1:] if o in primaries and not any(
+            owners[b][0] == owners[a][0] and o not in owners[b] for b in names if b != a)]
         if deeper:
             out[a] = deeper[0]
     rest = [a for a in names if a not in out]
-    while rest:
+    while rest and not interface:
         counts = Counter(o for a in rest for o in owners[a][1:])
         shared = [o for o, n in counts.items() if n >= 2 and universal(o)]
         if not shared:
@@ -231,7 +244,8 @@ def defects(findings: list[dict], records: list[dict], adapters: dict[str, dict]
         if cause.startswith("adapter-error/"):  # the adapter's own code: its author's, not the framework's
             owner = {a: adapter_project(a, adapters.get(a)) for a in shown}
         else:
-            owner = _attribute(shown, owners, universal)
+            interface = all(f["class"] in INTERFACE_CLASSES for f, _ in items)
+            owner = _attribute(shown, owners, universal, interface)
         for f, rs in items:
             split: dict[str, list] = defaultdict(list)
             for r in rs:
