@@ -30,8 +30,9 @@ OPSET = 23
 DEFAULT_EPSILON = 1e-5
 
 
-def onnx_rmsnorm_model(input_shape, axes, eps, scale, compute_dtype, param_dtype):
-    """The one-node model: RMSNormalization from the first of `axes`, inputs X and scale."""
+def one_node_model(op, input_shape, axes, eps, scale, compute_dtype, param_dtype, out_dtype):
+    """A one-node model of `op` in the default domain from the first of `axes` (stash_type 1),
+    inputs X and scale, output Y of `out_dtype`."""
     from onnx import TensorProto, helper
 
     elem = {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16, "float32": TensorProto.FLOAT,
@@ -39,15 +40,20 @@ def onnx_rmsnorm_model(input_shape, axes, eps, scale, compute_dtype, param_dtype
     attrs = {"axis": axes[0], "stash_type": 1}
     if eps is not None:
         attrs["epsilon"] = eps
-    node = helper.make_node("RMSNormalization", ["X", "scale"], ["Y"], **attrs)
+    node = helper.make_node(op, ["X", "scale"], ["Y"], **attrs)
     graph = helper.make_graph(
-        [node], "rmsnorm",
+        [node], op.lower(),
         [helper.make_tensor_value_info("X", elem[compute_dtype], list(input_shape)),
          helper.make_tensor_value_info("scale", elem[param_dtype], list(scale.shape))],
-        [helper.make_tensor_value_info("Y", elem[compute_dtype], None)])
+        [helper.make_tensor_value_info("Y", elem[out_dtype], None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 10
     return model
+
+
+def onnx_rmsnorm_model(input_shape, axes, eps, scale, compute_dtype, param_dtype):
+    """The one-node model: RMSNormalization (Y of the input's type)."""
+    return one_node_model("RMSNormalization", input_shape, axes, eps, scale, compute_dtype, param_dtype, compute_dtype)
 
 
 def ort_session(model):

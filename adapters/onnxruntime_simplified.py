@@ -28,30 +28,15 @@ import numpy as np
 
 from conformance.adapter import Adapter
 from conformance.adapters._snippets import bind, invoke, snippet
-from conformance.adapters.onnx_op import OnnxRuntime, _Model, ort_session
+from conformance.adapters.onnx_op import OPSET, OnnxRuntime, _Model, one_node_model, ort_session
 
-OPSET = 23  # the default domain's version the model imports; the contrib op is version 1 of it
 DEFAULT_EPSILON = 1e-5
 
 
 def ort_simplified_model(input_shape, axes, eps, scale, compute_dtype, param_dtype):
-    """The one-node model: SimplifiedLayerNormalization from the first of `axes`, inputs X and scale."""
-    from onnx import TensorProto, helper
-
-    elem = {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16, "float32": TensorProto.FLOAT,
-            "float64": TensorProto.DOUBLE}
-    attrs = {"axis": axes[0], "stash_type": 1}
-    if eps is not None:
-        attrs["epsilon"] = eps
-    node = helper.make_node("SimplifiedLayerNormalization", ["X", "scale"], ["Y"], **attrs)
-    graph = helper.make_graph(
-        [node], "simplified_rmsnorm",
-        [helper.make_tensor_value_info("X", elem[compute_dtype], list(input_shape)),
-         helper.make_tensor_value_info("scale", elem[param_dtype], list(scale.shape))],
-        [helper.make_tensor_value_info("Y", elem[param_dtype], None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 10
-    return model
+    """The one-node model: SimplifiedLayerNormalization (Y of the scale's type, as its schema says)."""
+    return one_node_model("SimplifiedLayerNormalization", input_shape, axes, eps, scale, compute_dtype, param_dtype,
+                          param_dtype)
 
 
 def ort_run(session, x, scale):
