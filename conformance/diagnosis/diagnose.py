@@ -111,10 +111,14 @@ def diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude=None) -> dict:
     try:
         expected = np.asarray(expected, np.float64)
         if sample.needed(a):
-            if a.check == "grad_scale" or a.observed.shape != expected.shape:
+            if a.observed.shape != expected.shape:
                 return diagnosis("unexplained", "unexplained", f"not diagnosed: the case has {a.x.size} elements, above "
-                                 f"the {sample.SAMPLE_ELEMENTS} diagnosed whole, and "
-                                 + ("dscale sums over every row" if a.check == "grad_scale" else "its shape differs"))
+                                 f"the {sample.SAMPLE_ELEMENTS} diagnosed whole, and its shape differs")
+            if a.check == "grad_scale":  # a sum over every row: no sample gives it; the own-format hypotheses only
+                found = _diagnose(a, expected, fmt, tol, magnitude, classes=OWN_FORMATS)
+                if found["id"] == "unexplained":
+                    return {**found, "detail": f"{found['detail']}: {sample.DSCALE_NOTE}"}
+                return {**found, "detail": f"{found['detail']} ({sample.DSCALE_NOTE})", "sampled": sample.DSCALE_NOTE}
             mag = magnitude if magnitude is None or np.shape(magnitude) == expected.shape else None
             a, expected, magnitude, note, index = sample.sampled(a, expected, mag,
                                                                  _elementwise(a.observed, expected, fmt, mag))
@@ -127,7 +131,7 @@ def diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude=None) -> dict:
         return diagnosis("unexplained", "unexplained", f"the diagnosis itself failed: {type(exc).__name__}: {exc}")
 
 
-def _diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude) -> dict:
+def _diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude, classes: tuple[str, ...] | None = None) -> dict:
     tol_for = {"forward": lambda f: tolerance.forward(f, _n(a)), "grad_x": lambda f: tolerance.grad_x(f, _n(a)),
                "grad_scale": lambda f: tolerance.grad_scale(f, _n(a), _rows(a))}[a.check]
     if a.observed.shape != expected.shape:
@@ -143,10 +147,10 @@ def _diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude) -> dict:
                              None)
     if magnitude is not None and np.shape(magnitude) != expected.shape:
         magnitude = None
-    found = _best_explaining(a, expected, fmt, tol, magnitude, tol_for)
+    found = _best_explaining(a, expected, fmt, tol, magnitude, tol_for, classes)
     if found is None and a.compute == "float64":
         lower = FORMATS["float32"]
-        found = _best_explaining(a, expected, lower, tol_for(lower), magnitude, tol_for)
+        found = _best_explaining(a, expected, lower, tol_for(lower), magnitude, tol_for, classes)
         if found is not None:
             found["detail"] += ", with float32 accuracy for a float64 input"
     if found is None:
@@ -203,14 +207,14 @@ def _agrees_at(at, observed, predicted, expected, fmt, limit, mag, magnitude, ow
     return err(predicted, mag) <= limit and (own_format or err(expected, magnitude) > limit)
 
 
-def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for) -> dict | None:
+def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for, classes=None) -> dict | None:
     axes = a.axes if a.check != "grad_scale" else None
     observed = a.observed
     dtype_name = observed.dtype.name
     at = _worst(observed, expected, fmt, magnitude)
     fits: list[_Fit] = []
     for k, h in enumerate(CATALOGUE):
-        if a.check not in h.checks:
+        if a.check not in h.checks or (classes is not None and h.klass not in classes):
             continue
         try:
             predictions = _predictions(h.predict(a))

@@ -5,7 +5,8 @@ case (4096 × 8192) that is minutes.  Forward and dx are row-local (each normali
 on its own inputs only), so above SAMPLE_ELEMENTS the diagnosis runs on the rows where the result
 is furthest from the formula, then a few evenly spaced ones, laid out as (rows, n) with the scale
 flattened; the record says so.  dscale sums over every row, so no sample of rows gives its
-observed value: above the limit it is not diagnosed (`unexplained`, with the reason).
+observed value: above the limit only the hypotheses of the case's own formats (range, precision,
+special values: a few evaluations of the formula each) are tried, on the whole case.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from conformance.diagnosis.formula import Arrays
 SAMPLE_ELEMENTS = 1 << 16  # at or below this, the whole case is diagnosed
 WORST_ROWS = 8  # the rows furthest from the formula
 SPREAD_ROWS = 8  # and evenly spaced others, so a law over rows still shows
+DSCALE_NOTE = "dscale of a large case: only the range, precision and special-value hypotheses tried"
 
 
 def needed(a: Arrays) -> bool:

@@ -5,6 +5,7 @@ that is not a pass, a message naming the first reason and the worst element.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,6 +88,47 @@ def _judged(quotient: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(quotient), 0.0, np.minimum(quotient, np.finfo(np.float64).max))
 
 
+BLOCK_ELEMENTS = 1 << 20  # above this, scoring runs in blocks of rows: its float64 temporaries stay bounded
+
+
+def _row_blocks(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> list[tuple]:
+    """Index tuples covering an array of `shape` in blocks along axis 0 (whole rows, where axis 0
+    is not normalized), or one block of everything."""
+    if not shape or math.prod(shape) <= BLOCK_ELEMENTS or (axes is not None and 0 in axes) or not shape[0]:
+        return [()]
+    step = max(1, BLOCK_ELEMENTS // (math.prod(shape) // shape[0]))
+    return [(slice(k, k + step),) for k in range(0, shape[0], step)]
+
+
+def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms) -> dict:
+    """The element errors of one block: diff, ulps, units (with a magnitude), rel_rms, and the
+    NaN/Inf pattern where it is not all finite (bad, pattern; else None)."""
+    r64 = result.astype(np.float64)
+    out: dict = {"r64": r64, "bad": None, "pattern": None}
+    with np.errstate(all="ignore"):
+        # The common case, without the masks below: a finite result, and a reference that stays
+        # finite when rounded to the format (|ref| <= its largest value; NaN fails the test).
+        # Kernel-sized arrays make every pass over them count.
+        finite = not ref.size or float(np.max(np.abs(ref))) <= fmt.max
+        if finite and np.isfinite(r64).all():
+            diff = np.abs(r64 - ref)
+        else:
+            out["pattern"] = ref.astype(fmt.np_dtype).astype(np.float64)
+            out["bad"] = nonfinite_mismatch(r64, out["pattern"])
+            compared = np.isfinite(r64) & np.isfinite(out["pattern"]) & ~out["bad"]
+            diff = np.where(compared, np.abs(r64 - ref), 0.0)
+        out["max_abs"], out["ulps"] = diff, _judged(diff / ulp_of(ref, fmt))
+        out["max_ulp"] = out["ulps"]
+        rms = global_rms if global_rms is not None else _rms_rows(ref, axes, finite)  # per row: small
+        rel_rms = diff / rms  # a metric only: where the RMS is 0 or Inf, shown as 0
+        if not np.all((rms > 0) & np.isfinite(rms)):
+            rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
+        out["max_rel_rms"] = rel_rms
+        if magnitude is not None:
+            out["units"] = out["max_units"] = _judged(diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff)
+    return out
+
+
 def score(
     result: np.ndarray,
     ref: np.ndarray,
@@ -111,53 +153,44 @@ def score(
     metrics: dict = {"out_dtype": out_dtype, "out_shape": list(result.shape)}
     if result.shape != ref.shape:
         return Score("fail", metrics, f"shape {result.shape} differs from the expected {ref.shape}")
-    r64 = result.astype(np.float64)
-    with np.errstate(all="ignore"):
-        # The common case, without the masks below: a finite result, and a reference that stays
-        # finite when rounded to the format (|ref| <= its largest value; NaN fails the test).
-        # Kernel-sized arrays make every pass over them count.
-        bad_pattern = None
-        finite = not ref.size or float(np.max(np.abs(ref))) <= fmt.max
-        if finite and np.isfinite(r64).all():
-            diff = np.abs(r64 - ref)
-        else:
-            expected_pattern = ref.astype(fmt.np_dtype).astype(np.float64)
-            bad_pattern = nonfinite_mismatch(r64, expected_pattern)
-            compared = np.isfinite(r64) & np.isfinite(expected_pattern) & ~bad_pattern
-            diff = np.where(compared, np.abs(r64 - ref), 0.0)
-        ulps = _judged(diff / ulp_of(ref, fmt))
-        rms = _rms_rows(ref, axes, finite)  # per row: small
-        rel_rms = diff / rms  # a metric only: where the RMS is 0 or Inf, shown as 0
-        if not np.all((rms > 0) & np.isfinite(rms)):
-            rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
-        if magnitude is not None:
-            units = _judged(diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff)
-    scored = ulps if tol.metric == "ulp" else units
-    if bad_pattern is None:
-        bad_pattern = np.zeros(ref.shape, bool)
-    metrics.update(
-        max_abs=float(diff.max(initial=0.0)),
-        max_rel_rms=float(rel_rms.max(initial=0.0)),
-        max_ulp=float(ulps.max(initial=0.0)),
-        nonfinite_mismatch=int(bad_pattern.sum()),
-    )
+    scored_key = SCORED[tol.metric]
+    worst = {"max_abs": 0.0, "max_rel_rms": 0.0, "max_ulp": 0.0, "max_units": 0.0}
+    bad_count, first_bad, top = 0, None, None  # top: (scored error, index, got, expected)
+    global_rms = _rms_rows(ref, None) if axes is None else None  # one RMS over every element
+    for block in _row_blocks(ref.shape, axes):
+        sub = (lambda a, b=block: a[b]) if block else (lambda a: a)  # noqa: E731 - () indexes a 0-d array to a scalar
+        part = _block_errors(sub(result), sub(ref), fmt, None if magnitude is None else sub(magnitude), axes, global_rms)
+        offset = block[0].start if block else 0
+
+        def at(i, offset=offset):  # an index of the block, in the array's coordinates
+            return (i[0] + offset, *i[1:]) if i else i
+        for key in worst:
+            if key in part:
+                worst[key] = max(worst[key], float(part[key].max(initial=0.0)))
+        if part["bad"] is not None and part["bad"].any():
+            bad_count += int(part["bad"].sum())
+            if first_bad is None:
+                i = tuple(int(k) for k in np.argwhere(part["bad"])[0])
+                first_bad = (at(i), float(part["r64"][i]), float(part["pattern"][i]))
+        scored = part["ulps" if tol.metric == "ulp" else "units"]
+        if scored.size:
+            i = np.unravel_index(int(np.argmax(scored)), scored.shape)
+            if top is None or scored[i] > top[0]:
+                top = (float(scored[i]), at(i), float(part["r64"][i]), float(sub(ref)[i]))
+    metrics.update(max_abs=worst["max_abs"], max_rel_rms=worst["max_rel_rms"], max_ulp=worst["max_ulp"],
+                   nonfinite_mismatch=bad_count)
     if magnitude is not None:
-        metrics["max_units"] = float(units.max(initial=0.0))
+        metrics["max_units"] = worst["max_units"]
     reasons = []
     if expected_dtype and out_dtype != expected_dtype:  # None: the framework's to choose
         reasons.append(f"dtype {out_dtype} differs from the input's {expected_dtype}")
-    if bad_pattern.any():
-        i = tuple(int(k) for k in np.argwhere(bad_pattern)[0])
-        reasons.append(
-            f"NaN/Inf pattern differs in {int(bad_pattern.sum())} element(s), first "
-            + _describe(i, r64[i], expected_pattern[i])
-        )
-    if metrics[SCORED[tol.metric]] > tol.limit:
-        i = np.unravel_index(int(np.argmax(scored)), scored.shape)
+    if bad_count:
+        i, got, want = first_bad
+        reasons.append(f"NaN/Inf pattern differs in {bad_count} element(s), first " + _describe(i, got, want))
+    if metrics[scored_key] > tol.limit:
+        error, i, got, want = top
         unit = "ULP" if tol.metric == "ulp" else "u of the gradient's magnitude"
-        reasons.append(
-            f"{EXCEEDED}{scored[i]:.4g} {unit} > tolerance {tol.limit:.3g} " + _describe(i, r64[i], ref[i])
-        )
+        reasons.append(f"{EXCEEDED}{error:.4g} {unit} > tolerance {tol.limit:.3g} " + _describe(i, got, want))
     if reasons:
         return Score("fail", metrics, "; ".join(reasons))
     return Score("pass", metrics)

@@ -83,8 +83,13 @@ def test_a_large_case_is_diagnosed_on_a_sample_of_its_rows():
     i, j = r["diagnosis"]["evidence"]["index"]  # in the case's own coordinates
     assert 0 <= i < 300 and 0 <= j < 4096
     dscale = mine["grad_scale"]
-    if dscale["status"] == "fail":  # dscale sums every row: not diagnosed from a sample, and says so
-        assert dscale["diagnosis"]["id"] == "unexplained" and "every row" in dscale["diagnosis"]["detail"]
+    if dscale["status"] == "fail":  # dscale sums every row: the own-format hypotheses only, and it says so
+        assert "only the range, precision and special-value hypotheses" in dscale["diagnosis"]["detail"]
+
+
+def test_a_large_cases_dscale_gets_its_range_diagnosis():
+    r = by_check(NUMPY_REFERENCE, "f32/989x3584/ax-1/eps1e-05/huge/near_zero/s0")["grad_scale"]
+    assert r["status"] == "fail" and r["diagnosis"]["id"] == "range", r["diagnosis"]
 
 
 def test_batch_invariance_compares_the_launch_sizes_of_the_suite():
@@ -122,3 +127,25 @@ def test_a_float64_input_summed_in_one_float32_lane_is_named_so():
     forward = by_check(P + "Float32SequentialSum", "f64/2x4096/ax-1/eps1e-06/spike/rand/s0")["forward"]
     assert forward["status"] == "fail" and forward["diagnosis"]["id"] == "sequential-sum", forward["diagnosis"]
     assert "float32 accumulator" in forward["diagnosis"]["detail"]
+
+
+@pytest.mark.parametrize("axes", [(1,), None])
+def test_scoring_in_row_blocks_is_scoring_whole(axes, monkeypatch):
+    """The same metrics and the same message (the worst element, the first NaN/Inf mismatch)."""
+    from conformance.numerics import compare
+    from conformance.numerics.tolerance import Tolerance
+
+    rng = np.random.default_rng(1)
+    ref = rng.standard_normal((600, 2048))
+    result = (ref * (1 + 1e-6 * rng.standard_normal(ref.shape))).astype(np.float32)
+    result[450, 7], result[300, 5], result[590, 3] = np.nan, np.inf, -np.inf  # mismatches in both blocks of 512 rows
+    result[580, 9] = 2 * ref[580, 9]  # the worst error, in the second block
+    magnitude = np.abs(ref) + 1.0
+    fmt = FORMATS["float32"]
+    for tol in (Tolerance("ulp", 10.0), Tolerance("units", 10.0)):
+        blocked = compare.score(result, ref, fmt, "float32", tol, magnitude=magnitude, axes=axes)
+        monkeypatch.setattr(compare, "BLOCK_ELEMENTS", 1 << 30)
+        whole = compare.score(result, ref, fmt, "float32", tol, magnitude=magnitude, axes=axes)
+        monkeypatch.undo()
+        assert blocked == whole and "in 3 element(s), first at [300, 5]" in blocked.message, blocked.message
+        assert "at [580, 9]" in blocked.message
