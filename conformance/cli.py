@@ -147,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     fz = sub.add_parser("fuzz", help="draw random cases with hypothesis, shrink failures to a minimal case")
     fz.add_argument("--adapters", default=None, help="comma-separated built-in adapters, or 'all'")
     fz.add_argument("--adapter", action="append", default=[], metavar="MODULE:CLASS")
+    fz.add_argument("--function", choices=("torch", "jax", "numpy"), default=None,
+                    help="the --adapter refs name a function f(x, weight, eps) -> y of this framework (as for run)")
     fz.add_argument("--seed", type=SEED, default=0)
     fz.add_argument("--budget", type=BUDGET, default=None, help="examples per adapter (default 200)")
     fz.add_argument("--time", type=POSITIVE_SECONDS, default=None, help="seconds per adapter: fuzz in rounds until spent")

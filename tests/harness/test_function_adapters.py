@@ -69,3 +69,11 @@ def test_a_buggy_numpy_function_fails_with_its_diagnosis_in_run_and_pytest(tmp_p
 def test_a_function_without_function_kind_is_an_input_error(tmp_path):
     p = run_cli("run", "--suite", "smoke", "--adapter", f"{FN}:numpy_rms_norm", "--out", str(tmp_path))
     assert p.returncode == 2 and "--function" in p.stderr, p.stderr
+
+
+def test_fuzz_takes_a_function_as_run_does(tmp_path):
+    p = run_cli("fuzz", "--adapter", f"{FN}:numpy_eps_outside_sqrt", "--function", "numpy", "--budget", "10",
+                "--out", str(tmp_path / "fz"))
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "function.numpy.tests.planted.functions.numpy_eps_outside_sqrt:" in p.stdout and "minimal failing case" in p.stdout
+    assert "--adapter function:numpy:tests.planted.functions:numpy_eps_outside_sqrt" in p.stdout  # the replay line
