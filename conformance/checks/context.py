@@ -45,7 +45,7 @@ class CaseRun:
     not a value: the memoized calls fill in as the checks run)."""
 
     def __init__(self, adapter, case: Case, spec: LayerSpec, arrays: CaseArrays, layer, config: dict | None,
-                 config_problem: str, eps: float, scale: np.ndarray, before: dict[str, bytes]):
+                 config_problem: str, eps: float, scale: np.ndarray, before: dict[str, np.ndarray]):
         self.adapter, self.case, self.spec, self.arrays, self.layer = adapter, case, spec, arrays, layer
         self.config, self.config_problem = config, config_problem
         self.eps, self.scale = eps, scale  # what the layer really applies (effective.py)

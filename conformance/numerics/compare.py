@@ -33,7 +33,10 @@ def ulp_of(value: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     a = np.asarray(value, np.float64)
     biased = (((a if a.flags.c_contiguous else a.copy()).view(np.int64) >> 52) & 0x7FF).astype(np.int32)
     biased = np.where(biased == 0x7FF, 1022, biased)
-    return np.ldexp(1.0, np.clip(biased - 1023, fmt.emin, fmt.emax) - fmt.digits + 1)
+    exponent = np.clip(biased - 1023, fmt.emin, fmt.emax) - fmt.digits + 1
+    if fmt.emin - fmt.digits + 1 >= -1022:  # every spacing a normal float64: its bits directly, no ldexp
+        return ((exponent.astype(np.int64) + 1023) << 52).view(np.float64)
+    return np.ldexp(1.0, exponent)
 
 
 def ulp_error(result: np.ndarray, ref: np.ndarray, fmt: FloatFormat) -> np.ndarray:
