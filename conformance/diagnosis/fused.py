@@ -53,6 +53,8 @@ OWN: dict[str, tuple[str, str]] = {
     "fp8-scale-multiplied": ("semantics", "{family}: the output is multiplied by the scale instead of "
                                           "divided"),
     "quantized-dtype": ("dtype", "{family}: the quantized output is not float8_e4m3fn"),
+    "fp8-half-intermediate": ("precision", "{family}: the output is rounded to the input's half dtype before it is "
+                              "quantized"),
 }
 
 

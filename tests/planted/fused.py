@@ -235,6 +235,21 @@ class ScaleMultiplied(NumpyReference):
         return quantized(layer, x, 1.0 / scale)
 
 
+class HalfBeforeFp8(NumpyReference):
+    """Normalizes, rounds y to the half input's dtype, then quantizes (two kernels, not one): with
+    near-zero weights y is subnormal in float16 and its rounding moves fp8 values by a unit."""
+
+    name = "planted-fp8-half-intermediate"
+    expect = Expect("f16/255x4096/ax-1/eps1e-06/spike/near_zero/s0", ("quantized",), "fp8-half-intermediate")
+
+    def call_quantized(self, layer, x, scale):
+        ct = _compute_dtype(x)
+        y, _ = normalized(layer, x.astype(ct))
+        y = y.astype(x.dtype).astype(ct)  # the first kernel's output, in the input's dtype
+        with np.errstate(all="ignore"):
+            return np.clip(y / ct.type(scale), -448, 448).astype(FP8)
+
+
 class QuantizedAsFloat32(NumpyReference):
     """Returns the fp8 values widened to float32: the caller gets four times the bytes."""
 
