@@ -10,8 +10,8 @@ own tolerance, and of those it passes the diagnosis is the one that explains it 
    degenerate prediction (all zeros, all NaN, one constant), or any prediction of a degenerate
    result, explains nothing when a range or precision hypothesis (the computation in the
    case's own formats) fits as well;
-   A prediction must also be DECISIVE times closer to the result than the formula is (a result
-   just beyond the tolerance is fitted by any small change of the formula);
+   A semantic or parameter prediction must also be DECISIVE times closer to the result than the
+   formula is (a result just beyond the tolerance is fitted by any small change of the formula);
 2. the fewest values solved from the observed result: a prediction from the inputs alone before
    a solved epsilon or divisor, before a factor per row (a fit always fits a little better);
 3. then the smallest error (predictions within a factor 4 of the best, or within 1 ULP / unit of
@@ -44,9 +44,11 @@ CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-va
 # explains nothing.
 OWN_FORMATS = ("range", "precision", "special-values")
 TIE = 4.0  # predictions whose errors are within this factor of the best one fit as well
-# A prediction explains a result only if it is this many times closer to it than the formula is:
-# a float32 sum 16 ULP off on a long spiky row is also "fitted" by ignoring an epsilon that moves
-# the result by 13 ULP, a coincidence, not a cause (unexplained is the honest answer there).
+# A semantic or parameter prediction explains a result only if it is this many times closer to it
+# than the formula is: a float32 sum 16 ULP off on a long spiky row is also "fitted" by ignoring an
+# epsilon that moves the result by 13 ULP, a coincidence, not a cause (unexplained is the honest
+# answer there).  The computation in the case's own formats (OWN_FORMATS) models rounding itself,
+# which is all a marginal result may show: it is exempt.
 DECISIVE = 2.0
 
 
@@ -247,7 +249,7 @@ def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for, classes=
             if not _agrees_at(at, observed, values, expected, own or fmt, limit, mag, magnitude, own is not None):
                 continue
             err = float(_elementwise(observed, values, fmt, mag).max(initial=0.0))
-            if own is None and err > formula_error / DECISIVE:
+            if own is None and h.klass not in OWN_FORMATS and err > formula_error / DECISIVE:
                 continue  # a result just beyond the tolerance, which any small change of the formula also fits
             fits.append(_Fit(h, k * 1000 + j, p, err, _degenerate(values)))
     if not fits:
