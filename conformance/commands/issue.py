@@ -114,6 +114,7 @@ def cmd_issue(args) -> int:
     from conformance.execution.runner import DEFAULT_CASE_TIMEOUT_S
     from conformance.reports.defects import find
     from conformance.reports.findings import DEFAULT_FAIL_ON, Gate
+    from conformance.execution.invocation import BARE
     from conformance.reports.results import load_results, rerun_command, results_path
 
     source = results_path(Path(args.from_run))
@@ -144,8 +145,9 @@ def cmd_issue(args) -> int:
         if "write_error" in result or "error" in result:
             print(f"{adapter.name}: {result.get('write_error') or result['error']}")
             return EXIT_FAIL
-        text = render(defect, finding, record, meta, result, records, rerun_command(record, results.adapters,
-                                                                                     results.run))
+        # The draft is read on the maintainer's machine: the installed `conformance`, not this one's path.
+        portable = {**(results.run or {}), "conformance": BARE, "conformance_path": []}
+        text = render(defect, finding, record, meta, result, records, rerun_command(record, results.adapters, portable))
     write_atomic(out, text)
     print(f"wrote {out}: {title}")
     print("the script, run alone, prints: " + " | ".join(result["lines"][:2]))
