@@ -66,8 +66,7 @@ class _HFNorm(TorchRMSNorm):
         return {"torch": torch.__version__, "transformers": transformers.__version__}
 
     def supports(self, spec):
-        rank = len(spec.input_shape)
-        if rank == 0 or spec.axes != (rank - 1,):
+        if not spec.is_last_axis:
             return f"{self.cls.__name__} normalizes the last axis only (mean(-1)); the case asks for {list(spec.axis)}"
         return None
 

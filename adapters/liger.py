@@ -78,8 +78,7 @@ class LigerRMSNorm(_HFNorm):
     def supports(self, spec):
         if self.interpreter_problem:
             return self.interpreter_problem
-        rank = len(spec.input_shape)
-        if rank == 0 or spec.axes != (rank - 1,):
+        if not spec.is_last_axis:
             return f"LigerRMSNorm normalizes the last axis only (x.view(-1, hidden)); the case asks for {list(spec.axis)}"
         return None
 

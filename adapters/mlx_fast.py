@@ -121,8 +121,7 @@ class MlxFast(Adapter):
         return versions
 
     def supports(self, spec):
-        rank = len(spec.input_shape)
-        if rank == 0 or spec.axes != (rank - 1,):
+        if not spec.is_last_axis:
             return "mlx.core.fast.rms_norm normalizes the last axis only (one axis, rank >= 1)"
         return None
 

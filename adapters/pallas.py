@@ -79,8 +79,7 @@ class PallasRMSNorm(JittedStep, Adapter):
         return self.device == "cpu"
 
     def supports(self, spec):
-        rank = len(spec.input_shape)
-        if rank == 0 or spec.axes != (rank - 1,):
+        if not spec.is_last_axis:
             return "the Pallas rms_norm kernel normalizes the last axis only (one axis, rank >= 1)"
         return None
 

@@ -51,6 +51,12 @@ class LayerSpec:
         return self.axes == tuple(range(rank - len(self.axes), rank))
 
     @property
+    def is_last_axis(self) -> bool:
+        """True when exactly the last axis is normalized (rank >= 1): what most kernels take."""
+        rank = len(self.input_shape)
+        return rank > 0 and self.axes == (rank - 1,)
+
+    @property
     def compute_dtype(self) -> str:
         """The dtype of inputs and outputs ('float16' for 'mixed_float16' and 'default_float16')."""
         return self.dtype.removeprefix("mixed_").removeprefix("default_")

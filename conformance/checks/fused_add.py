@@ -27,7 +27,7 @@ from conformance.checks.records import suite_error
 from conformance.diagnosis.fused import Alternative, catalogue, explain, own, ulp_errors
 from conformance.numerics import tolerance
 from conformance.numerics.compare import numeric_array, score
-from conformance.numerics.dtypes import FORMATS, dtype_name
+from conformance.numerics.dtypes import FORMATS
 from conformance.numerics.fused import follows, fused_add as fused_oracle, fused_add_grads, rounded, telling_elements
 from conformance.numerics.oracle import oracle
 
