@@ -8,6 +8,7 @@ backward pass.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,10 @@ import numpy as np
 
 from conformance.cases.case import Case, CaseArrays
 from conformance.checks.records import record
-from conformance.diagnosis.diagnose import diagnose
+from conformance.diagnosis import sample
+from conformance.diagnosis.diagnose import diagnose, diagnose_sample, elementwise
 from conformance.diagnosis.hypotheses import Arrays
-from conformance.numerics.oracle import Reference, oracle
+from conformance.numerics.oracle import Oracle, Reference, in_blocks
 from conformance.spec import LayerSpec
 
 
@@ -51,10 +53,16 @@ class CaseRun:
         self.eps, self.scale = eps, scale  # what the layer really applies (effective.py)
         self.before = before  # the bits of the arrays handed over, taken before build (untouched.py)
         self.common = {"epsilon_used": eps}
-        self.ref: Reference = oracle(arrays.x, scale, arrays.dy, case.axes, eps)
+        self.oracle = Oracle(arrays.x, scale, arrays.dy, case.axes, eps)
         self.y = None  # the forward output where it is numeric (set by the forward check)
         self.parameters_outcome = None  # (status, message, fields) of the parameters check, or None
         self._once: dict[str, Called] = {}
+
+    @property
+    def ref(self) -> Reference:
+        """The oracle over the whole case, every field (the checks that read whole arrays; the
+        numeric ones score a kernel-sized case block by block: `oracle.blocked`)."""
+        return self.oracle.full()
 
     def record(self, check: str, status: str, message: str = "", **fields) -> dict:
         return record(self.case, self.adapter.name, check, status, message, **fields, **self.common)
@@ -73,10 +81,31 @@ class CaseRun:
         """`grad(layer, x, dy)`, once."""
         return self.once("grad", self.adapter.grad, self.layer, self.arrays.x, self.arrays.dy)
 
-    def diagnose(self, check: str, observed, expected, fmt, tol, magnitude) -> dict:
-        """The diagnosis of a result that does not pass, on the case's real arrays."""
+    def diagnose(self, check: str, observed: np.ndarray, fmt, tol) -> dict:
+        """The diagnosis of a result that does not pass, on the case's real arrays: a kernel-sized
+        case's forward and dx on a sample of its rows (sample.py), taken before anything is made
+        float64, their reference computed for those rows only."""
         f64 = lambda v: np.asarray(v).astype(np.float64)  # noqa: E731
-        prec = self.case.precision
-        a = Arrays(f64(self.arrays.x), f64(self.scale), f64(self.arrays.dy), self.case.axes, self.eps, check,
-                   f64(observed), prec.compute.name, prec.param.name, expected=expected)
-        return diagnose(a, expected, fmt, tol, magnitude)
+        prec, oracle = self.case.precision, self.oracle
+        own = Arrays(self.arrays.x, self.scale, self.arrays.dy, self.case.axes, self.eps, check, observed,
+                     prec.compute.name, prec.param.name)
+        whole = lambda expected: dataclasses.replace(  # noqa: E731
+            own, x=f64(own.x), scale=f64(own.scale), dy=f64(own.dy), observed=f64(observed), expected=expected)
+        if check == "grad_scale":
+            expected, magnitude = oracle.dscale()
+            return diagnose(whole(expected), expected, fmt, tol, magnitude)
+        field = "y" if check == "forward" else "dx"
+        if sample.needed(own) and observed.shape == oracle.shape and own.axes:
+            blocked = oracle.blocked(field)
+
+            def errors(block):  # each row's largest error, the oracle's block computed for it
+                ref, magnitude = blocked.at(block)
+                return sample.row_errors(elementwise(f64(observed[block] if block else observed), ref, fmt, magnitude),
+                                         own.axes)
+            rows = sample.sampled(own, np.concatenate(list(in_blocks(errors, blocked.blocks))))
+            ref = Oracle(rows.arrays.x, rows.arrays.scale, rows.arrays.dy, (1,), self.eps).full()
+            return diagnose_sample(rows, ref.y if field == "y" else ref.dx, None if field == "y" else ref.dx_magnitude,
+                                   fmt, tol)
+        ref = oracle.full()
+        expected, magnitude = (ref.y, None) if field == "y" else (ref.dx, ref.dx_magnitude)
+        return diagnose(whole(expected), expected, fmt, tol, magnitude)

@@ -107,7 +107,7 @@ def _diagnose_output(ctx: CaseRun, st: dict, y: np.ndarray, tol) -> dict:
     expected = next(iter(refs.values())).y
     x64, r64 = _input(st, "x").astype(np.float64), _input(st, "residual").astype(np.float64)
     alternatives = [Alternative("normalizes-x", "y is rmsnorm(x): the residual is not added before normalizing",
-                                ctx.ref.y)]
+                                ctx.oracle.y())]
     for name in _lower(fmt):
         alternatives.append(Alternative(
             "sum-lower-precision", f"the sum x + residual is computed in {name} for a {fmt.name} input",

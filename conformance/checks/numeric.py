@@ -27,7 +27,7 @@ def _scored(ctx: CaseRun, check: str, tol, seconds: float, result, expected, exp
         return ctx.record(check, "error", suite_error("scoring", exc))
     if s.status != "pass" and "out_dtype" in s.metrics:
         try:
-            out["diagnosis"] = ctx.diagnose(check, numeric_array(result), expected, fmt, tol, kwargs.get("magnitude"))
+            out["diagnosis"] = ctx.diagnose(check, numeric_array(result), fmt, tol)
         except BaseException as exc:
             out["diagnosis"] = diagnosis("unexplained", "unexplained", suite_error("the diagnosis", exc))
     return out
@@ -44,7 +44,7 @@ def forward(ctx: CaseRun) -> dict:
     except TypeError:
         got_dtype = prec.compute.name
     out = _scored(ctx, "forward", tolerance.forward(prec.compute, ctx.case.reduction_length), called.seconds,
-                  y, ctx.ref.y, got_dtype, axes=ctx.case.axes)
+                  y, ctx.oracle.blocked("y"), got_dtype, axes=ctx.case.axes)
     if out["status"] == "pass" or "out_dtype" in out["metrics"]:
         ctx.y = y  # numeric: what out_dtype and a rebuilt layer's output are compared with
     return out
@@ -82,7 +82,7 @@ def grad_x(ctx: CaseRun) -> dict:
     dx, _, seconds = got
     case = ctx.case
     return _scored(ctx, "grad_x", tolerance.grad_x(case.precision.compute, case.reduction_length), seconds,
-                   dx, ctx.ref.dx, case.precision.compute.name, magnitude=ctx.ref.dx_magnitude, axes=case.axes)
+                   dx, ctx.oracle.blocked("dx"), case.precision.compute.name, axes=case.axes)
 
 
 def grad_scale(ctx: CaseRun) -> dict:
@@ -94,5 +94,6 @@ def grad_scale(ctx: CaseRun) -> dict:
         return ctx.record("grad_scale", "unsupported", "the layer has no scale gradient")
     case, prec = ctx.case, ctx.case.precision
     # dscale is in the parameters' dtype, but its error is that of the compute dtype.
+    expected, magnitude = ctx.oracle.dscale()
     return _scored(ctx, "grad_scale", tolerance.grad_scale(prec.compute, case.reduction_length, case.rows),
-                   seconds, dscale, ctx.ref.dscale, prec.param_dtype_judged, magnitude=ctx.ref.dscale_magnitude)
+                   seconds, dscale, expected, prec.param_dtype_judged, magnitude=magnitude)

@@ -26,6 +26,7 @@ reports/findings.py's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
@@ -36,6 +37,7 @@ from conformance.diagnosis.hypotheses import CATALOGUE
 from conformance.numerics import tolerance
 from conformance.numerics.compare import nonfinite_mismatch, score, ulp_of
 from conformance.numerics.dtypes import FORMATS
+from conformance.numerics.threads import ordered
 
 CLASSES = ("semantics", "precision", "parameters", "dtype", "range", "special-values", "crash", "configuration",
            "property", "unexplained")
@@ -59,7 +61,7 @@ def diagnosis(id_: str, klass: str, detail: str, evidence: dict | None = None) -
     return out
 
 
-def _elementwise(observed, reference, fmt, magnitude) -> np.ndarray:
+def elementwise(observed, reference, fmt, magnitude) -> np.ndarray:
     """Each element's error in the check's own unit (ULPs of `fmt`, or units of u relative to the
     magnitude for gradients); Inf where the NaN/Inf pattern differs."""
     with np.errstate(all="ignore"):
@@ -76,7 +78,7 @@ def _worst(observed, expected, fmt, magnitude) -> tuple | None:
     """The element where the result is furthest from the formula, in the check's own unit."""
     if observed.shape != expected.shape or not observed.size:
         return None
-    err = _elementwise(observed, expected, fmt, magnitude)
+    err = elementwise(observed, expected, fmt, magnitude)
     return tuple(int(k) for k in np.unravel_index(int(np.argmax(err)), err.shape))
 
 
@@ -110,33 +112,56 @@ def evidence_text(e: dict) -> str:
     return text + (f", the hypothesis predicts {e['predicted']!r}" if "predicted" in e else "")
 
 
+def _never_raises(fn):
+    """A diagnosis that fails is `unexplained`, with the reason: the record keeps its status."""
+    def guarded(*args, **kw) -> dict:
+        try:
+            return fn(*args, **kw)
+        except Exception as exc:  # noqa: BLE001
+            return diagnosis("unexplained", "unexplained", f"the diagnosis itself failed: {type(exc).__name__}: {exc}")
+    return functools.wraps(fn)(guarded)
+
+
+@_never_raises
 def diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude=None) -> dict:
     """The diagnosis of a non-passing `a.check` result (`a.observed`) against `expected`; never
     raises (a failure of the diagnosis itself is `unexplained`, with the reason).
 
     A float64 result that fits no hypothesis at float64's tolerance is tried again
     at float32's: two findings at once (another semantics, computed in float32)."""
-    try:
-        expected = np.asarray(expected, np.float64)
-        if sample.needed(a):
-            if a.observed.shape != expected.shape:
-                return diagnosis("unexplained", "unexplained", f"not diagnosed: the case has {a.x.size} elements, above "
-                                 f"the {sample.SAMPLE_ELEMENTS} diagnosed whole, and its shape differs")
-            if a.check == "grad_scale":  # a sum over every row: no sample gives it; the own-format hypotheses only
-                found = _diagnose(a, expected, fmt, tol, magnitude, classes=OWN_FORMATS)
-                if found["id"] == "unexplained":
-                    return {**found, "detail": f"{found['detail']}: {sample.DSCALE_NOTE}"}
-                return {**found, "detail": f"{found['detail']} ({sample.DSCALE_NOTE})", "sampled": sample.DSCALE_NOTE}
-            mag = magnitude if magnitude is None or np.shape(magnitude) == expected.shape else None
-            a, expected, magnitude, note, index = sample.sampled(a, expected, mag,
-                                                                 _elementwise(a.observed, expected, fmt, mag))
-            found = _diagnose(a, expected, fmt, tol, magnitude)
-            if "index" in found.get("evidence", {}):
-                found["evidence"] = {**found["evidence"], "index": index(found["evidence"]["index"])}
-            return {**found, "detail": f"{found['detail']} ({note})", "sampled": note}
-        return _diagnose(a, expected, fmt, tol, magnitude)
-    except Exception as exc:  # noqa: BLE001 - the record keeps its status; the diagnosis says why it has none
-        return diagnosis("unexplained", "unexplained", f"the diagnosis itself failed: {type(exc).__name__}: {exc}")
+    expected = np.asarray(expected, np.float64)
+    if sample.needed(a):
+        if a.observed.shape != expected.shape:
+            return diagnosis("unexplained", "unexplained", f"not diagnosed: the case has {a.x.size} elements, above "
+                             f"the {sample.SAMPLE_ELEMENTS} diagnosed whole, and its shape differs")
+        if a.check == "grad_scale":  # a sum over every row: no sample gives it; the own-format hypotheses only
+            return _diagnose_dscale(a, expected, fmt, tol, magnitude)
+        mag = magnitude if magnitude is None or np.shape(magnitude) == expected.shape else None
+        rows = sample.sampled(a, sample.row_errors(elementwise(a.observed, expected, fmt, mag), a.axes))
+        if rows is not None:
+            return diagnose_sample(rows, rows.rows_of(expected), None if mag is None else rows.rows_of(mag), fmt,
+                                   tol)
+    return _diagnose(a, expected, fmt, tol, magnitude)
+
+
+@_never_raises
+def _diagnose_dscale(a: Arrays, expected: np.ndarray, fmt, tol, magnitude) -> dict:
+    """dscale of a large case (above sample.SAMPLE_ELEMENTS), whole: the own-format hypotheses only."""
+    found = _diagnose(a, np.asarray(expected, np.float64), fmt, tol, magnitude, classes=OWN_FORMATS)
+    if found["id"] == "unexplained":
+        return {**found, "detail": f"{found['detail']}: {sample.DSCALE_NOTE}"}
+    return {**found, "detail": f"{found['detail']} ({sample.DSCALE_NOTE})", "sampled": sample.DSCALE_NOTE}
+
+
+@_never_raises
+def diagnose_sample(rows: sample.Sample, expected: np.ndarray, magnitude, fmt, tol) -> dict:
+    """The diagnosis of a large case's forward or dx on a sample of its rows (sample.sampled), its
+    evidence in the case's own coordinates, the record saying it was sampled."""
+    a = dataclasses.replace(rows.arrays, expected=expected)
+    found = _diagnose(a, expected, fmt, tol, magnitude)
+    if "index" in found.get("evidence", {}):
+        found["evidence"] = {**found["evidence"], "index": rows.index(found["evidence"]["index"])}
+    return {**found, "detail": f"{found['detail']} ({rows.note})", "sampled": rows.note}
 
 
 def _diagnose(a: Arrays, expected: np.ndarray, fmt, tol, magnitude, classes: tuple[str, ...] | None = None) -> dict:
@@ -209,7 +234,7 @@ def _agrees_at(at, observed, predicted, expected, fmt, limit, mag, magnitude, ow
         return True
 
     def err(reference, m) -> float:
-        return float(_elementwise(observed[at][None], np.asarray(reference)[at][None], fmt,
+        return float(elementwise(observed[at][None], np.asarray(reference)[at][None], fmt,
                                   None if m is None else np.asarray(m)[at][None])[0])
 
     return err(predicted, mag) <= limit and (own_format or err(expected, magnitude) > limit)
@@ -220,15 +245,15 @@ def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for, classes=
     observed = a.observed
     dtype_name = observed.dtype.name
     at = _worst(observed, expected, fmt, magnitude)
-    formula_error = float(_elementwise(observed, expected, fmt, magnitude).max(initial=0.0))
-    fits: list[_Fit] = []
-    for k, h in enumerate(CATALOGUE):
-        if a.check not in h.checks or (classes is not None and h.klass not in classes):
-            continue
+    formula_error = float(elementwise(observed, expected, fmt, magnitude).max(initial=0.0))
+
+    def fitting(entry) -> list[_Fit]:  # the predictions of one hypothesis that explain the result
+        k, h = entry
         try:
             predictions = _predictions(h.predict(a))
         except Exception:  # noqa: BLE001 - a hypothesis that cannot be evaluated here explains nothing
-            continue
+            return []
+        out = []
         for j, p in enumerate(predictions):
             values = np.asarray(p.values, np.float64)
             if values.shape != observed.shape:
@@ -242,16 +267,24 @@ def _best_explaining(a: Arrays, expected, fmt, tol, magnitude, tol_for, classes=
                 continue
             limit = (tol_for(own) if own else tol).limit
             # score() reads an ULP error that overflows float64 as 0: checked here element by element.
-            if _elementwise(observed, values, own or fmt, mag).max(initial=0.0) > limit:
+            if elementwise(observed, values, own or fmt, mag).max(initial=0.0) > limit:
                 continue
             if p.free and 2 * p.free > observed.size:  # as many solved values as data: a fit, no explanation
                 continue
             if not _agrees_at(at, observed, values, expected, own or fmt, limit, mag, magnitude, own is not None):
                 continue
-            err = float(_elementwise(observed, values, fmt, mag).max(initial=0.0))
+            err = float(elementwise(observed, values, fmt, mag).max(initial=0.0))
             if own is None and h.klass not in OWN_FORMATS and err > formula_error / DECISIVE:
                 continue  # a result just beyond the tolerance, which any small change of the formula also fits
-            fits.append(_Fit(h, k * 1000 + j, p, err, _degenerate(values)))
+            out.append(_Fit(h, k * 1000 + j, p, err, _degenerate(values)))
+        return out
+
+    # The hypotheses are independent: a kernel-sized case's are evaluated on the machine's cores
+    # (threads.ordered), their fits taken in the catalogue's order as a loop would.
+    tried = [(k, h) for k, h in enumerate(CATALOGUE)
+             if a.check in h.checks and (classes is None or h.klass in classes)]
+    fits: list[_Fit] = [f for found in (ordered(fitting, tried) if sample.needed(a) else map(fitting, tried))
+                        for f in found]
     if not fits:
         return None
     if any(f.hypothesis.klass in OWN_FORMATS for f in fits):

@@ -42,6 +42,8 @@ def general(a: Arrays, *, s_b=None, stat_axes=None, eps=None, eps_outside=False,
             x=None, layout=None, grad_terms=(1.0, 1.0), dscale_factor=1.0, dscale_rms=True, gain=1.0,
             exact_derivative=True, sumsq=None):
     """(y, dx, dscale) of the generalized formula; `layout` undoes `s_b`'s placement for dscale.
+    Only the output `a.check` reads is computed (the others are None): on a kernel-sized case
+    each is several passes over every element.
 
     `sumsq` replaces the sum of squares (shaped as a keepdims reduction over `stat_axes`): one
     accumulated another way (sequentially in float32), the rest of the formula in float64.
@@ -55,19 +57,28 @@ def general(a: Arrays, *, s_b=None, stat_axes=None, eps=None, eps_outside=False,
     s_b = placed(a.scale, x.ndim, a.axes) if s_b is None else s_b
     n = math.prod(x.shape[k] for k in axes) if axes else 1
     d = n if divisor is None else divisor
+    y = dx = dscale = None
     with np.errstate(all="ignore"):
         xc = x - np.mean(x, axis=axes, keepdims=True) if centered else x
         q = (np.sum(xc * xc, axis=axes, keepdims=True) if sumsq is None else sumsq) / d
         root = np.sqrt(q)
         g = gain * (1.0 / (root + eps) if eps_outside else 1.0 / np.sqrt(q + eps))
-        dg = -g * g / (2 * root) if eps_outside and exact_derivative else -0.5 * g ** 3  # dg/dq
-        y = xc * g * s_b
-        sdy = (s_b if grad_terms[1] else 1.0) * a.dy  # grad_terms[1] = 0: dx ignores the scale
-        direct = g * (sdy - (np.mean(sdy, axis=axes, keepdims=True) if centered else 0.0))
-        proj = np.sum(sdy * xc, axis=axes, keepdims=True) * dg * 2.0 / d
-        dx = direct + grad_terms[0] * xc * proj
-        full = a.dy * xc * (g if dscale_rms else 1.0) * dscale_factor
-    return y, dx, (layout or sum_to_scale(a))(full)
+        if a.check == "forward":
+            y = xc * g * s_b
+        elif a.check == "grad_x":
+            dg = -g * g / (2 * root) if eps_outside and exact_derivative else -0.5 * g ** 3  # dg/dq
+            sdy = (s_b if grad_terms[1] else 1.0) * a.dy  # grad_terms[1] = 0: dx ignores the scale
+            direct = g * (sdy - (np.mean(sdy, axis=axes, keepdims=True) if centered else 0.0))
+            proj = np.sum(sdy * xc, axis=axes, keepdims=True) * dg * 2.0 / d
+            dx = direct + grad_terms[0] * xc * proj
+        else:
+            full = a.dy * xc
+            if dscale_rms:
+                full *= g
+            if dscale_factor != 1.0:  # a factor 1 would be a pass over every element that changes nothing
+                full *= dscale_factor
+            dscale = (layout or sum_to_scale(a))(full)
+    return y, dx, dscale
 
 
 def sum_to_scale(a: Arrays):
@@ -120,18 +131,23 @@ def _tiny(ct: np.dtype) -> float:
 
 
 ORDERS = ("reference", "normalized", "autodiff", "autodiff-jax", "autodiff-tf", "folded")
+# The orders whose results differ, per check: y is x·r·s in every order but `folded`'s x·(r·s),
+# dscale sum(dy·x·r) in `reference` and `folded` and sum(dy·xn) in the others (xn = x·r, the same
+# roundings); dx differs in each.  The others would repeat a prediction at the cost of evaluating it.
+DISTINCT_ORDERS = {"forward": ("reference", "folded"), "grad_x": ORDERS, "grad_scale": ("reference", "normalized")}
 
 
 def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=None, flush=False):
     """(y, dx, dscale) as float64, the formula evaluated in numpy's `dtype`: that format's rounding,
-    overflow (x² = Inf, then 1/rms = 0) and underflow, as a kernel computing in it gets them.
+    overflow (x² = Inf, then 1/rms = 0) and underflow, as a kernel computing in it gets them.  Only
+    the output `a.check` reads is computed (the others are None).
 
     `cast`: the input is first rounded to this (narrower) dtype, where it may overflow.
     `flush`: a CPU's flush-to-zero and denormals-are-zero modes: subnormal inputs of `dtype` read
     as 0, and so does every subnormal intermediate (dy·x of a tiny x, before it is scaled by 1/rms).
     `terms`: dx's two terms (the direct one and the projection) are each rounded to this dtype
     before they are added, as autodiff does where x's uses are cast separately.
-    `order`, how kernels write it:
+    `order`, how kernels write it (DISTINCT_ORDERS: those that differ for each check):
       reference    r = 1/sqrt(mean(x²) + eps), y = x r s, dx = r s dy - x r³ mean(s dy x)
       normalized   xn = x r, y = xn s, dx = r (s dy - xn mean(s dy xn)), dscale = sum(dy xn)
       autodiff     a tape: g_r = sum(s dy x), g_q = -0.5 r³ g_r, dx = r s dy + 2 x g_q / n
@@ -154,33 +170,38 @@ def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=Non
     def f(v):  # every result of an operation, flushed to zero where it is subnormal (flush=True)
         return np.where(np.abs(v) < tiny, ct.type(0), v).astype(ct) if flush else v
 
+    y = dx = dscale = None
     with np.errstate(all="ignore"):
         x = f(a.x.astype(cast).astype(ct) if cast is not None else a.x.astype(ct))
-        dy, s = f(a.dy.astype(ct)), f(placed(a.scale, a.x.ndim, axes).astype(ct))
+        s = f(placed(a.scale, a.x.ndim, axes).astype(ct))
         eps = ct.type(a.eps)
         q = f(mean(f(x * x)))
         r = f(ct.type(1) / np.sqrt(q + eps))
-        xn = f(x * r)
-        y = f({"reference": f(x * r) * s, "folded": x * f(r * s)}.get(order, xn * s))
-        sdy = f(s * dy)
-        if order == "reference":
-            direct, proj = f(r * sdy), -f(f(f(x * f(r ** 3))) * mean(f(sdy * x)))
-            full = f(f(dy * x) * r)
-        elif order == "normalized":
-            direct, proj = f(r * sdy), -f(f(r * xn) * mean(f(sdy * xn)))
-            full = f(dy * xn)
+        if a.check == "forward":
+            y = f(x * f(r * s)) if order == "folded" else f(f(x * r) * s)
+        elif a.check == "grad_scale":
+            dy = f(a.dy.astype(ct))
+            full = f(f(dy * x) * r) if order in ("reference", "folded") else f(dy * f(x * r))
+            dscale = f(np.sum(full, axis=other, dtype=ct)) if other else full.reshape(a.scale.shape)
         else:
-            g_r = f(f(dy * x) * s) if order == "folded" else f(sdy * x)
-            g_r = f(np.sum(g_r, axis=axes, keepdims=True, dtype=ct)) if axes else g_r
-            dr = f(ct.type(-0.5) * r ** 3 if order in ("autodiff", "autodiff-tf") else ct.type(-0.5) * f(r / (q + eps)))
-            g_q = np.where(g_r == 0, ct.type(0), g_r * dr) if order == "autodiff-tf" else f(g_r * dr)
-            if order == "folded":
-                direct, proj = f(dy * f(r * s)), f(x * f(ct.type(2) * f(g_q / d)))
+            dy = f(a.dy.astype(ct))
+            sdy = f(s * dy)
+            if order == "reference":
+                direct, proj = f(r * sdy), -f(f(f(x * f(r ** 3))) * mean(f(sdy * x)))
+            elif order == "normalized":
+                xn = f(x * r)
+                direct, proj = f(r * sdy), -f(f(r * xn) * mean(f(sdy * xn)))
             else:
-                direct, proj = f(r * sdy), f(f(ct.type(2) * x) * f(g_q / d))
-            full = f(f(dy * x) * r) if order == "folded" else f(dy * xn)
-        if terms is not None:
-            direct, proj = direct.astype(terms), proj.astype(terms)
-        dx = f(direct + proj)
-        dscale = f(np.sum(full, axis=other, dtype=ct)) if other else full.reshape(a.scale.shape)
-    return tuple(np.asarray(v).astype(np.float64) for v in (y, dx, dscale))
+                g_r = f(f(dy * x) * s) if order == "folded" else f(sdy * x)
+                g_r = f(np.sum(g_r, axis=axes, keepdims=True, dtype=ct)) if axes else g_r
+                dr = f(ct.type(-0.5) * r ** 3 if order in ("autodiff", "autodiff-tf") else
+                       ct.type(-0.5) * f(r / (q + eps)))
+                g_q = np.where(g_r == 0, ct.type(0), g_r * dr) if order == "autodiff-tf" else f(g_r * dr)
+                if order == "folded":
+                    direct, proj = f(dy * f(r * s)), f(x * f(ct.type(2) * f(g_q / d)))
+                else:
+                    direct, proj = f(r * sdy), f(f(ct.type(2) * x) * f(g_q / d))
+            if terms is not None:
+                direct, proj = direct.astype(terms), proj.astype(terms)
+            dx = f(direct + proj)
+    return tuple(None if v is None else np.asarray(v).astype(np.float64) for v in (y, dx, dscale))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.diagnosis.formula import ORDERS, Arrays, Prediction, general, in_dtype, pick, row_length
+from conformance.diagnosis.formula import DISTINCT_ORDERS, Arrays, Prediction, general, in_dtype, pick, row_length
+from conformance.diagnosis.sample import as_rows
 from conformance.numerics.dtypes import FORMATS
-from conformance.numerics.oracle import oracle, placed
+from conformance.numerics.oracle import Oracle, placed
 
 
 def _range_rows(a: Arrays) -> tuple[np.ndarray, str] | None:
@@ -56,7 +57,7 @@ def _assumed_compute(a: Arrays) -> str:
 def _simulated(a: Arrays, dtype, detail: str, *, judged_in=None, evidence=None, **kw) -> list[Prediction]:
     """The formula evaluated in `dtype`, in each order kernels write it: specific predictions of
     what the overflows, underflows and roundings of that format give, never the observed values."""
-    return [Prediction(pick(a, in_dtype(a, dtype, order, **kw)), detail, judged_in, evidence) for order in ORDERS]
+    return [Prediction(pick(a, in_dtype(a, dtype, order, **kw)), detail, judged_in, evidence) for order in DISTINCT_ORDERS[a.check]]
 
 
 def range_limit(a: Arrays):
@@ -138,19 +139,22 @@ def _sequential_sumsq(a: Arrays, dtype, lanes: int = 1) -> np.ndarray:
     """The sum of squares accumulated one element after another in `dtype`, in `lanes` interleaved
     accumulators (element k into lane k mod lanes, as a vectorized loop does) then added lane after
     lane; shaped as a keepdims reduction over the normalized axes."""
-    k = len(a.axes)
     ct = np.dtype(dtype)
     with np.errstate(all="ignore"):
         xc = a.x.astype(ct)
-        moved = np.moveaxis(xc * xc, a.axes, list(range(a.x.ndim - k, a.x.ndim)))
-        flat = moved.reshape(moved.shape[:a.x.ndim - k] + (-1,))
-        n = flat.shape[-1]
-        if not n:
-            total = np.zeros(flat.shape[:-1], ct)
-        else:
-            padded = np.concatenate([flat, np.zeros(flat.shape[:-1] + (-n % lanes,), ct)], axis=-1)
-            per_lane = np.cumsum(padded.reshape(flat.shape[:-1] + (-1, lanes)), axis=-2, dtype=ct)[..., -1, :]
-            total = np.cumsum(per_lane, axis=-1, dtype=ct)[..., -1]
+        sq = as_rows(xc * xc, a.axes)  # (rows, n), each row's elements in their order
+        rows, n = sq.shape
+        width = -(-n // lanes) * lanes  # the row padded with zeros to whole lanes (adding 0 changes no sum)
+        if width != n:
+            sq = np.concatenate([sq, np.zeros((rows, width - n), ct)], axis=1)
+        # Column after column: one add of (rows, lanes) per step, in `dtype` (each partial sum
+        # rounded, as the accumulator is), never a running sum of every element kept.
+        acc = np.zeros((rows, lanes), ct)
+        for k in range(0, width, lanes):
+            np.add(acc, sq[:, k:k + lanes], out=acc)
+        total = acc[:, 0].copy()
+        for lane in range(1, lanes):
+            np.add(total, acc[:, lane], out=total)
     keep = [1 if d in a.axes else a.x.shape[d] for d in range(a.x.ndim)]
     return total.astype(np.float64).reshape(keep)
 
@@ -180,16 +184,19 @@ def sequential_sum(a: Arrays):
 def nonfinite_rows(a: Arrays):
     """Differs only in rows whose input holds NaN/Inf, or where the formula itself is NaN/Inf
     (0/0 with epsilon 0): IEEE special values propagated another way."""
-    exact = general(a)
     # Where the formula is NaN/Inf is the oracle's call: it rescales rows, so float64 inputs near
     # the format's limit, whose squares overflow in general(), are a range matter, not this one.
-    ref = oracle(a.x, a.scale, a.dy, a.axes, a.eps)
+    # By blocks of rows: a kernel-sized case's dscale is diagnosed whole.
+    ref = Oracle(a.x, a.scale, a.dy, a.axes, a.eps)
+    bad = np.empty(a.x.shape, bool)
     with np.errstate(all="ignore"):
-        bad = ~np.isfinite(a.x) | ~np.isfinite(ref.y) | ~np.isfinite(ref.dx)
+        for block in ref.blocks:
+            part = ref.rows(block, ("y", "dx"))
+            bad[block] = ~np.isfinite(a.x[block]) | ~np.isfinite(part.y) | ~np.isfinite(part.dx)
     if not bad.any():
         return None
     rows = np.broadcast_to(np.any(bad, axis=a.axes, keepdims=True) if a.axes else bad, a.x.shape)
     what = "inputs holding NaN/Inf" if (~np.isfinite(a.x)).any() else "rows where the formula is NaN/Inf (0/0)"
     if a.check == "grad_scale":
         return a.observed, f"{what} propagate differently into dscale"
-    return np.where(rows, a.observed, pick(a, exact)), f"{what} propagate differently"
+    return np.where(rows, a.observed, pick(a, general(a))), f"{what} propagate differently"

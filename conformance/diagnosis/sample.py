@@ -11,6 +11,7 @@ special values: a few evaluations of the formula each) are tried, on the whole c
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,33 +27,53 @@ def needed(a: Arrays) -> bool:
     return a.x.size > SAMPLE_ELEMENTS
 
 
-def _as_rows(v: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def as_rows(v: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """(rows, n): the normalized axes last, in their order."""
     return np.moveaxis(v, axes, range(v.ndim - len(axes), v.ndim)).reshape(-1, int(np.prod([v.shape[k] for k in axes])))
 
 
-def sampled(a: Arrays, expected: np.ndarray, magnitude, row_error: np.ndarray):
-    """(Arrays, expected, magnitude, note, index) for the sampled rows (`index` maps an element of
-    the sample back to the case's coordinates); `row_error` is each element's
-    error in the check's unit (diagnose.elementwise), shaped as the output."""
+def row_errors(element_error: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Each row's largest error, from each element's (diagnose.elementwise), shaped as the output."""
+    return as_rows(element_error, axes).max(axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """The rows a large case is diagnosed on: `arrays` (float64, laid out as (rows, n), the scale
+    flattened, no `expected` yet), what the record says of them, and the map back to the case."""
+
+    arrays: Arrays
+    note: str
+    pick: np.ndarray  # the rows taken, in the case's row order
+    shape: tuple[int, ...]  # the case's
+    axes: tuple[int, ...]  # the case's normalized axes
+
+    def rows_of(self, v: np.ndarray) -> np.ndarray:
+        """The sampled rows of a whole array shaped as the case, float64, laid out as the sample."""
+        return as_rows(np.asarray(v), self.axes)[self.pick].astype(np.float64)
+
+    def index(self, at: list[int]) -> list[int]:
+        """An element of the sample, in the case's own coordinates."""
+        kept = [k for k in range(len(self.shape)) if k not in self.axes]
+        moved = [self.shape[k] for k in kept] + [self.shape[k] for k in self.axes]
+        flat = int(self.pick[at[0]]) * self.arrays.x.shape[1] + int(at[1])
+        coords = dict(zip(kept + list(self.axes), np.unravel_index(flat, moved)))
+        return [int(coords[k]) for k in range(len(self.shape))]
+
+
+def sampled(a: Arrays, errors: np.ndarray) -> Sample | None:
+    """The sample of `a`'s rows to diagnose: the WORST_ROWS with the largest `errors` (one per row,
+    row_errors), then SPREAD_ROWS evenly spaced; `a`'s arrays may be in the case's own dtypes
+    (only the rows taken are made float64), its `expected` is the caller's to fill in for them."""
     if a.check == "grad_scale" or not a.axes:
         return None
-    errors = _as_rows(row_error, a.axes).max(axis=1)
     rows = errors.size
     worst = np.argsort(-errors, kind="stable")[:WORST_ROWS]
     spread = np.linspace(0, rows - 1, min(SPREAD_ROWS, rows)).astype(int)
     pick = np.unique(np.concatenate([worst, spread]))
-    take = lambda v: _as_rows(np.asarray(v), a.axes)[pick]  # noqa: E731
-    sub = dataclasses.replace(a, x=take(a.x), dy=take(a.dy), observed=take(a.observed), axes=(1,),
-                              scale=np.asarray(a.scale).reshape(-1),
-                              expected=None if a.expected is None else take(a.expected))
-    def index(at: list[int]) -> list[int]:  # an element of the sample, in the case's own coordinates
-        kept = [k for k in range(a.x.ndim) if k not in a.axes]
-        moved = [a.x.shape[k] for k in kept] + [a.x.shape[k] for k in a.axes]
-        flat = int(pick[at[0]]) * sub.x.shape[1] + int(at[1])
-        coords = dict(zip(kept + list(a.axes), np.unravel_index(flat, moved)))
-        return [int(coords[k]) for k in range(a.x.ndim)]
-
+    sample = Sample(a, "", pick, a.x.shape, a.axes)
+    sub = dataclasses.replace(a, x=sample.rows_of(a.x), dy=sample.rows_of(a.dy), observed=sample.rows_of(a.observed),
+                              axes=(1,), scale=np.asarray(a.scale, np.float64).reshape(-1), expected=None)
     note = f"diagnosed on {pick.size} of {rows} rows (the {min(WORST_ROWS, rows)} furthest from the formula and " \
            f"evenly spaced others)"
-    return sub, take(expected), None if magnitude is None else take(magnitude), note, index
+    return dataclasses.replace(sample, arrays=sub, note=note)

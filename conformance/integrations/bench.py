@@ -83,6 +83,9 @@ def _bench_one(ref: str) -> dict:
 
 
 KERNEL_BENCH = ("numpy-reference", "torch")  # the adapters the kernels suite's overhead target names
+# The peak memory target is judged on cases whose own arrays are at least this large: below it the
+# process's fixed allocations (a framework's workspace, a compiled program) outweigh the case.
+LARGE_MIB = 64
 
 
 def _peak_reset() -> None:
@@ -147,10 +150,12 @@ def _kernels_one(ref: str) -> dict:
         json.dumps(evaluate(adapter, case))
         wall = time.perf_counter() - start
         harness, bare = harness + wall, bare + made + inside[0]
-        rows.append({"case": case.id, "wall": wall, "bare": made + inside[0],
-                     "peak_over_own": (_peak_mib() - base) * 2**20 / own})
+        peak = (_peak_mib() - base) * 2**20
+        rows.append({"case": case.id, "wall": wall, "bare": made + inside[0], "peak_mib": peak / 2**20,
+                     "own_mib": own / 2**20, "peak_over_own": peak / own})
+    large = [r for r in rows if r["own_mib"] >= LARGE_MIB] or rows
     return {"adapter": adapter.name, "cases": len(rows), "harness": harness, "bare": bare, "ratio": harness / bare,
-            "worst_peak": max(rows, key=lambda r: r["peak_over_own"])}
+            "worst_peak": max(large, key=lambda r: r["peak_over_own"]), "largest_peak": max(rows, key=lambda r: r["peak_mib"])}
 
 
 def _kernels() -> int:
@@ -159,7 +164,7 @@ def _kernels() -> int:
 
     print("kernels suite, one case at a time: harness ÷ bare (materialize + the adapter's own calls); peak "
           "memory above the process's baseline ÷ the case's input and output bytes (its largest launch's, for a "
-          "property case)")
+          f"property case), the worst of the cases of at least {LARGE_MIB} MiB")
     for ref in KERNEL_BENCH:
         (a,) = resolve([ref])
         p = subprocess.run([sys.executable, "-m", "conformance.integrations.bench", "--kernels-one", ref],
@@ -168,9 +173,10 @@ def _kernels() -> int:
             print(f"{ref:18s} failed: {p.stderr.strip().splitlines()[-1:]}")
             continue
         r = json.loads(p.stdout.strip().splitlines()[-1])
-        w = r["worst_peak"]
+        w, top = r["worst_peak"], r["largest_peak"]
         print(f"{r['adapter']:18s} {r['cases']:3d} cases  harness {r['harness']:7.1f} s  bare {r['bare']:7.1f} s  "
-              f"ratio {r['ratio']:5.2f}  worst peak {w['peak_over_own']:.1f}x ({w['case']})")
+              f"ratio {r['ratio']:5.2f}\n{'':18s} peak: worst {w['peak_over_own']:.1f}x of {w['own_mib']:.0f} MiB "
+              f"({w['case']}); largest {top['peak_mib']:.0f} MiB, {top['peak_over_own']:.1f}x ({top['case']})")
     return 0
 
 

@@ -5,12 +5,12 @@ that is not a pass, a message naming the first reason and the worst element.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from conformance.numerics.dtypes import FloatFormat, dtype_name
+from conformance.numerics.oracle import Blocked, in_blocks, row_blocks
 from conformance.numerics.tolerance import Tolerance
 
 
@@ -25,18 +25,19 @@ class Score:
     message: str = ""
 
 
+EXPONENT_BITS = np.int64(0x7FF0000000000000)  # float64's exponent field
+
+
 def ulp_of(value: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     """The spacing of `fmt` at |value| (smallest subnormal at 0, the top binade's above max)."""
-    # The binade from float64's exponent bits (a = 1.m * 2**E): one integer pass instead of frexp,
-    # abs and masks over kernel-sized arrays.  0 and float64's subnormals clip to the format's
-    # emin; a non-finite value (exponent bits all ones) reads as E = -1, where it is never compared.
+    # 2**E from float64's exponent bits (a = ±1.m * 2**E, the sign and mantissa masked off), clipped
+    # to the format's binades, times 2**(1 - digits): three passes over kernel-sized arrays, every
+    # step exact.  0 and float64's subnormals clip to the format's emin; a non-finite value (all
+    # exponent bits set, read as Inf) to its emax, where it is never compared.
     a = np.asarray(value, np.float64)
-    biased = (((a if a.flags.c_contiguous else a.copy()).view(np.int64) >> 52) & 0x7FF).astype(np.int32)
-    biased = np.where(biased == 0x7FF, 1022, biased)
-    exponent = np.clip(biased - 1023, fmt.emin, fmt.emax) - fmt.digits + 1
-    if fmt.emin - fmt.digits + 1 >= -1022:  # every spacing a normal float64: its bits directly, no ldexp
-        return ((exponent.astype(np.int64) + 1023) << 52).view(np.float64)
-    return np.ldexp(1.0, exponent)
+    binade = ((a if a.flags.c_contiguous else a.copy()).view(np.int64) & EXPONENT_BITS).view(np.float64)
+    binade = np.clip(binade, 2.0 ** fmt.emin, 2.0 ** fmt.emax, out=binade if binade.ndim else None)
+    return np.multiply(binade, 2.0 ** (1 - fmt.digits), out=binade if binade.ndim else None)
 
 
 def ulp_error(result: np.ndarray, ref: np.ndarray, fmt: FloatFormat) -> np.ndarray:
@@ -91,16 +92,10 @@ def _judged(quotient: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(quotient), 0.0, np.minimum(quotient, np.finfo(np.float64).max))
 
 
-BLOCK_ELEMENTS = 1 << 20  # above this, scoring runs in blocks of rows: its float64 temporaries stay bounded
-
-
-def _row_blocks(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> list[tuple]:
-    """Index tuples covering an array of `shape` in blocks along axis 0 (whole rows, where axis 0
-    is not normalized), or one block of everything."""
-    if not shape or math.prod(shape) <= BLOCK_ELEMENTS or (axes is not None and 0 in axes) or not shape[0]:
-        return [()]
-    step = max(1, BLOCK_ELEMENTS // (math.prod(shape) // shape[0]))
-    return [(slice(k, k + step),) for k in range(0, shape[0], step)]
+def _of_arrays(ref: np.ndarray, magnitude: np.ndarray | None, axes: tuple[int, ...] | None) -> Blocked:
+    def at(block):  # () indexes a 0-d array to a scalar: the arrays themselves
+        return (ref[block], None if magnitude is None else magnitude[block]) if block else (ref, magnitude)
+    return Blocked(ref.shape, row_blocks(ref.shape, axes), at)
 
 
 def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms) -> dict:
@@ -112,8 +107,9 @@ def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms) ->
         # The common case, without the masks below: a finite result, and a reference that stays
         # finite when rounded to the format (|ref| <= its largest value; NaN fails the test).
         # Kernel-sized arrays make every pass over them count.
-        finite = not ref.size or float(np.max(np.abs(ref))) <= fmt.max
-        if finite and np.isfinite(r64).all():
+        # Reductions rather than elementwise masks: no temporaries (NaN propagates through both).
+        finite = not ref.size or max(float(np.max(ref)), -float(np.min(ref))) <= fmt.max
+        if finite and (not r64.size or np.isfinite(np.max(r64)) and np.isfinite(np.min(r64))):
             diff = np.abs(r64 - ref)
         else:
             out["pattern"] = ref.astype(fmt.np_dtype).astype(np.float64)
@@ -123,7 +119,9 @@ def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms) ->
         out["max_abs"], out["ulps"] = diff, _judged(diff / ulp_of(ref, fmt))
         out["max_ulp"] = out["ulps"]
         rms = global_rms if global_rms is not None else _rms_rows(ref, axes, finite)  # per row: small
-        rel_rms = diff / rms  # a metric only: where the RMS is 0 or Inf, shown as 0
+        # The error relative to its row's RMS, a metric only (where the RMS is 0 or Inf, shown as
+        # 0): the largest of a row is its largest error over its RMS, one reduction, no temporary.
+        rel_rms = (np.max(diff, axis=axes, keepdims=True) if axes and diff.size else diff) / rms
         if not np.all((rms > 0) & np.isfinite(rms)):
             rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
         out["max_rel_rms"] = rel_rms
@@ -134,7 +132,7 @@ def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms) ->
 
 def score(
     result: np.ndarray,
-    ref: np.ndarray,
+    ref: np.ndarray | Blocked,
     fmt: FloatFormat,
     expected_dtype: str | None,
     tol: Tolerance,
@@ -145,8 +143,8 @@ def score(
     """Compare one output with its float64 reference.
 
     tol.metric "ulp" scores ULPs of `fmt`; "units" scores |error| / magnitude / u
-    (gradients, see tolerance.py), which needs `magnitude`.  `axes` are the
-    normalized axes, for the error relative to the RMS of each reference row.
+    (gradients, see tolerance.py), which needs `magnitude` (a Blocked reference brings its own).
+    `axes` are the normalized axes, for the error relative to the RMS of each reference row.
     """
     try:
         result = numeric_array(result)
@@ -159,10 +157,14 @@ def score(
     scored_key = SCORED[tol.metric]
     worst = {"max_abs": 0.0, "max_rel_rms": 0.0, "max_ulp": 0.0, "max_units": 0.0}
     bad_count, first_bad, top = 0, None, None  # top: (scored error, index, got, expected)
-    global_rms = _rms_rows(ref, None) if axes is None else None  # one RMS over every element
-    for block in _row_blocks(ref.shape, axes):
-        sub = (lambda a, b=block: a[b]) if block else (lambda a: a)  # noqa: E731 - () indexes a 0-d array to a scalar
-        part = _block_errors(sub(result), sub(ref), fmt, None if magnitude is None else sub(magnitude), axes, global_rms)
+    blocked = ref if isinstance(ref, Blocked) else _of_arrays(ref, magnitude, axes)
+    global_rms = _rms_rows(ref, None) if axes is None else None  # one RMS over every element (dscale: never Blocked)
+
+    def errors(block):
+        ref_part, magnitude_part = blocked.at(block)
+        return block, ref_part, _block_errors(result[block] if block else result, ref_part, fmt, magnitude_part, axes,
+                                              global_rms)
+    for block, ref_part, part in in_blocks(errors, blocked.blocks):
         offset = block[0].start if block else 0
 
         def at(i, offset=offset):  # an index of the block, in the array's coordinates
@@ -179,10 +181,10 @@ def score(
         if scored.size:
             i = np.unravel_index(int(np.argmax(scored)), scored.shape)
             if top is None or scored[i] > top[0]:
-                top = (float(scored[i]), at(i), float(part["r64"][i]), float(sub(ref)[i]))
+                top = (float(scored[i]), at(i), float(part["r64"][i]), float(ref_part[i]))
     metrics.update(max_abs=worst["max_abs"], max_rel_rms=worst["max_rel_rms"], max_ulp=worst["max_ulp"],
                    nonfinite_mismatch=bad_count)
-    if magnitude is not None:
+    if "units" in part:
         metrics["max_units"] = worst["max_units"]
     reasons = []
     if expected_dtype and out_dtype != expected_dtype:  # None: the framework's to choose

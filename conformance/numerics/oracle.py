@@ -20,13 +20,21 @@ not to the (possibly cancelled) result; tolerance.py scores against it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
+
+from conformance.numerics.threads import ordered
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
 class Reference:
+    """The oracle's results (a field the oracle was not asked for is None)."""
+
     y: np.ndarray
     dx: np.ndarray
     dscale: np.ndarray
@@ -42,38 +50,134 @@ def placed(scale: np.ndarray, rank: int, axes: tuple[int, ...]) -> np.ndarray:
     return np.reshape(scale, shape)
 
 
-BLOCK_ELEMENTS = 1 << 20  # above this, the oracle runs in blocks of rows: its temporaries stay bounded
+BLOCK_ELEMENTS = 1 << 20  # above this, the oracle and the scoring run in blocks of rows: temporaries stay bounded
+FIELDS = ("y", "dx", "dscale")  # what a block of the oracle can be asked for (dx with its magnitude, dscale too)
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A reference given block by block: `at(index)` is (reference, magnitude or None) of the rows
+    an entry of `blocks` indexes (Oracle.blocked: computed as they are scored, kept nowhere)."""
+
+    shape: tuple[int, ...]
+    blocks: tuple[tuple, ...]
+    at: Callable[[tuple], tuple[np.ndarray, np.ndarray | None]]
+
+
+def row_blocks(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[tuple, ...]:
+    """Index tuples covering an array of `shape` in blocks of whole rows along axis 0 (where axis 0
+    is not normalized) of about BLOCK_ELEMENTS, or one block `()` of everything."""
+    size = math.prod(shape)
+    if not shape or size <= BLOCK_ELEMENTS or (axes is not None and 0 in axes) or not shape[0]:
+        return ((),)
+    step = max(1, BLOCK_ELEMENTS // (size // shape[0]))
+    return tuple((slice(k, k + step),) for k in range(0, shape[0], step))
+
+
+def in_blocks(fn: Callable[[tuple], T], blocks: tuple[tuple, ...]) -> Iterator[T]:
+    """fn(block) for each of `blocks`, in their order, on threads (threads.ordered)."""
+    return ordered(fn, blocks)
+
+
+def assembled(fn: Callable[[tuple], tuple[np.ndarray, ...]], shape: tuple[int, ...],
+              blocks: tuple[tuple, ...]) -> tuple[np.ndarray, ...]:
+    """The whole float64 arrays whose rows `fn(block)` computes block by block (a tuple of arrays
+    shaped as those rows), the blocks on threads (in_blocks)."""
+    if len(blocks) == 1:
+        return fn(blocks[0])
+    out: tuple[np.ndarray, ...] = ()
+    for block, parts in in_blocks(lambda b: (b, fn(b)), blocks):
+        out = out or tuple(np.empty(shape) for _ in parts)
+        for whole, part in zip(out, parts):
+            whole[block] = part
+    return out
 
 
 def oracle(x, scale, dy, axes: tuple[int, ...], eps: float) -> Reference:
-    """Forward and gradients in float64; `axes` sorted and non-negative.
+    """Forward and gradients in float64; `axes` sorted and non-negative (every field at once:
+    Oracle computes a kernel-sized case's block by block, as it is scored)."""
+    return Oracle(x, scale, dy, axes, eps).full()
+
+
+class Oracle:
+    """The float64 reference of one case, computed when asked: whole (`full`, kept), or by blocks
+    of rows (`rows`, for the fields asked, kept nowhere) so that scoring a kernel-sized case holds
+    one block of float64 temporaries, never float64 copies of the whole case.
 
     Dividing by m = 1 leaves zero and non-finite rows on the literal formula.  Every row is its
-    own computation, so a large case runs in blocks of rows along the first axis that is not
-    normalized, into preallocated outputs (dscale's partial sums added block by block): memory
-    beyond the outputs is that of one block, whatever the case's size.
+    own computation, so a block's values are bit for bit those of the whole; dscale's partial sums
+    are added block by block.
     """
-    s = placed(np.asarray(scale, np.float64), np.ndim(x), axes)
-    other = tuple(a for a in range(np.ndim(x)) if a not in axes)
-    if np.size(x) <= BLOCK_ELEMENTS or not other:
-        return _rows(np.asarray(x, np.float64), s, np.asarray(dy, np.float64), axes, float(eps))
-    x, dy = np.asarray(x), np.asarray(dy)
-    lead = other[0]
-    step = max(1, BLOCK_ELEMENTS // (x.size // x.shape[lead]))
-    y, dx, dx_mag = np.empty(x.shape), np.empty(x.shape), np.empty(x.shape)
-    dscale = dscale_mag = 0.0
-    for start in range(0, x.shape[lead], step):
-        block = [slice(None)] * x.ndim
-        block[lead] = slice(start, start + step)
-        block = tuple(block)
-        part = _rows(x[block].astype(np.float64), s, dy[block].astype(np.float64), axes, float(eps))
-        y[block], dx[block], dx_mag[block] = part.y, part.dx, part.dx_magnitude
-        dscale, dscale_mag = dscale + part.dscale, dscale_mag + part.dscale_magnitude
-    return Reference(y, dx, dscale, dx_mag, dscale_mag)
+
+    def __init__(self, x, scale, dy, axes: tuple[int, ...], eps: float):
+        self.x, self.dy = np.asarray(x), np.asarray(dy)
+        self.s = placed(np.asarray(scale, np.float64), self.x.ndim, axes)
+        self.axes, self.eps = axes, float(eps)
+        self.blocks = row_blocks(self.x.shape, axes)
+        self._full: Reference | None = None
+        self._dscale: tuple[np.ndarray, np.ndarray] | None = None
+        self._y: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.x.shape
+
+    def rows(self, block: tuple, fields: tuple[str, ...] = FIELDS) -> Reference:
+        """The reference of the rows `block` indexes (an entry of `blocks`), only `fields` computed
+        (the others None); the whole case's, kept, where it is one block."""
+        if block == ():
+            return self.full()
+        if self._full is not None:
+            f = self._full
+            return Reference(f.y[block], f.dx[block], None, f.dx_magnitude[block], None)
+        return _rows(self.x[block].astype(np.float64), self.s, self.dy[block].astype(np.float64), self.axes,
+                     self.eps, fields)
+
+    def blocked(self, field: str) -> Blocked:
+        """`field` ("y"; "dx", with its magnitude) block by block, as compare.score reads it."""
+        def at(block):
+            part = self.rows(block, (field,))
+            return (part.y, None) if field == "y" else (part.dx, part.dx_magnitude)
+        return Blocked(self.shape, self.blocks, at)
+
+    def full(self) -> Reference:
+        """Every field over the whole case (kept: the consumers that need whole arrays)."""
+        if self._full is None:
+            if len(self.blocks) == 1:
+                self._full = _rows(self.x.astype(np.float64), self.s, self.dy.astype(np.float64), self.axes, self.eps)
+            else:
+                def fields(block):
+                    part = self.rows(block)
+                    return part.y, part.dx, part.dx_magnitude
+                y, dx, dx_mag = assembled(fields, self.shape, self.blocks)
+                dscale, dscale_mag = self.dscale()
+                self._full = Reference(y, dx, dscale, dx_mag, dscale_mag)
+        return self._full
+
+    def y(self) -> np.ndarray:
+        """The forward reference over the whole case, alone (kept: the fused forms read it whole)."""
+        if self._full is None and self._y is None and len(self.blocks) > 1:
+            (self._y,) = assembled(lambda b: (self.rows(b, ("y",)).y,), self.shape, self.blocks)
+        return self._y if self._y is not None else self.full().y
+
+    def dscale(self) -> tuple[np.ndarray, np.ndarray]:
+        """(dscale, its magnitude): one pass over the blocks, kept."""
+        if self._dscale is None:
+            if len(self.blocks) == 1 or self._full is not None:
+                full = self.full()
+                self._dscale = (full.dscale, full.dscale_magnitude)
+            else:
+                dscale = dscale_mag = 0.0
+                for part in in_blocks(lambda b: self.rows(b, ("dscale",)), self.blocks):
+                    dscale, dscale_mag = dscale + part.dscale, dscale_mag + part.dscale_magnitude
+                self._dscale = (dscale, dscale_mag)
+        return self._dscale
 
 
-def _rows(x: np.ndarray, s: np.ndarray, dy: np.ndarray, axes: tuple[int, ...], eps: float) -> Reference:
-    """The oracle of whole rows, in float64 (`s` placed against x)."""
+def _rows(x: np.ndarray, s: np.ndarray, dy: np.ndarray, axes: tuple[int, ...], eps: float,
+          fields: tuple[str, ...] = FIELDS) -> Reference:
+    """The oracle of whole rows, in float64 (`s` placed against x): the `fields` asked for."""
+    y = dx = dx_mag = dscale = dscale_mag = None
     with np.errstate(all="ignore"):
         # Per-row magnitude m; 1 where scaling would not help (zero or non-finite rows).
         if x.size:
@@ -90,15 +194,23 @@ def _rows(x: np.ndarray, s: np.ndarray, dy: np.ndarray, axes: tuple[int, ...], e
         rh = 1.0 / np.sqrt(np.mean(xh * xh, axis=axes, keepdims=True) + scaled_eps)
         # Everything below goes through xn = x * r, which is O(1): products with
         # subnormal x never round before they are scaled up.
-        xn = xh * rh
-        y = xn * s
-        sdy = s * dy
-        proj = np.mean(sdy * xn, axis=axes, keepdims=True)
-        proj_abs = np.mean(np.abs(sdy * xn), axis=axes, keepdims=True)
-        r = rh / m  # overflows only where the true gradient does
-        dx = r * (sdy - xn * proj)
-        dx_mag = r * (np.abs(sdy) + np.abs(xn) * proj_abs)
-        other = tuple(a for a in range(x.ndim) if a not in axes)
-        dscale = np.sum(dy * xn, axis=other)
-        dscale_mag = np.sum(np.abs(dy * xn), axis=other)
+        # In place where the operands are arrays (a rank-0 case's are numpy scalars): one block's
+        # temporaries fewer, the same values.
+        out = (lambda v: v) if x.ndim else (lambda v: None)
+        xn = np.multiply(xh, rh, out=out(xh))
+        if "y" in fields:
+            y = xn * s
+        if "dx" in fields:
+            sdy = s * dy
+            p = sdy * xn
+            proj = np.mean(p, axis=axes, keepdims=True)
+            proj_abs = np.mean(np.abs(p, out=out(p)), axis=axes, keepdims=True)
+            r = rh / m  # overflows only where the true gradient does
+            dx = r * (sdy - xn * proj)
+            dx_mag = r * (np.abs(sdy, out=out(sdy)) + np.abs(xn) * proj_abs)
+        if "dscale" in fields:
+            other = tuple(a for a in range(x.ndim) if a not in axes)
+            p = dy * xn
+            dscale = np.sum(p, axis=other)
+            dscale_mag = np.sum(np.abs(p, out=out(p)), axis=other)
     return Reference(y, dx, dscale, dx_mag, dscale_mag)

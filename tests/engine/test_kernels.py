@@ -144,7 +144,7 @@ def test_scoring_in_row_blocks_is_scoring_whole(axes, monkeypatch):
     fmt = FORMATS["float32"]
     for tol in (Tolerance("ulp", 10.0), Tolerance("units", 10.0)):
         blocked = compare.score(result, ref, fmt, "float32", tol, magnitude=magnitude, axes=axes)
-        monkeypatch.setattr(compare, "BLOCK_ELEMENTS", 1 << 30)
+        monkeypatch.setattr(oracle_module, "BLOCK_ELEMENTS", 1 << 30)
         whole = compare.score(result, ref, fmt, "float32", tol, magnitude=magnitude, axes=axes)
         monkeypatch.undo()
         assert blocked == whole and "in 3 element(s), first at [300, 5]" in blocked.message, blocked.message
