@@ -125,18 +125,38 @@ def fp8_round(values, saturate: bool = True, toward_zero: bool = False) -> np.nd
         return np.copysign(r, v)
 
 
+def _exponent(a: np.ndarray) -> np.ndarray:
+    """E of a = ±1.m * 2**E, from float64's exponent bits (-1023 at 0 and float64's subnormals,
+    1024 at NaN/Inf): one integer pass, where frexp is several."""
+    return ((_contiguous(a).view(np.int64) >> 52) & 0x7FF) - 1023
+
+
+def _contiguous(v) -> np.ndarray:
+    """float64, C-contiguous, its rank kept (ascontiguousarray makes a scalar 1-d)."""
+    v = np.asarray(v, np.float64)
+    return v if v.flags.c_contiguous else v.copy()
+
+
 def _spacing(a: np.ndarray) -> np.ndarray:
     """The distance between fp8 values around |a| (that of the subnormals below 2**-6)."""
-    _, e = np.frexp(np.where(np.isfinite(a) & (a > 0), a, 1.0))  # a = m * 2**e, 0.5 <= m < 1
-    return np.ldexp(1.0, np.maximum(e - 1, FP8.emin) - (FP8.digits - 1))
+    shift = np.maximum(_exponent(a), FP8.emin) - (FP8.digits - 1)  # an exact power of two, built from its bits
+    return np.asarray((shift + 1023) << 52).view(np.float64)
 
 
 def fp8_order(values) -> np.ndarray:
     """Each fp8 value's place on the fp8 grid (0 for ±0, one step per representable value, negative
-    below zero), as int64; the distance of two places is their distance in fp8 units."""
-    bits = np.asarray(values, np.float64).astype(FP8.np_dtype).view(np.uint8).astype(np.int64)
-    magnitude = bits & 0x7F
-    return np.where(bits & 0x80, -magnitude, magnitude)
+    below zero), as int64; the distance of two places is their distance in fp8 units.  `values`
+    are fp8 values (as float64): the place is read from their float64 bits, biased exponent and
+    the top mantissa bits, as the fp8 encoding lays them out (no conversion to fp8)."""
+    v = _contiguous(values)
+    e = _exponent(v)
+    top = (v.view(np.int64) >> (52 - (FP8.digits - 1))) & ((1 << (FP8.digits - 1)) - 1)
+    bias = 1 - FP8.emin
+    with np.errstate(all="ignore"):
+        normal = ((e + bias) << (FP8.digits - 1)) + top
+        sub = np.rint(np.abs(v) * 2.0 ** -(FP8.emin - (FP8.digits - 1))).astype(np.int64)  # k * 2**-9: k
+    magnitude = np.where(e >= FP8.emin, normal, sub)
+    return np.where(np.signbit(v), -magnitude, magnitude)
 
 
 def fp8_units(observed, expected) -> np.ndarray:
