@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from conformance.cases.case import Case, CaseArrays
+from conformance.checks import untouched
 from conformance.checks.records import record
 from conformance.diagnosis import sample
 from conformance.diagnosis.diagnose import diagnose, diagnose_sample, elementwise
@@ -53,7 +54,10 @@ class CaseRun:
         self.eps, self.scale = eps, scale  # what the layer really applies (effective.py)
         self.before = before  # the bits of the arrays handed over, taken before build (untouched.py)
         self.common = {"epsilon_used": eps}
-        self.oracle = Oracle(arrays.x, scale, arrays.dy, case.axes, eps)
+        # x and dy as handed over (their snapshot): the oracle is computed when a check scores it,
+        # after the calls, and an in-place kernel may have written into the case's own arrays.
+        self.x, self.dy = (untouched.handed_over(before, arrays, name) for name in ("x", "dy"))
+        self.oracle = Oracle(self.x, scale, self.dy, case.axes, eps)
         self.y = None  # the forward output where it is numeric (set by the forward check)
         self.parameters_outcome = None  # (status, message, fields) of the parameters check, or None
         self._once: dict[str, Called] = {}
@@ -87,7 +91,7 @@ class CaseRun:
         float64, their reference computed for those rows only."""
         f64 = lambda v: np.asarray(v).astype(np.float64)  # noqa: E731
         prec, oracle = self.case.precision, self.oracle
-        own = Arrays(self.arrays.x, self.scale, self.arrays.dy, self.case.axes, self.eps, check, observed,
+        own = Arrays(self.x, self.scale, self.dy, self.case.axes, self.eps, check, observed,
                      prec.compute.name, prec.param.name)
         whole = lambda expected: dataclasses.replace(  # noqa: E731
             own, x=f64(own.x), scale=f64(own.scale), dy=f64(own.dy), observed=f64(observed), expected=expected)

@@ -20,6 +20,13 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1).view(np.uint8).reshape(-1, max(a.dtype.itemsize, 1))
 
 
+def handed_over(before: dict[str, np.ndarray], arrays, name: str) -> np.ndarray:
+    """The array `name` as it was handed over, from its snapshot: what the oracle reads, whatever
+    a kernel writes into the caller's array meanwhile."""
+    now = getattr(arrays, name)
+    return before[name].reshape(-1).view(now.dtype).reshape(now.shape)
+
+
 def snapshot(arrays) -> dict[str, np.ndarray]:
     """A copy of the bytes of each array handed over (the case's own arrays, before any call):
     one memory copy, where bytes objects cost two on kernel-sized arrays."""
