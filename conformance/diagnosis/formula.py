@@ -109,10 +109,10 @@ def pick(a: Arrays, result) -> np.ndarray:
 
 
 def plain(**kw):
-    """A hypothesis that is the generalized formula with fixed parameters; for gradients,
-    both its exact derivative and the reference's backward formula with its 1/rms."""
+    """A hypothesis that is the generalized formula with fixed parameters; for dx, both its exact
+    derivative and the reference's backward formula with its 1/rms."""
     def predict(a: Arrays):
-        if a.check == "forward":
+        if a.check != "grad_x":  # forward and dscale have no derivative of 1/rms: one prediction
             return pick(a, general(a, **kw)), ""
         return [(pick(a, general(a, **kw)), ""),
                 (pick(a, general(a, exact_derivative=False, **kw)), "the backward formula with that 1/rms")]

@@ -117,8 +117,9 @@ def wrong_divisor(a: Arrays):
         for d in _divisor_candidates(a, n):
             ev = {"divisor": d, "n": n}
             out.append(Prediction(pick(a, general(a, divisor=float(d))), _divisor_detail(d, n), evidence=ev))
-            out.append(Prediction(pick(a, general(a, divisor=float(d), exact_derivative=False)),
-                                  _divisor_detail(d, n) + ", the backward formula with that 1/rms", evidence=ev))
+            if a.check == "grad_x":  # dscale has no derivative of 1/rms: the same prediction again
+                out.append(Prediction(pick(a, general(a, divisor=float(d), exact_derivative=False)),
+                                      _divisor_detail(d, n) + ", the backward formula with that 1/rms", evidence=ev))
         return out
     gain = _row_gain(a)
     if gain is None:

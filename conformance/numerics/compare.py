@@ -81,15 +81,17 @@ def _describe(index: tuple, got: float, want: float) -> str:
     return f"at {[int(k) for k in index]}: got {got:.9g}, expected {want:.9g}"
 
 
-def _judged(quotient: np.ndarray) -> np.ndarray:
-    """An error quotient as judged.  NaN quotients only arise where nothing was compared (a
-    non-finite magnitude or reference RMS); the pattern check has judged those elements: 0.  A
-    quotient that overflows is a real error far beyond any tolerance (0.5 where the exact result
-    is 0 is 1e323 ULP of float64): it stays the largest float, never 0, and stays JSON-safe.
-    One pass over the array where neither occurs (its maximum is finite)."""
-    if quotient.size and np.isfinite(np.max(quotient)):
-        return quotient
-    return np.where(np.isnan(quotient), 0.0, np.minimum(quotient, np.finfo(np.float64).max))
+def _judged(quotient: np.ndarray) -> tuple[np.ndarray, float]:
+    """An error quotient as judged, and its largest value.  NaN quotients only arise where nothing
+    was compared (a non-finite magnitude or reference RMS); the pattern check has judged those
+    elements: 0.  A quotient that overflows is a real error far beyond any tolerance (0.5 where
+    the exact result is 0 is 1e323 ULP of float64): it stays the largest float, never 0, and stays
+    JSON-safe.  One pass over the array where neither occurs (its maximum is finite)."""
+    top = float(np.max(quotient)) if quotient.size else 0.0
+    if np.isfinite(top):
+        return quotient, max(top, 0.0)
+    judged = np.where(np.isnan(quotient), 0.0, np.minimum(quotient, np.finfo(np.float64).max))
+    return judged, float(judged.max(initial=0.0))
 
 
 def _of_arrays(ref: np.ndarray, magnitude: np.ndarray | None, axes: tuple[int, ...] | None) -> Blocked:
@@ -98,35 +100,46 @@ def _of_arrays(ref: np.ndarray, magnitude: np.ndarray | None, axes: tuple[int, .
     return Blocked(ref.shape, row_blocks(ref.shape, axes), at)
 
 
-def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms) -> dict:
-    """The element errors of one block: diff, ulps, units (with a magnitude), rel_rms, and the
-    NaN/Inf pattern where it is not all finite (bad, pattern; else None)."""
+def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms, metric: str) -> dict:
+    """The errors of one block: the largest of each metric (max_abs, max_rel_rms, max_ulp and,
+    with a magnitude, max_units), the scored error of each element (`scored`: ULPs or units, as
+    `metric` says), the result as float64 (`r64`) and, where it is not all finite, the NaN/Inf
+    pattern (`bad`, `pattern`; else None).  In place where it can be: on kernel-sized arrays every
+    pass and every fresh allocation counts."""
     r64 = result.astype(np.float64)
     out: dict = {"r64": r64, "bad": None, "pattern": None}
     with np.errstate(all="ignore"):
         # The common case, without the masks below: a finite result, and a reference that stays
         # finite when rounded to the format (|ref| <= its largest value; NaN fails the test).
-        # Kernel-sized arrays make every pass over them count.
         # Reductions rather than elementwise masks: no temporaries (NaN propagates through both).
         finite = not ref.size or max(float(np.max(ref)), -float(np.min(ref))) <= fmt.max
         if finite and (not r64.size or np.isfinite(np.max(r64)) and np.isfinite(np.min(r64))):
-            diff = np.abs(r64 - ref)
+            diff = np.subtract(r64, ref)
+            diff = np.abs(diff, out=diff if diff.ndim else None)
         else:
             out["pattern"] = ref.astype(fmt.np_dtype).astype(np.float64)
             out["bad"] = nonfinite_mismatch(r64, out["pattern"])
             compared = np.isfinite(r64) & np.isfinite(out["pattern"]) & ~out["bad"]
             diff = np.where(compared, np.abs(r64 - ref), 0.0)
-        out["max_abs"], out["ulps"] = diff, _judged(diff / ulp_of(ref, fmt))
-        out["max_ulp"] = out["ulps"]
+        out["max_abs"] = float(diff.max(initial=0.0))
+        ulps = ulp_of(ref, fmt)
+        ulps, out["max_ulp"] = _judged(np.divide(diff, ulps, out=ulps if ulps.ndim else None))
         rms = global_rms if global_rms is not None else _rms_rows(ref, axes, finite)  # per row: small
         # The error relative to its row's RMS, a metric only (where the RMS is 0 or Inf, shown as
         # 0): the largest of a row is its largest error over its RMS, one reduction, no temporary.
         rel_rms = (np.max(diff, axis=axes, keepdims=True) if axes and diff.size else diff) / rms
         if not np.all((rms > 0) & np.isfinite(rms)):
             rel_rms = np.where(np.isfinite(rel_rms), rel_rms, 0.0)
-        out["max_rel_rms"] = rel_rms
+        out["max_rel_rms"] = float(np.max(rel_rms, initial=0.0))
+        out["scored"] = ulps
         if magnitude is not None:
-            out["units"] = out["max_units"] = _judged(diff / np.maximum(magnitude, fmt.tiny) / fmt.unit_roundoff)
+            # diff / max(magnitude, tiny) / u, u a power of two: its multiplication by 1/u is exact.
+            units = np.maximum(magnitude, fmt.tiny)
+            units = np.divide(diff, units, out=units if units.ndim else None)
+            units = np.multiply(units, 1.0 / fmt.unit_roundoff, out=units if units.ndim else None)
+            units, out["max_units"] = _judged(units)
+            if metric == "units":
+                out["scored"] = units
     return out
 
 
@@ -163,7 +176,7 @@ def score(
     def errors(block):
         ref_part, magnitude_part = blocked.at(block)
         return block, ref_part, _block_errors(result[block] if block else result, ref_part, fmt, magnitude_part, axes,
-                                              global_rms)
+                                              global_rms, tol.metric)
     for block, ref_part, part in in_blocks(errors, blocked.blocks):
         offset = block[0].start if block else 0
 
@@ -171,20 +184,21 @@ def score(
             return (i[0] + offset, *i[1:]) if i else i
         for key in worst:
             if key in part:
-                worst[key] = max(worst[key], float(part[key].max(initial=0.0)))
+                worst[key] = max(worst[key], part[key])
         if part["bad"] is not None and part["bad"].any():
             bad_count += int(part["bad"].sum())
             if first_bad is None:
                 i = tuple(int(k) for k in np.argwhere(part["bad"])[0])
                 first_bad = (at(i), float(part["r64"][i]), float(part["pattern"][i]))
-        scored = part["ulps" if tol.metric == "ulp" else "units"]
-        if scored.size:
+        # The worst element is named only beyond the tolerance: only a block whose largest error
+        # exceeds it and the worst so far is searched (the first block with the overall largest).
+        scored, largest = part["scored"], part[scored_key]
+        if scored.size and largest > tol.limit and (top is None or largest > top[0]):
             i = np.unravel_index(int(np.argmax(scored)), scored.shape)
-            if top is None or scored[i] > top[0]:
-                top = (float(scored[i]), at(i), float(part["r64"][i]), float(ref_part[i]))
+            top = (float(scored[i]), at(i), float(part["r64"][i]), float(ref_part[i]))
     metrics.update(max_abs=worst["max_abs"], max_rel_rms=worst["max_rel_rms"], max_ulp=worst["max_ulp"],
                    nonfinite_mismatch=bad_count)
-    if "units" in part:
+    if "max_units" in part:
         metrics["max_units"] = worst["max_units"]
     reasons = []
     if expected_dtype and out_dtype != expected_dtype:  # None: the framework's to choose
