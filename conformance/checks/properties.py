@@ -200,10 +200,21 @@ def jvp_reference(x, scale, v, axes, eps) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(v, np.float64)
     with np.errstate(all="ignore"):
         xn, r, s = _row_terms(x, scale, axes, eps)
-        p = xn * v  # once for both means: a kernel-sized case makes every pass count
+        # Each product once, in place where the operands are arrays (a kernel-sized case makes
+        # every pass and allocation count), in the order the formula is written: the same bits.
+        p = xn * v
         proj = np.mean(p, axis=axes, keepdims=True)
-        proj_abs = np.mean(np.abs(p), axis=axes, keepdims=True)
-        return r * s * (v - xn * proj), r * np.abs(s) * (np.abs(v) + np.abs(xn) * proj_abs)
+        proj_abs = np.mean(np.abs(p, out=_into(p)), axis=axes, keepdims=True)
+        t = xn * proj
+        t = np.multiply(r * s, np.subtract(v, t, out=_into(t)), out=_into(t))  # r s (v - xn proj)
+        m = np.abs(xn)
+        m = np.add(np.abs(v), np.multiply(m, proj_abs, out=_into(m)), out=_into(m))
+        return t, np.multiply(r * np.abs(s), m, out=_into(m))  # r |s| (|v| + |xn| proj_abs)
+
+
+def _into(v):
+    """`v` as the output of an in-place operation, where it is an array (not a rank-0 scalar)."""
+    return v if isinstance(v, np.ndarray) and v.ndim else None
 
 
 def hvp_reference(x, scale, dy, v, axes, eps) -> tuple[np.ndarray, np.ndarray]:
@@ -220,9 +231,19 @@ def hvp_reference(x, scale, dy, v, axes, eps) -> tuple[np.ndarray, np.ndarray]:
         products = (v * sdy, v * xn, sdy * xn)  # once each, for both their means
         a, b, p = (mean(t) for t in products)
         aa, ba, pa = (mean(np.abs(t)) for t in products)
-        h = r * r * (3 * p * b * xn - a * xn - b * sdy - p * v)
-        mag = r * r * (3 * pa * ba * np.abs(xn) + aa * np.abs(xn) + ba * np.abs(sdy) + pa * np.abs(v))
-        return h, mag
+        return (_combined(r * r, ((3 * p * b, xn), (a, xn), (b, sdy), (p, v)), np.subtract),
+                _combined(r * r, ((3 * pa * ba, np.abs(xn)), (aa, np.abs(xn)), (ba, np.abs(sdy)), (pa, np.abs(v))),
+                          np.add))
+
+
+def _combined(factor, terms, op):
+    """factor * (((c0 t0 op c1 t1) op c2 t2) op ...), left to right as the formula is written (the
+    same bits), in place where the operands are arrays: each term's product made once."""
+    c, t = terms[0]
+    out = c * t
+    for c, t in terms[1:]:
+        out = op(out, c * t, out=_into(out))
+    return np.multiply(factor, out, out=_into(out))
 
 
 def _scored(s: CaseRun, got, expected, magnitude, tol) -> tuple[str, str, dict]:
