@@ -113,16 +113,17 @@ def fp8_round(values, saturate: bool = True, toward_zero: bool = False) -> np.nd
     subnormals included, after clipping to ±448 where `saturate` (the fused kernels' clamp);
     without it, what overflows the format is NaN (it has no infinity).  NaN stays NaN."""
     v = np.asarray(values, np.float64)
+    into = (lambda t: t) if v.ndim else (lambda t: None)  # in place, where the operands are arrays
     with np.errstate(all="ignore"):
         a = np.abs(v)
         if saturate:
-            a = np.minimum(a, FP8.max)  # NaN stays NaN, Inf becomes 448
+            a = np.minimum(a, FP8.max, out=into(a))  # NaN stays NaN, Inf becomes 448
         spacing = _spacing(a)
-        k = a / spacing
-        k = np.floor(k) if toward_zero else np.rint(k)  # np.rint: to nearest, ties to even
-        r = np.where(np.isfinite(a), k * spacing, np.nan)
-        r = np.where(r > FP8.max, np.nan, r)
-        return np.copysign(r, v)
+        k = np.divide(a, spacing, out=into(a))
+        k = np.floor(k, out=into(k)) if toward_zero else np.rint(k, out=into(k))  # np.rint: to nearest, ties to even
+        r = np.multiply(k, spacing, out=into(k))  # Inf (unsaturated) stays Inf, NaN NaN
+        r = np.where(r > FP8.max, np.nan, r)  # beyond the format, Inf included: NaN (it has no infinity)
+        return np.copysign(r, v, out=into(r))
 
 
 def _exponent(a: np.ndarray) -> np.ndarray:
