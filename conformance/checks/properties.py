@@ -142,11 +142,15 @@ def sign_symmetry(s: CaseRun) -> tuple[str, str, dict]:
 
 def _scale_exponent(x: np.ndarray, fmt, n: int) -> int | None:
     """A k for which 2^k x is exact (every nonzero value stays normal) and n max(2^k x)^2 is finite."""
-    a = np.abs(np.asarray(x, np.float64))
-    nonzero = a[a > 0]
-    if not nonzero.size:
+    a = np.abs(np.asarray(x))
+    if a.dtype.itemsize < 4:  # half formats in float32, exactly: numpy's reductions where= on them
+        a = a.astype(np.float32)
+    nonzero = a > 0  # NaN is left out, as zero is
+    if not nonzero.any():
         return None
-    lo, hi = float(nonzero.min()), float(nonzero.max())
+    # Reductions over the nonzero values in place of a copy of them (a kernel-sized case).
+    lo = float(np.min(a, where=nonzero, initial=np.inf))
+    hi = float(np.max(a, where=nonzero, initial=0.0))
     for k in SCALE_EXPONENTS:
         if lo * 2.0**k >= fmt.tiny and max(n, 1) * (hi * 2.0**k) ** 2 < fmt.max:
             return k
@@ -182,10 +186,14 @@ def layout(s: CaseRun) -> tuple[str, str, dict]:
 
 
 # -- derivatives against float64 formulas ----------------------------------------------------
-def _tangent(case: Case) -> np.ndarray:
-    """A direction v for jvp and hvp: standard normal, in the compute dtype, from the case's seed."""
-    rng = np.random.default_rng([case.seed, 0x9E37])
-    return rng.standard_normal(case.shape).astype(case.precision.compute.np_dtype)
+def _tangent(s: CaseRun) -> np.ndarray:
+    """A direction v for jvp and hvp: standard normal, in the compute dtype, from the case's seed
+    (drawn once for both: a kernel-sized case's draw is seconds)."""
+    kept = s.__dict__.setdefault("tangent", [])
+    if not kept:
+        rng = np.random.default_rng([s.case.seed, 0x9E37])
+        kept.append(rng.standard_normal(s.case.shape).astype(s.case.precision.compute.np_dtype))
+    return kept[0]
 
 
 def _row_terms(x, scale, axes, eps):
@@ -253,18 +261,18 @@ def _scored(s: CaseRun, got, expected, magnitude, tol) -> tuple[str, str, dict]:
 
 
 def jvp(s: CaseRun) -> tuple[str, str, dict]:
-    v = _tangent(s.case)
-    _, t = s.adapter.jvp(s.adapter.build(s.spec), s.arrays.x, v)
-    x, axes = s.arrays.x, s.case.axes
+    v = _tangent(s)
+    _, t = s.adapter.jvp(s.adapter.build(s.spec), s.arrays.x, v.copy())  # a copy: v is kept for hvp
+    x, axes = s.x, s.case.axes  # as handed over (an in-place kernel writes into the case's arrays)
     ref, mag = assembled(lambda b: jvp_reference(x[b], s.spec.scale, v[b], axes, s.eps), x.shape,
                          row_blocks(x.shape, axes))
     return _scored(s, t, ref, mag, tolerance.grad_x(s.case.precision.compute, s.case.reduction_length))
 
 
 def hvp(s: CaseRun) -> tuple[str, str, dict]:
-    v = _tangent(s.case)
-    h = s.adapter.hvp(s.adapter.build(s.spec), s.arrays.x, s.arrays.dy, v)
-    x, dy, axes = s.arrays.x, s.arrays.dy, s.case.axes
+    v = _tangent(s)
+    h = s.adapter.hvp(s.adapter.build(s.spec), s.arrays.x, s.arrays.dy, v.copy())
+    x, dy, axes = s.x, s.dy, s.case.axes
     ref, mag = assembled(lambda b: hvp_reference(x[b], s.spec.scale, dy[b], v[b], axes, s.eps), x.shape,
                          row_blocks(x.shape, axes))
     return _scored(s, h, ref, mag, tolerance.hvp(s.case.precision.compute, s.case.reduction_length))
