@@ -41,7 +41,7 @@ from conformance.checks.context import CaseRun
 from conformance.diagnosis.diagnose import diagnosis
 from conformance.numerics import tolerance
 from conformance.numerics.compare import numeric_array, score
-from conformance.numerics.oracle import assembled, placed, row_blocks
+from conformance.numerics.oracle import Blocked, placed, row_blocks
 from conformance.spec import LayerSpec
 
 BATCH_SIZES = (1, 7, 64, 1000)
@@ -254,9 +254,12 @@ def _combined(factor, terms, op):
     return np.multiply(factor, out, out=_into(out))
 
 
-def _scored(s: CaseRun, got, expected, magnitude, tol) -> tuple[str, str, dict]:
-    fmt = s.case.precision.compute
-    sc = score(got, expected, fmt, fmt.name, tol, magnitude=magnitude)
+def _scored(s: CaseRun, got, reference, tol) -> tuple[str, str, dict]:
+    """`got` against `reference(rows)` -> (values, magnitude) of those rows, computed block by
+    block as it is scored (kept nowhere), each row's error relative to its RMS as grad_x's."""
+    fmt, x = s.case.precision.compute, s.x
+    blocked = Blocked(x.shape, row_blocks(x.shape, s.case.axes), reference)
+    sc = score(got, blocked, fmt, fmt.name, tol, axes=s.case.axes)
     return sc.status, sc.message, {"metrics": sc.metrics, "tolerance": tol.to_json()}
 
 
@@ -264,18 +267,16 @@ def jvp(s: CaseRun) -> tuple[str, str, dict]:
     v = _tangent(s)
     _, t = s.adapter.jvp(s.adapter.build(s.spec), s.arrays.x, v.copy())  # a copy: v is kept for hvp
     x, axes = s.x, s.case.axes  # as handed over (an in-place kernel writes into the case's arrays)
-    ref, mag = assembled(lambda b: jvp_reference(x[b], s.spec.scale, v[b], axes, s.eps), x.shape,
-                         row_blocks(x.shape, axes))
-    return _scored(s, t, ref, mag, tolerance.grad_x(s.case.precision.compute, s.case.reduction_length))
+    return _scored(s, t, lambda b: jvp_reference(x[b], s.spec.scale, v[b], axes, s.eps),
+                   tolerance.grad_x(s.case.precision.compute, s.case.reduction_length))
 
 
 def hvp(s: CaseRun) -> tuple[str, str, dict]:
     v = _tangent(s)
     h = s.adapter.hvp(s.adapter.build(s.spec), s.arrays.x, s.arrays.dy, v.copy())
     x, dy, axes = s.x, s.dy, s.case.axes
-    ref, mag = assembled(lambda b: hvp_reference(x[b], s.spec.scale, dy[b], v[b], axes, s.eps), x.shape,
-                         row_blocks(x.shape, axes))
-    return _scored(s, h, ref, mag, tolerance.hvp(s.case.precision.compute, s.case.reduction_length))
+    return _scored(s, h, lambda b: hvp_reference(x[b], s.spec.scale, dy[b], v[b], axes, s.eps),
+                   tolerance.hvp(s.case.precision.compute, s.case.reduction_length))
 
 
 def as_check(check: str, diagnosis_id: str, statement):
