@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from conformance.numerics import tolerance
+from conformance.numerics.compare import EXPONENT_BITS
 from conformance.numerics.dtypes import FORMATS, FP8_E4M3FN, FloatFormat
 from conformance.numerics.oracle import Reference, oracle
 
@@ -139,9 +140,13 @@ def _contiguous(v) -> np.ndarray:
 
 
 def _spacing(a: np.ndarray) -> np.ndarray:
-    """The distance between fp8 values around |a| (that of the subnormals below 2**-6)."""
-    shift = np.maximum(_exponent(a), FP8.emin) - (FP8.digits - 1)  # an exact power of two, built from its bits
-    return np.asarray((shift + 1023) << 52).view(np.float64)
+    """The distance between fp8 values around |a| (that of the subnormals below 2**-6): 2**E from
+    float64's exponent bits (the sign and mantissa masked off), at least 2**emin, times 2**-3, in
+    place (at 0 that of the subnormals; at NaN/Inf Inf, where nothing is rounded)."""
+    binade = (_contiguous(a).view(np.int64) & EXPONENT_BITS).view(np.float64)
+    into = binade if binade.ndim else None
+    binade = np.maximum(binade, 2.0 ** FP8.emin, out=into)
+    return np.multiply(binade, 2.0 ** -(FP8.digits - 1), out=into)
 
 
 def fp8_order(values) -> np.ndarray:
