@@ -24,7 +24,7 @@ import numpy as np
 from conformance.numerics import tolerance
 from conformance.numerics.compare import EXPONENT_BITS
 from conformance.numerics.dtypes import FORMATS, FP8_E4M3FN, FloatFormat
-from conformance.numerics.oracle import Reference, oracle
+from conformance.numerics.oracle import Lazy, Reference, lazy
 
 F32, F64 = FORMATS["float32"], FORMATS["float64"]
 
@@ -43,15 +43,16 @@ def sum_formats(compute: FloatFormat) -> tuple[FloatFormat, ...]:
 
 
 def fused_add(x, residual, scale, dy, axes: tuple[int, ...], eps: float, compute: FloatFormat
-              ) -> tuple[np.ndarray, dict[str, Reference]]:
-    """(the written-back residual, {format name: the oracle of the sum normalized in that format})."""
+              ) -> tuple[np.ndarray, dict[str, Lazy]]:
+    """(the written-back residual, {format name: the oracle of the sum normalized in that format},
+    each field computed when first read)."""
     with np.errstate(all="ignore"):
         exact = np.asarray(x, np.float64) + np.asarray(residual, np.float64)
     written = rounded(exact, compute)
-    return written, {f.name: oracle(rounded(exact, f), scale, dy, axes, eps) for f in sum_formats(compute)}
+    return written, {f.name: lazy(rounded(exact, f), scale, dy, axes, eps) for f in sum_formats(compute)}
 
 
-def fused_add_grads(ref: Reference, dres) -> tuple[np.ndarray, np.ndarray]:
+def fused_add_grads(ref: Reference | Lazy, dres) -> tuple[np.ndarray, np.ndarray]:
     """(d(x) = d(residual), its magnitude): the sum feeds both outputs, so its gradient is
     rmsnorm's dx plus the gradient of the written-back residual."""
     dres = np.asarray(dres, np.float64)

@@ -174,6 +174,26 @@ class Oracle:
         return self._dscale
 
 
+class Lazy:
+    """An Oracle read as a Reference: each field computed when first read, y alone (the forward
+    checks of several candidate semantics), the gradients all at once (the one a backward check
+    scores).  The fused forms keep one per candidate and score the gradients of one."""
+
+    def __init__(self, oracle: Oracle):
+        self.oracle = oracle
+
+    y = property(lambda self: self.oracle.y())
+    dx = property(lambda self: self.oracle.full().dx)
+    dx_magnitude = property(lambda self: self.oracle.full().dx_magnitude)
+    dscale = property(lambda self: self.oracle.dscale()[0])
+    dscale_magnitude = property(lambda self: self.oracle.dscale()[1])
+
+
+def lazy(x, scale, dy, axes: tuple[int, ...], eps: float) -> Lazy:
+    """oracle()'s Reference, each field computed when first read (Lazy)."""
+    return Lazy(Oracle(x, scale, dy, axes, eps))
+
+
 def _rows(x: np.ndarray, s: np.ndarray, dy: np.ndarray, axes: tuple[int, ...], eps: float,
           fields: tuple[str, ...] = FIELDS) -> Reference:
     """The oracle of whole rows, in float64 (`s` placed against x): the `fields` asked for."""
