@@ -57,7 +57,8 @@ def _assumed_compute(a: Arrays) -> str:
 def _simulated(a: Arrays, dtype, detail: str, *, judged_in=None, evidence=None, **kw) -> list[Prediction]:
     """The formula evaluated in `dtype`, in each order kernels write it: specific predictions of
     what the overflows, underflows and roundings of that format give, never the observed values."""
-    return [Prediction(pick(a, in_dtype(a, dtype, order, **kw)), detail, judged_in, evidence) for order in DISTINCT_ORDERS[a.check]]
+    return [Prediction(pick(a, in_dtype(a, dtype, order, **kw)), detail, judged_in, evidence)
+            for order in DISTINCT_ORDERS[a.check]]
 
 
 def range_limit(a: Arrays):

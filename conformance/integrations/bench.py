@@ -154,8 +154,9 @@ def _kernels_one(ref: str) -> dict:
         rows.append({"case": case.id, "wall": wall, "bare": made + inside[0], "peak_mib": peak / 2**20,
                      "own_mib": own / 2**20, "peak_over_own": peak / own})
     large = [r for r in rows if r["own_mib"] >= LARGE_MIB] or rows
-    return {"adapter": adapter.name, "cases": len(rows), "harness": harness, "bare": bare, "ratio": harness / bare, "rows": rows,
-            "worst_peak": max(large, key=lambda r: r["peak_over_own"]), "largest_peak": max(rows, key=lambda r: r["peak_mib"])}
+    return {"adapter": adapter.name, "cases": len(rows), "harness": harness, "bare": bare, "ratio": harness / bare,
+            "rows": rows, "worst_peak": max(large, key=lambda r: r["peak_over_own"]),
+            "largest_peak": max(rows, key=lambda r: r["peak_mib"])}
 
 
 def _kernels() -> int:
