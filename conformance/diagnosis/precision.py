@@ -22,12 +22,16 @@ def _range_rows(a: Arrays) -> tuple[np.ndarray, str] | None:
     fmt = FORMATS["float32" if a.compute in ("float16", "bfloat16") else a.compute]
     with np.errstate(all="ignore"):
         sq = (a.x * a.x)
-        over = np.any(sq > fmt.max, axis=a.axes, keepdims=True) if a.axes else sq > fmt.max
-        over |= (np.sum(sq, axis=a.axes, keepdims=True) if a.axes else sq) > fmt.max
-        ms = np.mean(sq, axis=a.axes, keepdims=True) if a.axes else sq
+        # Reductions, no elementwise temporaries (fmax: a NaN square overflows nothing, as in
+        # any(sq > max)); the mean is the sum over n, as np.mean computes it.
+        over = np.fmax.reduce(sq, axis=a.axes, keepdims=True) > fmt.max if a.axes else sq > fmt.max
+        total = np.sum(sq, axis=a.axes, keepdims=True) if a.axes else sq
+        over |= total > fmt.max
+        ms = total / row_length(a) if a.axes else sq
         under = (ms < fmt.tiny) & (ms > 0) & (ms + a.eps < fmt.tiny * 2 ** 10)
     if over.any():
-        return np.broadcast_to(over | under, a.x.shape), f"x² overflows {fmt.name} (|x| up to {np.nanmax(np.abs(a.x)):.3g})"
+        largest = max(float(np.nanmax(a.x)), -float(np.nanmin(a.x)))  # |x| up to, without abs(x)
+        return np.broadcast_to(over | under, a.x.shape), f"x² overflows {fmt.name} (|x| up to {largest:.3g})"
     if under.any():
         return np.broadcast_to(under, a.x.shape), f"mean(x²) underflows {fmt.name} (below {fmt.tiny:.3g}) with epsilon {a.eps:g}"
     if a.check == "grad_x" and a.compute in ("float16", "bfloat16"):
