@@ -25,7 +25,7 @@ from conformance.numerics.oracle import placed
 class Arrays:
     """What a hypothesis sees: the case's inputs, its parameters, and the observed result."""
 
-    x: np.ndarray  # float64 values of the case's input
+    x: np.ndarray  # float64 values of the case's input (in its own dtype until sample.sampled takes rows)
     scale: np.ndarray  # float64, shaped as the sizes of `axes`
     dy: np.ndarray  # float64
     axes: tuple[int, ...]  # sorted, non-negative
