@@ -21,7 +21,8 @@ from conformance.checks.records import record
 from conformance.diagnosis import sample
 from conformance.diagnosis.diagnose import diagnose, diagnose_sample, elementwise
 from conformance.diagnosis.hypotheses import Arrays
-from conformance.numerics.oracle import Oracle, Reference, in_blocks
+from conformance.numerics.oracle import Oracle, Reference
+from conformance.numerics.threads import ordered
 from conformance.spec import LayerSpec
 
 
@@ -106,7 +107,7 @@ class CaseRun:
                 ref, magnitude = blocked.at(block)
                 return sample.row_errors(elementwise(f64(observed[block] if block else observed), ref, fmt, magnitude),
                                          own.axes)
-            rows = sample.sampled(own, np.concatenate(list(in_blocks(errors, blocked.blocks))))
+            rows = sample.sampled(own, np.concatenate(list(ordered(errors, blocked.blocks))))
             ref = Oracle(rows.arrays.x, rows.arrays.scale, rows.arrays.dy, (1,), self.eps).full()
             return diagnose_sample(rows, ref.y if field == "y" else ref.dx, None if field == "y" else ref.dx_magnitude,
                                    fmt, tol)

@@ -41,6 +41,7 @@ from conformance.checks.context import CaseRun
 from conformance.diagnosis.diagnose import diagnosis
 from conformance.numerics import tolerance
 from conformance.numerics.compare import numeric_array, score
+from conformance.numerics.arrays import into
 from conformance.numerics.oracle import Blocked, placed, row_blocks
 from conformance.spec import LayerSpec
 
@@ -208,21 +209,15 @@ def jvp_reference(x, scale, v, axes, eps) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(v, np.float64)
     with np.errstate(all="ignore"):
         xn, r, s = _row_terms(x, scale, axes, eps)
-        # Each product once, in place where the operands are arrays (a kernel-sized case makes
-        # every pass and allocation count), in the order the formula is written: the same bits.
+        # Each product once, in place (arrays.into), in the order the formula is written: the same bits.
         p = xn * v
         proj = np.mean(p, axis=axes, keepdims=True)
-        proj_abs = np.mean(np.abs(p, out=_into(p)), axis=axes, keepdims=True)
+        proj_abs = np.mean(np.abs(p, out=into(p)), axis=axes, keepdims=True)
         t = xn * proj
-        t = np.multiply(r * s, np.subtract(v, t, out=_into(t)), out=_into(t))  # r s (v - xn proj)
+        t = np.multiply(r * s, np.subtract(v, t, out=into(t)), out=into(t))  # r s (v - xn proj)
         m = np.abs(xn)
-        m = np.add(np.abs(v), np.multiply(m, proj_abs, out=_into(m)), out=_into(m))
-        return t, np.multiply(r * np.abs(s), m, out=_into(m))  # r |s| (|v| + |xn| proj_abs)
-
-
-def _into(v):
-    """`v` as the output of an in-place operation, where it is an array (not a rank-0 scalar)."""
-    return v if isinstance(v, np.ndarray) and v.ndim else None
+        m = np.add(np.abs(v), np.multiply(m, proj_abs, out=into(m)), out=into(m))
+        return t, np.multiply(r * np.abs(s), m, out=into(m))  # r |s| (|v| + |xn| proj_abs)
 
 
 def hvp_reference(x, scale, dy, v, axes, eps) -> tuple[np.ndarray, np.ndarray]:
@@ -250,8 +245,8 @@ def _combined(factor, terms, op):
     c, t = terms[0]
     out = c * t
     for c, t in terms[1:]:
-        out = op(out, c * t, out=_into(out))
-    return np.multiply(factor, out, out=_into(out))
+        out = op(out, c * t, out=into(out))
+    return np.multiply(factor, out, out=into(out))
 
 
 def _scored(s: CaseRun, got, reference, tol) -> tuple[str, str, dict]:

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from conformance.numerics.arrays import EXPONENT_BITS, float64_bits, into
 from conformance.numerics.dtypes import FloatFormat, dtype_name
-from conformance.numerics.oracle import Blocked, in_blocks, row_blocks
+from conformance.numerics.oracle import Blocked, row_blocks
+from conformance.numerics.threads import ordered
 from conformance.numerics.tolerance import Tolerance
 
 
@@ -25,19 +27,15 @@ class Score:
     message: str = ""
 
 
-EXPONENT_BITS = np.int64(0x7FF0000000000000)  # float64's exponent field
-
-
 def ulp_of(value: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     """The spacing of `fmt` at |value| (smallest subnormal at 0, the top binade's above max)."""
     # 2**E from float64's exponent bits (a = ±1.m * 2**E, the sign and mantissa masked off), clipped
     # to the format's binades, times 2**(1 - digits): three passes over kernel-sized arrays, every
     # step exact.  0 and float64's subnormals clip to the format's emin; a non-finite value (all
     # exponent bits set, read as Inf) to its emax, where it is never compared.
-    a = np.asarray(value, np.float64)
-    binade = ((a if a.flags.c_contiguous else a.copy()).view(np.int64) & EXPONENT_BITS).view(np.float64)
-    binade = np.clip(binade, 2.0 ** fmt.emin, 2.0 ** fmt.emax, out=binade if binade.ndim else None)
-    return np.multiply(binade, 2.0 ** (1 - fmt.digits), out=binade if binade.ndim else None)
+    binade = (float64_bits(value) & EXPONENT_BITS).view(np.float64)
+    binade = np.clip(binade, 2.0 ** fmt.emin, 2.0 ** fmt.emax, out=into(binade))
+    return np.multiply(binade, 2.0 ** (1 - fmt.digits), out=into(binade))
 
 
 def ulp_error(result: np.ndarray, ref: np.ndarray, fmt: FloatFormat) -> np.ndarray:
@@ -119,7 +117,7 @@ def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms, me
         finite = not ref.size or max(float(np.max(ref)), -float(np.min(ref))) <= fmt.max
         if finite and (not r64.size or np.isfinite(np.max(r64)) and np.isfinite(np.min(r64))):
             diff = np.subtract(r64, ref)
-            diff = np.abs(diff, out=diff if diff.ndim else None)
+            diff = np.abs(diff, out=into(diff))
         else:
             out["pattern"] = ref.astype(fmt.np_dtype).astype(np.float64)
             out["bad"] = nonfinite_mismatch(r64, out["pattern"])
@@ -127,7 +125,7 @@ def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms, me
             diff = np.where(compared, np.abs(r64 - ref), 0.0)
         out["max_abs"] = float(diff.max(initial=0.0))
         ulps = ulp_of(ref, fmt)
-        ulps, out["max_ulp"] = _judged(np.divide(diff, ulps, out=ulps if ulps.ndim else None))
+        ulps, out["max_ulp"] = _judged(np.divide(diff, ulps, out=into(ulps)))
         rms = global_rms if global_rms is not None else _rms_rows(ref, axes, finite)  # per row: small
         # The error relative to its row's RMS, a metric only (where the RMS is 0 or Inf, shown as
         # 0): the largest of a row is its largest error over its RMS, one reduction, no temporary.
@@ -139,8 +137,8 @@ def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms, me
         if magnitude is not None:
             # diff / max(magnitude, tiny) / u, u a power of two: its multiplication by 1/u is exact.
             units = np.maximum(magnitude, fmt.tiny)
-            units = np.divide(diff, units, out=units if units.ndim else None)
-            units = np.multiply(units, 1.0 / fmt.unit_roundoff, out=units if units.ndim else None)
+            units = np.divide(diff, units, out=into(units))
+            units = np.multiply(units, 1.0 / fmt.unit_roundoff, out=into(units))
             units, out["max_units"] = _judged(units)
             if metric == "units":
                 out["scored"] = units
@@ -181,7 +179,7 @@ def score(
         ref_part, magnitude_part = blocked.at(block)
         return block, ref_part, _block_errors(result[block] if block else result, ref_part, fmt, magnitude_part, axes,
                                               global_rms, tol.metric)
-    for block, ref_part, part in in_blocks(errors, blocked.blocks):
+    for block, ref_part, part in ordered(errors, blocked.blocks):
         offset = block[0].start if block else 0
 
         def at(i, offset=offset):  # an index of the block, in the array's coordinates

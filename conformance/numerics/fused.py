@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from conformance.numerics import tolerance
-from conformance.numerics.compare import EXPONENT_BITS
+from conformance.numerics.arrays import EXPONENT_BITS, float64_bits, into
 from conformance.numerics.dtypes import FORMATS, FP8_E4M3FN, FloatFormat
 from conformance.numerics.oracle import Lazy, Reference, lazy
 
@@ -115,7 +115,6 @@ def fp8_round(values, saturate: bool = True, toward_zero: bool = False) -> np.nd
     subnormals included, after clipping to ±448 where `saturate` (the fused kernels' clamp);
     without it, what overflows the format is NaN (it has no infinity).  NaN stays NaN."""
     v = np.asarray(values, np.float64)
-    into = (lambda t: t) if v.ndim else (lambda t: None)  # in place, where the operands are arrays
     with np.errstate(all="ignore"):
         a = np.abs(v)
         if saturate:
@@ -131,23 +130,16 @@ def fp8_round(values, saturate: bool = True, toward_zero: bool = False) -> np.nd
 def _exponent(a: np.ndarray) -> np.ndarray:
     """E of a = ±1.m * 2**E, from float64's exponent bits (-1023 at 0 and float64's subnormals,
     1024 at NaN/Inf): one integer pass, where frexp is several."""
-    return ((_contiguous(a).view(np.int64) >> 52) & 0x7FF) - 1023
-
-
-def _contiguous(v) -> np.ndarray:
-    """float64, C-contiguous, its rank kept (ascontiguousarray makes a scalar 1-d)."""
-    v = np.asarray(v, np.float64)
-    return v if v.flags.c_contiguous else v.copy()
+    return ((float64_bits(a) >> 52) & 0x7FF) - 1023
 
 
 def _spacing(a: np.ndarray) -> np.ndarray:
     """The distance between fp8 values around |a| (that of the subnormals below 2**-6): 2**E from
     float64's exponent bits (the sign and mantissa masked off), at least 2**emin, times 2**-3, in
     place (at 0 that of the subnormals; at NaN/Inf Inf, where nothing is rounded)."""
-    binade = (_contiguous(a).view(np.int64) & EXPONENT_BITS).view(np.float64)
-    into = binade if binade.ndim else None
-    binade = np.maximum(binade, 2.0 ** FP8.emin, out=into)
-    return np.multiply(binade, 2.0 ** -(FP8.digits - 1), out=into)
+    binade = (float64_bits(a) & EXPONENT_BITS).view(np.float64)
+    binade = np.maximum(binade, 2.0 ** FP8.emin, out=into(binade))
+    return np.multiply(binade, 2.0 ** -(FP8.digits - 1), out=into(binade))
 
 
 def fp8_order(values) -> np.ndarray:
@@ -155,9 +147,9 @@ def fp8_order(values) -> np.ndarray:
     below zero), as int64; the distance of two places is their distance in fp8 units.  `values`
     are fp8 values (as float64): the place is read from their float64 bits, biased exponent and
     the top mantissa bits, as the fp8 encoding lays them out (no conversion to fp8)."""
-    v = _contiguous(values)
+    v = np.asarray(values, np.float64)
     e = _exponent(v)
-    top = (v.view(np.int64) >> (52 - (FP8.digits - 1))) & ((1 << (FP8.digits - 1)) - 1)
+    top = (float64_bits(v) >> (52 - (FP8.digits - 1))) & ((1 << (FP8.digits - 1)) - 1)
     bias = 1 - FP8.emin
     with np.errstate(all="ignore"):
         normal = ((e + bias) << (FP8.digits - 1)) + top

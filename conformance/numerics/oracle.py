@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import Callable
 
 import numpy as np
 
+from conformance.numerics.arrays import into
 from conformance.numerics.threads import ordered
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,19 +73,14 @@ def row_blocks(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[tu
     return tuple((slice(k, k + step),) for k in range(0, shape[0], step))
 
 
-def in_blocks(fn: Callable[[tuple], T], blocks: tuple[tuple, ...]) -> Iterator[T]:
-    """fn(block) for each of `blocks`, in their order, on threads (threads.ordered)."""
-    return ordered(fn, blocks)
-
-
 def assembled(fn: Callable[[tuple], tuple[np.ndarray, ...]], shape: tuple[int, ...],
               blocks: tuple[tuple, ...]) -> tuple[np.ndarray, ...]:
     """The whole float64 arrays whose rows `fn(block)` computes block by block (a tuple of arrays
-    shaped as those rows), the blocks on threads (in_blocks)."""
+    shaped as those rows), the blocks on threads (threads.ordered)."""
     if len(blocks) == 1:
         return fn(blocks[0])
     out: tuple[np.ndarray, ...] = ()
-    for block, parts in in_blocks(lambda b: (b, fn(b)), blocks):
+    for block, parts in ordered(lambda b: (b, fn(b)), blocks):
         out = out or tuple(np.empty(shape) for _ in parts)
         for whole, part in zip(out, parts):
             whole[block] = part
@@ -168,7 +162,7 @@ class Oracle:
                 self._dscale = (full.dscale, full.dscale_magnitude)
             else:
                 dscale = dscale_mag = 0.0
-                for part in in_blocks(lambda b: self.rows(b, ("dscale",)), self.blocks):
+                for part in ordered(lambda b: self.rows(b, ("dscale",)), self.blocks):
                     dscale, dscale_mag = dscale + part.dscale, dscale_mag + part.dscale_magnitude
                 self._dscale = (dscale, dscale_mag)
         return self._dscale
@@ -214,23 +208,21 @@ def _rows(x: np.ndarray, s: np.ndarray, dy: np.ndarray, axes: tuple[int, ...], e
         rh = 1.0 / np.sqrt(np.mean(xh * xh, axis=axes, keepdims=True) + scaled_eps)
         # Everything below goes through xn = x * r, which is O(1): products with
         # subnormal x never round before they are scaled up.
-        # In place where the operands are arrays (a rank-0 case's are numpy scalars): one block's
-        # temporaries fewer, the same values.
-        out = (lambda v: v) if x.ndim else (lambda v: None)
-        xn = np.multiply(xh, rh, out=out(xh))
+        # In place (arrays.into): one block's temporaries fewer, the same values.
+        xn = np.multiply(xh, rh, out=into(xh))
         if "y" in fields:
             y = xn * s
         if "dx" in fields:
             sdy = s * dy
             p = sdy * xn
             proj = np.mean(p, axis=axes, keepdims=True)
-            proj_abs = np.mean(np.abs(p, out=out(p)), axis=axes, keepdims=True)
+            proj_abs = np.mean(np.abs(p, out=into(p)), axis=axes, keepdims=True)
             r = rh / m  # overflows only where the true gradient does
             dx = r * (sdy - xn * proj)
-            dx_mag = r * (np.abs(sdy, out=out(sdy)) + np.abs(xn) * proj_abs)
+            dx_mag = r * (np.abs(sdy, out=into(sdy)) + np.abs(xn) * proj_abs)
         if "dscale" in fields:
             other = tuple(a for a in range(x.ndim) if a not in axes)
             p = dy * xn
             dscale = np.sum(p, axis=other)
-            dscale_mag = np.sum(np.abs(p, out=out(p)), axis=other)
+            dscale_mag = np.sum(np.abs(p, out=into(p)), axis=other)
     return Reference(y, dx, dscale, dx_mag, dscale_mag)
