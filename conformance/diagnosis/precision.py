@@ -138,6 +138,7 @@ def cast_overflow(a: Arrays):
 
 
 LANES = (1, 8)  # one accumulator; or one per SIMD lane of a float32 AVX register, added at the end
+STEPS = 1 << 20  # partial sums a sequential sum holds at once (rows x lanes x steps of a chunk)
 
 
 def _sequential_sumsq(a: Arrays, dtype, lanes: int = 1) -> np.ndarray:
@@ -152,11 +153,16 @@ def _sequential_sumsq(a: Arrays, dtype, lanes: int = 1) -> np.ndarray:
         width = -(-n // lanes) * lanes  # the row padded with zeros to whole lanes (adding 0 changes no sum)
         if width != n:
             sq = np.concatenate([sq, np.zeros((rows, width - n), ct)], axis=1)
-        # Column after column: one add of (rows, lanes) per step, in `dtype` (each partial sum
-        # rounded, as the accumulator is), never a running sum of every element kept.
-        acc = np.zeros((rows, lanes), ct)
-        for k in range(0, width, lanes):
-            np.add(acc, sq[:, k:k + lanes], out=acc)
+        # Each lane's running sum in `dtype` (np.add.accumulate: each partial sum rounded, as the
+        # accumulator is), over chunks of STEPS steps that start from the sum so far: one call
+        # per chunk where a loop would add column after column, a chunk's partial sums the only
+        # ones kept.
+        steps = sq.reshape(rows, width // lanes, lanes)
+        acc = np.zeros((rows, 1, lanes), ct)
+        chunk = max(1, STEPS // max(rows * lanes, 1))
+        for k in range(0, steps.shape[1], chunk):
+            acc = np.add.accumulate(np.concatenate([acc, steps[:, k:k + chunk]], axis=1), axis=1)[:, -1:]
+        acc = acc[:, 0]
         total = acc[:, 0].copy()
         for lane in range(1, lanes):
             np.add(total, acc[:, lane], out=total)

@@ -111,19 +111,21 @@ def _block_errors(result, ref, fmt: FloatFormat, magnitude, axes, global_rms, me
     r64 = result.astype(np.float64)
     out: dict = {"r64": r64, "bad": None, "pattern": None}
     with np.errstate(all="ignore"):
-        # The common case, without the masks below: a finite result, and a reference that stays
-        # finite when rounded to the format (|ref| <= its largest value; NaN fails the test).
-        # Reductions rather than elementwise masks: no temporaries (NaN propagates through both).
+        # The common case, without the masks below: a reference that stays finite when rounded to
+        # the format (|ref| <= its largest value; NaN fails the test) and a finite result, which
+        # the largest difference tells (NaN and Inf propagate to it).  Reductions rather than
+        # elementwise masks: no temporaries.
         finite = not ref.size or max(float(np.max(ref)), -float(np.min(ref))) <= fmt.max
-        if finite and (not r64.size or np.isfinite(np.max(r64)) and np.isfinite(np.min(r64))):
+        if finite:
             diff = np.subtract(r64, ref)
             diff = np.abs(diff, out=into(diff))
-        else:
+            out["max_abs"] = float(diff.max(initial=0.0))
+        if not finite or not np.isfinite(out["max_abs"]):
             out["pattern"] = ref.astype(fmt.np_dtype).astype(np.float64)
             out["bad"] = nonfinite_mismatch(r64, out["pattern"])
             compared = np.isfinite(r64) & np.isfinite(out["pattern"]) & ~out["bad"]
             diff = np.where(compared, np.abs(r64 - ref), 0.0)
-        out["max_abs"] = float(diff.max(initial=0.0))
+            out["max_abs"] = float(diff.max(initial=0.0))
         ulps = ulp_of(ref, fmt)
         ulps, out["max_ulp"] = _judged(np.divide(diff, ulps, out=into(ulps)))
         rms = global_rms if global_rms is not None else _rms_rows(ref, axes, finite)  # per row: small

@@ -111,6 +111,11 @@ class Oracle:
         self._full: Reference | None = None
         self._dscale: tuple[np.ndarray, np.ndarray] | None = None
         self._y: np.ndarray | None = None
+        # Per block, what is small and computed again by every field otherwise: each row's
+        # statistics (m, 1/rms), and dscale's partial sums, which the dx pass adds for a few passes
+        # where a dscale pass of its own would read the case again (the same values either way).
+        self._stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._dscale_parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -124,8 +129,16 @@ class Oracle:
         if self._full is not None:
             f = self._full
             return Reference(f.y[block], f.dx[block], None, f.dx_magnitude[block], None)
-        return _rows(self.x[block].astype(np.float64), self.s, self.dy[block].astype(np.float64), self.axes,
-                     self.eps, fields)
+        key = block[0].start  # slices are no dict keys before Python 3.12; a block is its first row
+        if "dx" in fields and self._dscale is None and key not in self._dscale_parts:
+            fields = (*fields, "dscale")
+        part, stats = _rows(self.x[block].astype(np.float64), self.s, self.dy[block].astype(np.float64), self.axes,
+                            self.eps, fields, self._stats.get(key))
+        if self.axes:  # one value per row (without axes m is elementwise: the size of the case)
+            self._stats[key] = stats
+        if "dscale" in fields:
+            self._dscale_parts[key] = (part.dscale, part.dscale_magnitude)
+        return part
 
     def blocked(self, field: str) -> Blocked:
         """`field` ("y"; "dx", with its magnitude) block by block, as compare.score reads it."""
@@ -138,7 +151,8 @@ class Oracle:
         """Every field over the whole case (kept: the consumers that need whole arrays)."""
         if self._full is None:
             if len(self.blocks) == 1:
-                self._full = _rows(self.x.astype(np.float64), self.s, self.dy.astype(np.float64), self.axes, self.eps)
+                self._full, _ = _rows(self.x.astype(np.float64), self.s, self.dy.astype(np.float64), self.axes,
+                                      self.eps)
             else:
                 def fields(block):
                     part = self.rows(block)
@@ -161,10 +175,15 @@ class Oracle:
                 full = self.full()
                 self._dscale = (full.dscale, full.dscale_magnitude)
             else:
+                missing = [b for b in self.blocks if b[0].start not in self._dscale_parts]
+                for _ in ordered(lambda b: self.rows(b, ("dscale",)), missing):
+                    pass
                 dscale = dscale_mag = 0.0
-                for part in ordered(lambda b: self.rows(b, ("dscale",)), self.blocks):
-                    dscale, dscale_mag = dscale + part.dscale, dscale_mag + part.dscale_magnitude
+                for block in self.blocks:  # added in the blocks' order, whichever pass computed them
+                    part, part_mag = self._dscale_parts[block[0].start]
+                    dscale, dscale_mag = dscale + part, dscale_mag + part_mag
                 self._dscale = (dscale, dscale_mag)
+                self._dscale_parts.clear()
         return self._dscale
 
 
@@ -189,23 +208,29 @@ def lazy(x, scale, dy, axes: tuple[int, ...], eps: float) -> Lazy:
 
 
 def _rows(x: np.ndarray, s: np.ndarray, dy: np.ndarray, axes: tuple[int, ...], eps: float,
-          fields: tuple[str, ...] = FIELDS) -> Reference:
-    """The oracle of whole rows, in float64 (`s` placed against x): the `fields` asked for."""
+          fields: tuple[str, ...] = FIELDS, stats: tuple[np.ndarray, np.ndarray] | None = None
+          ) -> tuple[Reference, tuple[np.ndarray, np.ndarray]]:
+    """The oracle of whole rows, in float64 (`s` placed against x): the `fields` asked for, and the
+    rows' statistics (m, 1/rms of x / m), which `stats` gives where they were computed before."""
     y = dx = dx_mag = dscale = dscale_mag = None
     with np.errstate(all="ignore"):
-        # Per-row magnitude m; 1 where scaling would not help (zero or non-finite rows).
-        if x.size:
-            m = np.max(np.abs(x), axis=axes, keepdims=True) if axes else np.abs(x)
+        if stats is None:
+            # Per-row magnitude m; 1 where scaling would not help (zero or non-finite rows).
+            if x.size:
+                m = np.max(np.abs(x), axis=axes, keepdims=True) if axes else np.abs(x)
+            else:
+                m = np.ones([1 if a in axes else d for a, d in enumerate(x.shape)])
+            # Rescale only where it helps: above 1, x*x may overflow; with eps == 0, tiny
+            # rows may underflow.  Below 1 with eps > 0, eps dominates any underflowed
+            # square, and eps / m**2 could itself overflow.
+            rescale = np.isfinite(m) & (m > 0) & ((m > 1) | (eps == 0))
+            m = np.where(rescale, m, 1.0)
+            xh = x / m
+            scaled_eps = eps / (m * m) if eps else 0.0  # 0 / (tiny m)**2 would be NaN
+            rh = 1.0 / np.sqrt(np.mean(xh * xh, axis=axes, keepdims=True) + scaled_eps)
         else:
-            m = np.ones([1 if a in axes else d for a, d in enumerate(x.shape)])
-        # Rescale only where it helps: above 1, x*x may overflow; with eps == 0, tiny
-        # rows may underflow.  Below 1 with eps > 0, eps dominates any underflowed
-        # square, and eps / m**2 could itself overflow.
-        rescale = np.isfinite(m) & (m > 0) & ((m > 1) | (eps == 0))
-        m = np.where(rescale, m, 1.0)
-        xh = x / m
-        scaled_eps = eps / (m * m) if eps else 0.0  # 0 / (tiny m)**2 would be NaN
-        rh = 1.0 / np.sqrt(np.mean(xh * xh, axis=axes, keepdims=True) + scaled_eps)
+            m, rh = stats
+            xh = x / m
         # Everything below goes through xn = x * r, which is O(1): products with
         # subnormal x never round before they are scaled up.
         # In place (arrays.into): one block's temporaries fewer, the same values.
@@ -225,4 +250,4 @@ def _rows(x: np.ndarray, s: np.ndarray, dy: np.ndarray, axes: tuple[int, ...], e
             p = dy * xn
             dscale = np.sum(p, axis=other)
             dscale_mag = np.sum(np.abs(p, out=into(p)), axis=other)
-    return Reference(y, dx, dscale, dx_mag, dscale_mag)
+    return Reference(y, dx, dscale, dx_mag, dscale_mag), (m, rh)
