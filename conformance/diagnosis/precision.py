@@ -138,7 +138,8 @@ def cast_overflow(a: Arrays):
 
 
 LANES = (1, 8)  # one accumulator; or one per SIMD lane of a float32 AVX register, added at the end
-STEPS = 1 << 20  # partial sums a sequential sum holds at once (rows x lanes x steps of a chunk)
+STEPS = 1 << 20  # partial sums a sequential sum of a few rows holds at once (rows x lanes x steps of a chunk)
+FEW = 1024  # rows x lanes below which those rows are summed by np.add.accumulate
 
 
 def _sequential_sumsq(a: Arrays, dtype, lanes: int = 1) -> np.ndarray:
@@ -153,16 +154,22 @@ def _sequential_sumsq(a: Arrays, dtype, lanes: int = 1) -> np.ndarray:
         width = -(-n // lanes) * lanes  # the row padded with zeros to whole lanes (adding 0 changes no sum)
         if width != n:
             sq = np.concatenate([sq, np.zeros((rows, width - n), ct)], axis=1)
-        # Each lane's running sum in `dtype` (np.add.accumulate: each partial sum rounded, as the
-        # accumulator is), over chunks of STEPS steps that start from the sum so far: one call
-        # per chunk where a loop would add column after column, a chunk's partial sums the only
-        # ones kept.
-        steps = sq.reshape(rows, width // lanes, lanes)
-        acc = np.zeros((rows, 1, lanes), ct)
-        chunk = max(1, STEPS // max(rows * lanes, 1))
-        for k in range(0, steps.shape[1], chunk):
-            acc = np.add.accumulate(np.concatenate([acc, steps[:, k:k + chunk]], axis=1), axis=1)[:, -1:]
-        acc = acc[:, 0]
+        # Each partial sum rounded to `dtype`, as the accumulator is.  A few rows (a diagnosis's
+        # sample): each lane's running sum by np.add.accumulate, over chunks of steps that start
+        # from the sum so far (one call per chunk, where the loop's calls would cost more than
+        # their adds).  Many rows: column after column, one add of (rows, lanes) per step.  The
+        # same sums either way, never a running sum of every element kept.
+        if rows * lanes < FEW:
+            steps = sq.reshape(rows, width // lanes, lanes)
+            acc = np.zeros((rows, 1, lanes), ct)
+            chunk = max(1, STEPS // max(rows * lanes, 1))
+            for k in range(0, steps.shape[1], chunk):
+                acc = np.add.accumulate(np.concatenate([acc, steps[:, k:k + chunk]], axis=1), axis=1)[:, -1:]
+            acc = acc[:, 0]
+        else:
+            acc = np.zeros((rows, lanes), ct)
+            for k in range(0, width, lanes):
+                np.add(acc, sq[:, k:k + lanes], out=acc)
         total = acc[:, 0].copy()
         for lane in range(1, lanes):
             np.add(total, acc[:, lane], out=total)
