@@ -105,9 +105,13 @@ def _peak_mib() -> float:
 
 
 def _bare_peak(adapter, case) -> float:
-    """The peak memory of the bare loop on a case (materialize, build, call, grad; the adapter's own
-    temporaries included), in bytes above the baseline: what the harness's peak is measured against."""
+    """The peak memory of the bare loop on a case (materialize, build, call, grad and, on a property
+    case, jvp and hvp along a tangent; the adapter's own temporaries included), in bytes above the
+    baseline: what the harness's peak is measured against."""
+    import numpy as np
+
     from conformance.cases.case import layer_spec, materialize
+    from conformance.checks import properties
 
     _peak_reset()
     base = _peak_mib()
@@ -116,6 +120,14 @@ def _bare_peak(adapter, case) -> float:
     adapter.call(layer, fresh.x)
     if callable(getattr(adapter, "grad", None)):
         adapter.grad(layer, fresh.x, fresh.dy)
+    if properties.applies(case):
+        v = np.ones(case.shape, case.precision.compute.np_dtype)
+        for name, args in (("jvp", (fresh.x, v)), ("hvp", (fresh.x, fresh.dy, v))):
+            if callable(getattr(adapter, name, None)):
+                try:
+                    getattr(adapter, name)(layer, *args)
+                except NotImplementedError:
+                    pass
     return (_peak_mib() - base) * 2**20
 
 
