@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from conformance.numerics.arrays import into
 from conformance.numerics.oracle import placed
 
 
@@ -180,8 +181,12 @@ def in_dtype(a: Arrays, dtype, order: str = "reference", *, cast=None, terms=Non
         if a.check == "forward":
             y = f(x * f(r * s)) if order == "folded" else f(f(x * r) * s)
         elif a.check == "grad_scale":
-            dy = f(a.dy.astype(ct))
-            full = f(f(dy * x) * r) if order in ("reference", "folded") else f(dy * f(x * r))
+            dy = f(a.dy.astype(ct))  # a copy of its own: the products are written into it (the same bits)
+            if order in ("reference", "folded"):
+                full = f(np.multiply(f(np.multiply(dy, x, out=into(dy))), r, out=into(dy)))
+            else:
+                xr = f(x * r)
+                full = f(np.multiply(dy, xr, out=into(xr)))
             dscale = f(np.sum(full, axis=other, dtype=ct)) if other else full.reshape(a.scale.shape)
         else:
             dy = f(a.dy.astype(ct))
