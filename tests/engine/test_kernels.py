@@ -63,6 +63,54 @@ def test_the_oracle_in_row_blocks_is_the_oracle(shape, axes, monkeypatch):
     np.testing.assert_allclose(blocked.dscale_magnitude, whole.dscale_magnitude, rtol=1e-13)
 
 
+
+@pytest.mark.parametrize("order", [("y", "dx", "dscale"), ("dscale", "dx", "y"), ("dx", "dscale")])
+def test_the_oracles_kept_statistics_and_partial_sums_give_the_bits_of_a_fresh_oracle(order):
+    """Each block's row statistics, kept by the first field asked for, and dscale's partial sums,
+    added by the dx pass: whichever order the checks ask in, the values of a fresh oracle per field."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((600, 4096)) * np.exp(rng.standard_normal((600, 1)) * 20)).astype(np.float32)
+    dy, scale = rng.standard_normal(x.shape), rng.uniform(0.5, 1.5, 4096)
+    shared = oracle_module.Oracle(x, scale, dy, (1,), 1e-6)
+    assert len(shared.blocks) > 1
+    for field in order:
+        fresh = oracle_module.Oracle(x, scale, dy, (1,), 1e-6)
+        if field == "dscale":
+            assert all(np.array_equal(a, b) for a, b in zip(shared.dscale(), fresh.dscale()))
+            continue
+        for got, want in zip((shared.blocked(field).at(b) for b in shared.blocks),
+                             (fresh.blocked(field).at(b) for b in fresh.blocks)):
+            assert all(a is b or np.array_equal(a, b) for a, b in zip(got, want)), field
+
+
+@pytest.mark.parametrize("rows,n", [(16, 16384), (3, 5125), (300, 769), (1100, 111)])
+@pytest.mark.parametrize("lanes", [1, 8])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_a_sequential_sum_is_the_loop_of_one_accumulator_per_lane(rows, n, lanes, dtype):
+    """sequential-sum's prediction: element k added to lane k mod lanes, each partial sum rounded to
+    the format, then the lanes added in order (the loop a vectorized kernel runs), whichever way
+    precision.py evaluates it."""
+    from conformance.diagnosis.formula import Arrays
+    from conformance.diagnosis.precision import _sequential_sumsq
+
+    ct = FORMATS[dtype].np_dtype
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((rows, n)) * np.exp(rng.standard_normal((rows, n)) * 2)).astype(ct).astype(np.float64)
+    a = Arrays(x, np.ones(n), x, (1,), 1e-6, "forward", x, dtype, dtype)
+    want = np.zeros(rows)
+    with np.errstate(over="ignore"):  # float16's squares and running sums overflow to Inf, as a kernel's do
+        sq = (x.astype(ct) * x.astype(ct)).astype(ct)
+        for i in range(rows):
+            acc = [ct.type(0)] * lanes
+            for k in range(n):
+                acc[k % lanes] = ct.type(acc[k % lanes] + sq[i, k])
+            total = acc[0]
+            for lane in acc[1:]:
+                total = ct.type(total + lane)
+            want[i] = float(total)
+    assert np.array_equal(_sequential_sumsq(a, ct, lanes).reshape(rows), want)
+
+
 def test_ulp_from_exponent_bits_is_the_binade_spacing():
     values = np.array([0.0, -0.0, 1.0, 0.75, -2.5, 65504.0, 70000.0, 3e38, 1e300, 1e-45, 6e-8, 1e-310, 5e-324,
                        2.0**-1022, 2.0**-14, 2.0**-126])
