@@ -11,7 +11,8 @@ running) would change the verdicts of the adapters after it.  What is read:
   and the rounding mode from 1 ± 2^-25 and 1 + 1.5·2^-24 in float32;
 - numpy's error state (np.geterr);
 - Python threads running that the worker did not start (by identity; the worker's own, alive
-  when the watch began, and the libraries' known to be harmless, adapters/_state.py
+  when the watch began, the suite's numerics pool, started by the first kernel-sized case
+  (numerics/threads.py), and the libraries' known to be harmless, adapters/_state.py
   BENIGN_THREADS, excluded);
 - each framework's global numerics state (adapters/_state.py, keyed by module name), read only
   for a framework already imported: this module imports none.
@@ -27,6 +28,7 @@ import threading
 import numpy as np
 
 from conformance.adapters._state import BENIGN_THREADS, FRESH, PROBES
+from conformance.numerics.threads import pool_threads
 
 THREADS = "threads"
 
@@ -67,8 +69,9 @@ class Watch:
         with np.errstate(all="ignore"):  # the probes underflow: no warning or error, whatever the adapter set
             state: dict = _float_control()
         state.update({f"numpy error state ({k})": v for k, v in sorted(np.geterr().items())})
+        suite = self.own | pool_threads()
         state[THREADS] = {id(t): _thread_text(t) for t in threading.enumerate()
-                          if id(t) not in self.own and (type(t).__module__, type(t).__qualname__) not in BENIGN_THREADS}
+                          if id(t) not in suite and (type(t).__module__, type(t).__qualname__) not in BENIGN_THREADS}
         state["imported"] = {name for name in PROBES if name in sys.modules}
         for name in sorted(state["imported"]):
             try:

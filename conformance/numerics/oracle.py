@@ -95,8 +95,9 @@ def oracle(x, scale, dy, axes: tuple[int, ...], eps: float) -> Reference:
 
 class Oracle:
     """The float64 reference of one case, computed when asked: whole (`full`, kept), or by blocks
-    of rows (`rows`, for the fields asked, kept nowhere) so that scoring a kernel-sized case holds
-    one block of float64 temporaries, never float64 copies of the whole case.
+    of rows (`rows`, for the fields asked, kept nowhere but for a value or two per row and dscale's
+    partial sums) so that scoring a kernel-sized case holds one block of float64 temporaries, never
+    float64 copies of the whole case.
 
     Dividing by m = 1 leaves zero and non-finite rows on the literal formula.  Every row is its
     own computation, so a block's values are bit for bit those of the whole; dscale's partial sums
@@ -177,7 +178,7 @@ class Oracle:
             else:
                 missing = [b for b in self.blocks if b[0].start not in self._dscale_parts]
                 for _ in ordered(lambda b: self.rows(b, ("dscale",)), missing):
-                    pass
+                    pass  # rows() keeps each block's partial sums
                 dscale = dscale_mag = 0.0
                 for block in self.blocks:  # added in the blocks' order, whichever pass computed them
                     part, part_mag = self._dscale_parts[block[0].start]

@@ -22,6 +22,17 @@ U = TypeVar("U")
 THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 PREFIX = "conformance-numerics"
 _pool: ThreadPoolExecutor | None = None
+_members: set[int] = set()  # id() of the pool's threads, each added by itself as it starts
+
+
+def _joined() -> None:
+    _members.add(id(threading.current_thread()))
+
+
+def pool_threads() -> frozenset[int]:
+    """id() of this module's own threads: the suite's, never an adapter's (the worker's watch of the
+    process state leaves them out, as it does the worker's own)."""
+    return frozenset(_members)
 
 
 def ordered(fn: Callable[[U], T], items: Iterable[U]) -> Iterator[T]:
@@ -29,11 +40,11 @@ def ordered(fn: Callable[[U], T], items: Iterable[U]) -> Iterator[T]:
     from one of the pool's own threads, which would wait on tasks queued behind it: here)."""
     global _pool
     items = list(items)
-    if len(items) <= 1 or THREADS == 1 or threading.current_thread().name.startswith(PREFIX):
+    if len(items) <= 1 or THREADS == 1 or id(threading.current_thread()) in _members:
         yield from map(fn, items)
         return
     if _pool is None:
-        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix=PREFIX)
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix=PREFIX, initializer=_joined)
     pending: collections.deque = collections.deque()
     for item in items:
         pending.append(_pool.submit(contextvars.copy_context().run, fn, item))

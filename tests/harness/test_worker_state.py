@@ -175,3 +175,15 @@ def test_flush_to_zero_and_denormals_are_zero_are_read_apart(bits, ftz, daz):
         libm.fesetenv(saved)
     assert (got["flush-to-zero"], got["denormals-are-zero"]) == (ftz, daz)
     assert _float_control()["flush-to-zero"] == "off"
+
+
+def test_the_suites_own_numerics_threads_are_no_change_of_the_adapter(cli, tmp_path):
+    """A kernel-sized case scores its blocks on the suite's thread pool (numerics/threads.py), which
+    stays alive for the next case: the suite's threads, not a thread the adapter left running, so
+    nothing is marked and the worker is not restarted."""
+    big, small = "f32/300x4096/ax-1/eps0/normal/rand/s0", "mf16/255x7x128/ax-1/eps1e-06/subnormal/near_zero/s0"
+    starts, results, _, _ = run(cli, tmp_path / "out", "--adapters", "numpy-reference", cases=(big, small),
+                                suite="kernels")
+    assert {case for _, case, _ in results} == {big, small}
+    assert not [r for r in results.values() if r.get("state_changes")]
+    assert starts == 1 and "changed:" not in (tmp_path / "out" / "report.md").read_text()
