@@ -127,10 +127,10 @@ def fp8_round(values, saturate: bool = True, toward_zero: bool = False) -> np.nd
         return np.copysign(r, v, out=into(r))
 
 
-def _exponent(a: np.ndarray) -> np.ndarray:
-    """E of a = ±1.m * 2**E, from float64's exponent bits (-1023 at 0 and float64's subnormals,
-    1024 at NaN/Inf): one integer pass, where frexp is several."""
-    return ((float64_bits(a) >> 52) & 0x7FF) - 1023
+def _exponent(bits: np.ndarray) -> np.ndarray:
+    """E of a = ±1.m * 2**E, from the exponent field of a's float64 bits (arrays.float64_bits;
+    -1023 at 0 and float64's subnormals, 1024 at NaN/Inf): one integer pass, where frexp is several."""
+    return ((bits >> 52) & 0x7FF) - 1023
 
 
 def _spacing(a: np.ndarray) -> np.ndarray:
@@ -148,8 +148,9 @@ def fp8_order(values) -> np.ndarray:
     are fp8 values (as float64): the place is read from their float64 bits, biased exponent and
     the top mantissa bits, as the fp8 encoding lays them out (no conversion to fp8)."""
     v = np.asarray(values, np.float64)
-    e = _exponent(v)
-    top = (float64_bits(v) >> (52 - (FP8.digits - 1))) & ((1 << (FP8.digits - 1)) - 1)
+    bits = float64_bits(v)  # once: the exponent and the top mantissa bits are both read from it
+    e = _exponent(bits)
+    top = (bits >> (52 - (FP8.digits - 1))) & ((1 << (FP8.digits - 1)) - 1)
     bias = 1 - FP8.emin
     with np.errstate(all="ignore"):
         normal = ((e + bias) << (FP8.digits - 1)) + top
